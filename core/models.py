@@ -1,0 +1,53 @@
+"""The job model: statuses and the small value types shared by the API, runner and notifier."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+JSON: TypeAlias = Any  # a value that survived json.loads
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_JOB
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"  # waiting on dependencies
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_TASK
+
+
+class AttemptStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    LOST = "lost"  # the runner lost its lease; another attempt follows
+    CANCELLED = "cancelled"
+
+
+class FailureKind(StrEnum):
+    """Why an attempt did not succeed: the task's own fault, or the platform's."""
+
+    TASK = "task"  # non-zero exit, bad output
+    TIMEOUT = "timeout"
+    INFRASTRUCTURE = "infrastructure"  # engine error, lost lease, runner shutdown
+
+
+TERMINAL_JOB = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+TERMINAL_TASK = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})

@@ -1,0 +1,34 @@
+#!/bin/sh
+# Entrypoint of the homerun application image.
+#
+#   <image> api|runner|notifier|migrate|...   runs `homerun <args>`
+#   <image> sh -c ...                         runs any other program as given
+#
+# Started as root (the stack does that for the runner only, for the Docker socket), it adds the
+# socket's group, drops to the homerun user with no capabilities and no-new-privileges, and
+# runs the command; started as homerun (the default), it just runs it.
+set -eu
+
+HOMERUN_UID=10001
+
+case "${1:-}" in
+    "" | -*) set -- homerun "$@" ;;
+    *)
+        # Anything that is not a program on PATH is a homerun subcommand.
+        if ! command -v "$1" >/dev/null 2>&1; then
+            set -- homerun "$@"
+        fi
+        ;;
+esac
+
+if [ "$(id -u)" = 0 ]; then
+    groups="$HOMERUN_UID"
+    sock="${HOMERUN_DOCKER_URL:-${DOCKER_HOST:-unix:///var/run/docker.sock}}"
+    sock="${sock#unix://}"
+    if [ -S "$sock" ]; then
+        groups="$groups,$(stat -c %g "$sock")"
+    fi
+    exec setpriv --reuid="$HOMERUN_UID" --regid="$HOMERUN_UID" --groups="$groups" \
+        --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
+fi
+exec "$@"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole suite: lint and types, then unit, integration and e2e tests against real
+# Postgres, Redis, a Docker engine and a single-node Swarm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-docker.sh
+scripts/images.sh
+scripts/lint.sh
+exec pytest -p no:cacheprovider "$@"
