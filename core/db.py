@@ -55,9 +55,7 @@ class Databases:
         pool_max: int = 10,
     ) -> None:
         self.primary = Database(primary_url, min_size=1, max_size=pool_max)
-        self.replica = (
-            Database(replica_url, min_size=1, max_size=pool_max) if replica_url else None
-        )
+        self.replica = Database(replica_url, min_size=1, max_size=pool_max) if replica_url else None
         self.replica_up = False
         self.fallbacks = 0
         self._probe_seconds = probe_seconds
@@ -71,7 +69,7 @@ class Databases:
             try:
                 await asyncio.wait_for(self.replica.connect(), self._replica_timeout)
                 self.replica_up = True
-            except Exception as exc:  # noqa: BLE001 - any failure means "not there yet"
+            except Exception as exc:
                 if not _is_unavailable(exc) and not isinstance(exc, asyncio.TimeoutError):
                     raise
                 log.warning("replica unavailable at start-up (%s); reading from primary", exc)
@@ -113,7 +111,7 @@ class Databases:
                 return await asyncio.wait_for(
                     getattr(self.replica, method)(query, values), self._replica_timeout
                 )
-            except Exception as exc:  # noqa: BLE001 - filtered just below
+            except Exception as exc:
                 if not _is_retryable(exc):
                     raise
                 reason = type(exc).__name__
@@ -143,7 +141,7 @@ class Databases:
                 if not self.replica.is_connected:
                     await asyncio.wait_for(self.replica.connect(), self._replica_timeout)
                 await asyncio.wait_for(self.replica.fetch_val("SELECT 1"), self._replica_timeout)
-            except Exception as exc:  # noqa: BLE001 - still down; keep probing
+            except Exception as exc:
                 log.debug("replica probe failed: %s", exc)
                 if self.replica.is_connected:
                     with contextlib.suppress(Exception):

@@ -20,7 +20,7 @@ MIGRATION_LOCK_KEY = 0x686F6D6572756E  # "homerun"
 def migration_files() -> list[tuple[str, str]]:
     """(version, sql) for every migration, in order."""
     folder = resources.files("core") / "migrations"
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
 
 

@@ -46,5 +46,7 @@ async def record_event(
             "data": json.dumps(dict(data or {})),
         },
     )
-    await conn.execute("SELECT pg_notify(:channel, :job_id)", {"channel": EVENTS_CHANNEL, "job_id": str(job_id)})
+    await conn.execute(
+        "SELECT pg_notify(:channel, :job_id)", {"channel": EVENTS_CHANNEL, "job_id": str(job_id)}
+    )
     return seq

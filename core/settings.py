@@ -137,7 +137,9 @@ class Settings:
             read_your_writes_seconds=_float(
                 e, "HOMERUN_READ_YOUR_WRITES_SECONDS", d.read_your_writes_seconds
             ),
-            replica_probe_seconds=_float(e, "HOMERUN_REPLICA_PROBE_SECONDS", d.replica_probe_seconds),
+            replica_probe_seconds=_float(
+                e, "HOMERUN_REPLICA_PROBE_SECONDS", d.replica_probe_seconds
+            ),
             host=e.get("HOMERUN_HOST", d.host),
             port=_int(e, "HOMERUN_PORT", d.port, minimum=1),
             admin_token=_secret_file(e, "HOMERUN_ADMIN_TOKEN_FILE"),

@@ -20,7 +20,9 @@ import asyncpg
 import pytest
 import redis
 
-PG_ADMIN_DSN = os.environ.get("HOMERUN_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_DSN = os.environ.get(
+    "HOMERUN_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def free_port() -> int:
@@ -41,7 +43,9 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: 
         except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
             last_exc = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}") from last_exc
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {message or condition}"
+    ) from last_exc
 
 
 class RedisServer:
@@ -61,9 +65,20 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [
                 shutil.which("redis-server") or "redis-server",
-                "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
-                "--loglevel", "warning",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
         )

@@ -49,7 +49,9 @@ async def statuses(db: Database, job_id: str) -> dict[str, str]:
 
 
 async def event_types(db: Database, job_id: str) -> list[str]:
-    rows = await db.fetch_all("SELECT seq, type FROM events WHERE job_id = :j ORDER BY seq", {"j": job_id})
+    rows = await db.fetch_all(
+        "SELECT seq, type FROM events WHERE job_id = :j ORDER BY seq", {"j": job_id}
+    )
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
     return [r["type"] for r in rows]
 
@@ -87,7 +89,13 @@ async def test_pipeline_runs_in_dependency_order(db: Database, token_id: str) ->
 
 async def test_stale_attempt_is_fenced_and_retries_exhaust(db: Database, token_id: str) -> None:
     created = await tr.create_job(
-        db, tr.NewJob([tr.NewTask("x", "shell", {}, max_attempts=2), tr.NewTask("y", "shell", {}, depends_on=["x"])]),
+        db,
+        tr.NewJob(
+            [
+                tr.NewTask("x", "shell", {}, max_attempts=2),
+                tr.NewTask("y", "shell", {}, depends_on=["x"]),
+            ]
+        ),
         token_id=token_id,
     )
     tid = created.ready[0].task_id
@@ -119,7 +127,9 @@ async def test_cancel_running_job(db: Database, token_id: str) -> None:
     after = await tr.cancel_job(db, created.job_id)
     assert after.cancel_running == [(claim.task_id, 1)] and after.job_status is None
     assert (await tr.heartbeat(db, claim.task_id, 1, lease_seconds=5)).cancel_requested
-    done = await tr.finish_attempt(db, claim.task_id, 1, tr.Outcome(AttemptStatus.CANCELLED, exit_code=137))
+    done = await tr.finish_attempt(
+        db, claim.task_id, 1, tr.Outcome(AttemptStatus.CANCELLED, exit_code=137)
+    )
     assert done.job_status == JobStatus.CANCELLED
     assert set((await statuses(db, created.job_id)).values()) == {TaskStatus.CANCELLED.value}
     again = await tr.cancel_job(db, created.job_id)
@@ -127,8 +137,14 @@ async def test_cancel_running_job(db: Database, token_id: str) -> None:
 
 
 async def test_idempotent_create(db: Database, token_id: str) -> None:
-    one = await tr.create_job(db, pipeline(), token_id=token_id, idempotency_key="k", request_hash="h1")
-    two = await tr.create_job(db, pipeline(), token_id=token_id, idempotency_key="k", request_hash="h1")
+    one = await tr.create_job(
+        db, pipeline(), token_id=token_id, idempotency_key="k", request_hash="h1"
+    )
+    two = await tr.create_job(
+        db, pipeline(), token_id=token_id, idempotency_key="k", request_hash="h1"
+    )
     assert two.job_id == one.job_id and not two.created
     with pytest.raises(tr.IdempotencyConflict):
-        await tr.create_job(db, pipeline(), token_id=token_id, idempotency_key="k", request_hash="h2")
+        await tr.create_job(
+            db, pipeline(), token_id=token_id, idempotency_key="k", request_hash="h2"
+        )

@@ -1,0 +1,28 @@
+"""Small helpers shared by the transitions."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+
+from core.models import JSON
+
+# Events carry a summary of a task's output; the whole output lives in the tasks row.
+OUTPUT_SUMMARY_CHARS = 512
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def retry_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter (the AWS architecture blog's variant)."""
+    return random.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0)))
+
+
+def output_summary(output: JSON) -> JSON:
+    if output is None:
+        return None
+    text = json.dumps(output)
+    return output if len(text) <= OUTPUT_SUMMARY_CHARS else text[:OUTPUT_SUMMARY_CHARS] + "…"

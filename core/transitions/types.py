@@ -1,0 +1,101 @@
+"""The values transitions take and return."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.models import JSON, AttemptStatus, FailureKind, JobStatus
+
+# Infrastructure failures (lost lease, engine error) are not the task's fault and do not
+# use up max_attempts, but a task that keeps killing its runner must still end.
+MAX_INFRASTRUCTURE_RETRIES = 10
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with a different request body."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"idempotency key already used for job {job_id} with another body")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class NewTask:
+    name: str
+    type: str
+    payload: Mapping[str, Any]
+    depends_on: Sequence[str] = ()
+    timeout_s: int | None = None
+    max_attempts: int = 3
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class NewJob:
+    tasks: Sequence[NewTask]
+    name: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadyTask:
+    """A task the queue must be told about once the transaction committed."""
+
+    task_id: str
+    priority: int
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    job_id: str
+    created: bool  # False when an idempotent replay returned an existing job
+    ready: list[ReadyTask]
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    task_id: str
+    task_name: str
+    task_type: str
+    payload: dict[str, Any]
+    attempt: int
+    timeout_s: int | None
+    lease_expires_at: datetime
+    inputs: dict[str, JSON]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, as the runner saw it."""
+
+    status: AttemptStatus  # SUCCEEDED, FAILED or CANCELLED
+    exit_code: int | None = None
+    stdout: str = ""
+    stdout_truncated: bool = False
+    stderr: str = ""
+    stderr_truncated: bool = False
+    output: JSON = None
+    error: str | None = None
+    failure_kind: FailureKind | None = None
+
+
+@dataclass
+class Aftermath:
+    """What a committed transition asks of the caller."""
+
+    applied: bool = True
+    ready: list[ReadyTask] = field(default_factory=list)
+    cancel_running: list[tuple[str, int]] = field(default_factory=list)  # (task_id, attempt)
+    job_status: JobStatus | None = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    alive: bool  # False: the lease is lost or the attempt was superseded; stop and clean up
+    cancel_requested: bool
