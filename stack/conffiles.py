@@ -1,0 +1,58 @@
+"""Configuration files the stack hands its services as Swarm configs."""
+
+from __future__ import annotations
+
+
+def haproxy_cfg(*, listen_port: int, backend_host: str, backend_port: int, slots: int) -> str:
+    """The edge proxy in front of the API: the only published port of the stack.
+
+    A host-mode port is bound by one task per node, so two API replicas on one node cannot
+    both publish it, and a start-first rolling update would collide with itself. The edge
+    holds the port instead and spreads requests over the API tasks found by DNS
+    (``server-template`` re-resolves every second), health-checks each one, and retries a
+    request whose connection failed on another task: that is what lets a rolling update of
+    the API lose no request, with or without the routing mesh.
+    """
+    return f"""# Rendered by stack/conffiles.py.
+global
+    log stdout format raw local0 warning
+    maxconn 4096
+
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 2s
+    timeout client 1h
+    timeout server 1h
+    timeout tunnel 1h
+    timeout http-request 30s
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response
+
+resolvers swarm
+    nameserver dns 127.0.0.11:53
+    accepted_payload_size 8192
+    resolve_retries 3
+    timeout resolve 1s
+    timeout retry 1s
+    hold valid 1s
+    hold other 1s
+    hold refused 1s
+    hold nx 1s
+    hold timeout 1s
+    hold obsolete 1s
+
+frontend api
+    bind :{listen_port}
+    monitor-uri /edge-healthz
+    default_backend api
+
+backend api
+    balance roundrobin
+    option httpchk GET /healthz
+    http-check expect status 200
+    default-server inter 1s fall 2 rise 1 resolvers swarm resolve-prefer ipv4 init-addr none
+    server-template api {slots} {backend_host}:{backend_port} check
+"""

@@ -1,0 +1,119 @@
+"""Pulumi config -> ``StackConfig`` and the secret values. Every key is documented, with its
+default, in the root ``Pulumi.yaml``; the defaults here are the same ones.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+
+from stack import secretfiles
+from stack.model import EndpointMode, PublishMode, Resources
+from stack.modes import detect_modes
+from stack.topology import DEFAULT_TAG, SECRET_KEYS, StackConfig, parse_resources
+
+# Pulumi config key of each secret (camelCase, like every other key).
+SECRET_CONFIG_KEYS = {
+    "db-password": "dbPassword",
+    "replication-password": "replicationPassword",
+    "admin-token": "adminToken",
+}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    stack: StackConfig
+    # Secret key -> base64 of its value, always wrapped as a Pulumi secret.
+    secrets: Mapping[str, pulumi.Output[str]]
+
+
+def read(cfg: pulumi.Config) -> Deployment:
+    d = StackConfig()
+    endpoint, publish = _modes(
+        cfg.get("endpointMode") or EndpointMode.VIP.value,
+        cfg.get("publishMode") or PublishMode.INGRESS.value,
+    )
+    stack = StackConfig(
+        stack=cfg.get("stackName") or d.stack,
+        registry=cfg.get("registry") or d.registry,
+        tag=cfg.get("tag") or DEFAULT_TAG,
+        api_replicas=_int(cfg, "apiReplicas", d.api_replicas),
+        runner_replicas=_int(cfg, "runnerReplicas", d.runner_replicas),
+        notifier_replicas=_int(cfg, "notifierReplicas", d.notifier_replicas),
+        api_port=_int(cfg, "apiPort", d.api_port),
+        endpoint_mode=endpoint,
+        publish_mode=publish,
+        encrypt_networks=_bool(cfg, "encryptNetworks", d.encrypt_networks),
+        placement_labels=_bool(cfg, "placementLabels", d.placement_labels),
+        label_prefix=cfg.get("labelPrefix") or d.label_prefix,
+        runner_concurrency=_int(cfg, "runnerConcurrency", d.runner_concurrency),
+        allowed_images=tuple(_strings(cfg, "allowedImages")),
+        resources=_resources(cfg),
+        docker_socket=cfg.get("dockerSocket") or d.docker_socket,
+    )
+    secrets_dir = Path(cfg.get("secretsDir") or secretfiles.default_dir(stack.stack))
+    return Deployment(stack, _secrets(cfg, secrets_dir))
+
+
+def _modes(endpoint: str, publish: str) -> tuple[EndpointMode, PublishMode]:
+    # "auto" asks this machine (a Swarm manager, where `pulumi up` runs) whether it has IPVS.
+    detected = detect_modes() if "auto" in (endpoint, publish) else None
+    e = detected[0] if endpoint == "auto" and detected else EndpointMode(endpoint)
+    p = detected[1] if publish == "auto" and detected else PublishMode(publish)
+    return e, p
+
+
+def _int(cfg: pulumi.Config, key: str, default: int) -> int:
+    value = cfg.get_int(key)
+    return default if value is None else value
+
+
+def _bool(cfg: pulumi.Config, key: str, default: bool) -> bool:
+    value = cfg.get_bool(key)
+    return default if value is None else value
+
+
+def _strings(cfg: pulumi.Config, key: str) -> list[str]:
+    value = cfg.get_object(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise pulumi.RunError(f"config {key} must be a list of strings, got {value!r}")
+    return [v for v in value if v]
+
+
+def _resources(cfg: pulumi.Config) -> dict[str, Resources]:
+    try:
+        return parse_resources(_strings(cfg, "resources"))
+    except ValueError as exc:
+        raise pulumi.RunError(f"config resources: {exc}") from None
+
+
+def _secrets(cfg: pulumi.Config, directory: Path) -> dict[str, pulumi.Output[str]]:
+    """A config secret wins; otherwise the file the compose CLI (or `make up`) generated."""
+    from_files = secretfiles.read(directory)
+    out: dict[str, pulumi.Output[str]] = {}
+    for key, config_key in SECRET_CONFIG_KEYS.items():
+        # get() not get_secret(): an empty default must read as "unset", and the value is
+        # wrapped as a secret below whichever way it came.
+        plain = cfg.get(config_key)
+        if plain:
+            value = pulumi.Output.secret(plain)
+        else:
+            if key not in from_files:
+                raise pulumi.RunError(
+                    f"no value for {SECRET_KEYS[key]}: `pulumi config set --secret {config_key} "
+                    f"...` or put it in {directory / key}"
+                )
+            value = pulumi.Output.secret(from_files[key])
+        out[key] = pulumi.Output.secret(value.apply(_b64))
+    return out
+
+
+def _b64(value: str) -> str:
+    # pulumi-docker takes a secret's data base64-encoded.
+    return base64.b64encode(value.strip().encode()).decode()

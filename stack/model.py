@@ -1,0 +1,225 @@
+"""The vocabulary of a homerun deployment: plain, frozen dataclasses and no Pulumi.
+
+``stack.topology.build_topology`` fills these in once; ``stack.compose`` and the Pulumi
+components under ``stack.components`` only translate them, so both renderings describe the
+same Swarm objects by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+# Secrets are mounted here by Swarm; a relative ``target`` lands in this directory.
+SECRETS_DIR = "/run/secrets"
+
+
+class EndpointMode(StrEnum):
+    VIP = "vip"  # a virtual IP load-balanced by IPVS: the Swarm default
+    DNSRR = "dnsrr"  # DNS answers with every task's address; works without IPVS
+
+
+class PublishMode(StrEnum):
+    INGRESS = "ingress"  # the routing mesh: any node answers on the port (needs IPVS)
+    HOST = "host"  # the port is bound on the node that runs the task
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Limits and reservations of one task. Memory in MiB (Docker's ``M``)."""
+
+    cpus: float
+    memory_mb: int
+    reserve_cpus: float
+    reserve_memory_mb: int
+
+    def __post_init__(self) -> None:
+        if self.cpus <= 0 or self.memory_mb <= 0:
+            raise ValueError(f"limits must be positive, got {self}")
+        if self.reserve_cpus > self.cpus or self.reserve_memory_mb > self.memory_mb:
+            raise ValueError(f"a reservation exceeds its limit: {self}")
+
+
+@dataclass(frozen=True)
+class Network:
+    key: str  # what services refer to
+    name: str  # the Swarm object's name; carries the stack name
+    internal: bool  # no route out of the overlay
+    encrypted: bool  # IPsec between nodes
+    attachable: bool = True  # tests and operators may attach a container to look inside
+    driver: str = "overlay"
+
+
+@dataclass(frozen=True)
+class Secret:
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Config:
+    key: str
+    name: str  # ends in a content hash: Swarm configs are immutable, a change is a new config
+    data: str
+
+
+@dataclass(frozen=True)
+class Volume:
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    secret: str  # Secret.key
+    target: str  # file name under /run/secrets
+    mode: int = 0o400
+    # Owner of the file in the container: the service's own user, so mode 0400 can stay.
+    uid: int = 0
+    gid: int = 0
+
+    @property
+    def path(self) -> str:
+        return f"{SECRETS_DIR}/{self.target}"
+
+
+@dataclass(frozen=True)
+class ConfigRef:
+    config: str  # Config.key
+    target: str  # absolute path in the container
+    mode: int = 0o444
+
+
+@dataclass(frozen=True)
+class Mount:
+    type: str  # "volume" (source is a Volume.key) or "bind" (source is a host path)
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Port:
+    target: int
+    published: int
+    mode: PublishMode
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    test: tuple[str, ...]  # Docker form: ("CMD", argv...) or ("CMD-SHELL", "script")
+    interval_s: float = 5.0
+    timeout_s: float = 3.0
+    retries: int = 5
+    start_period_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    condition: str = "any"
+    delay_s: float = 5.0
+    max_attempts: int = 0  # 0: keep trying; a data service must come back by itself
+    window_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    parallelism: int = 1
+    delay_s: float = 2.0
+    order: str = "stop-first"
+    failure_action: str = "pause"
+    monitor_s: float = 10.0
+    max_failure_ratio: float = 0.0
+
+
+@dataclass(frozen=True)
+class Service:
+    key: str  # the compose service key and the DNS alias other services use
+    name: str  # the Swarm service name, "<stack>_<key>" in both renderings
+    image: str
+    command: tuple[str, ...]  # arguments (compose `command`, Swarm ContainerSpec.Args)
+    env: Mapping[str, str]
+    networks: tuple[str, ...]  # Network.key, each joined with the alias ``key``
+    resources: Resources
+    healthcheck: Healthcheck
+    restart: RestartPolicy
+    endpoint_mode: EndpointMode
+    replicas: int | None  # None: global mode, one task per eligible node
+    secrets: tuple[SecretRef, ...] = ()
+    configs: tuple[ConfigRef, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    ports: tuple[Port, ...] = ()
+    constraints: tuple[str, ...] = ()
+    update: UpdatePolicy = field(default_factory=UpdatePolicy)
+    rollback: UpdatePolicy = field(default_factory=UpdatePolicy)
+    stop_grace_s: float = 10.0
+    user: str | None = None  # None: the image's USER
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        # docker stack deploy adds the service key as an alias on every network; Pulumi is
+        # told the same explicitly, so "postgres-primary" resolves in either rendering.
+        return (self.key,)
+
+
+@dataclass(frozen=True)
+class Topology:
+    stack: str
+    networks: tuple[Network, ...]
+    secrets: tuple[Secret, ...]
+    configs: tuple[Config, ...]
+    volumes: tuple[Volume, ...]
+    services: tuple[Service, ...]
+
+    def service(self, key: str) -> Service:
+        for svc in self.services:
+            if svc.key == key:
+                return svc
+        raise KeyError(key)
+
+    def network(self, key: str) -> Network:
+        return _by_key(self.networks, key)
+
+    def secret(self, key: str) -> Secret:
+        return _by_key(self.secrets, key)
+
+    def config(self, key: str) -> Config:
+        return _by_key(self.configs, key)
+
+    def volume(self, key: str) -> Volume:
+        return _by_key(self.volumes, key)
+
+
+_Keyed = TypeVar("_Keyed", Network, Secret, Config, Volume)
+
+
+def _by_key(items: tuple[_Keyed, ...], key: str) -> _Keyed:
+    for item in items:
+        if item.key == key:
+            return item
+    raise KeyError(key)
+
+
+# Swarm object names: letters, digits, '-', '_', '.'; the stack name is the namespace prefix.
+_STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
+
+
+def check_stack_name(name: str) -> str:
+    if not _STACK_NAME.match(name):
+        raise ValueError(
+            f"stack name {name!r} must be 1-31 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def duration(seconds: float) -> str:
+    """A Docker/Go duration string: ``10s``, ``1.5s``, ``500ms``."""
+    if seconds < 1 and seconds != 0:
+        return f"{round(seconds * 1000)}ms"
+    return f"{seconds:g}s"

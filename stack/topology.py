@@ -1,0 +1,460 @@
+"""The homerun deployment, described once.
+
+``build_topology(StackConfig(...))`` returns every network, secret, config, volume and service
+of one stack. ``stack.compose`` renders it for ``docker stack deploy`` and the Pulumi
+components render it into pulumi-docker resources; neither adds a setting of its own.
+
+The contract with the images (``images/``) and with the application (``core/settings.py``)
+-------------------------------------------------------------------------------------------
+Names services use to reach each other: network aliases equal to the service key, which
+``docker stack deploy`` adds by itself and the Pulumi program sets explicitly, so they are
+identical in both renderings (the Swarm service names are ``<stack>_<key>`` in both, too):
+    postgres-primary:5432  postgres-replica:5432  redis-queue:6379  redis-events:6379  api:8000
+
+Published: only the API's port, and only by ``edge`` (HAProxy, one task per node), which
+spreads requests over the API tasks it finds by DNS and retries a failed connection on
+another one. It is there on every host: with host-mode publishing (no IPVS) two API replicas
+on one node could not both bind the port, and with the routing mesh it still turns a rolling
+update's dying task into a retry instead of a failed request.
+
+``homerun/app``: command ``homerun api|runner|notifier`` (the entrypoint runs it as given);
+``homerun-healthcheck`` is its health check. The runner starts as user 0 with the Docker socket
+bind-mounted at /var/run/docker.sock; the entrypoint joins the socket's group and drops root.
+Its work directory (HOMERUN_WORK_DIR) is a bind mount of the same host path, because task
+containers bind-mount files from it; HOMERUN_INSTANCE is the stack name, so stacks sharing an
+engine keep their task containers and work files apart. Settings arrive as the HOMERUN_*
+variables of core/settings.py, every secret as a ``*_FILE`` path under /run/secrets, owned by
+the image's user (mode 0400); the database URLs carry no password.
+
+``homerun/postgres`` (images/postgres-entrypoint.sh): HOMERUN_PG_ROLE=primary|replica, PGDATA,
+POSTGRES_USER, POSTGRES_DB, POSTGRES_PASSWORD_FILE (primary), HOMERUN_PG_PRIMARY_HOST,
+HOMERUN_PG_PRIMARY_PORT (replica), HOMERUN_PG_REPLICATION_USER,
+HOMERUN_PG_REPLICATION_PASSWORD_FILE (both); ``homerun-postgres-healthcheck`` checks the role.
+
+``homerun/redis`` (images/redis-entrypoint.sh): HOMERUN_REDIS_ROLE=queue|events,
+HOMERUN_REDIS_MAXMEMORY. ``queue`` keeps an AOF and never evicts; ``events`` keeps nothing on
+disk and evicts keys with a TTL: every event is in the Postgres outbox first.
+
+``homerun/edge``: HAProxy 2.x from Debian, run as ``haproxy -W -db -f <file>``, the file
+being a Swarm config rendered by stack/conffiles.py; ``bash`` for its health check.
+
+Placement
+---------
+With ``placement_labels`` off (the default, right for one node) nothing is constrained. On a
+multi-node Swarm turn it on and label nodes: ``homerun.postgres=primary``,
+``homerun.postgres=replica`` (different nodes: the volumes are node-local), ``homerun.redis=true``
+and ``homerun.runner=true`` on any number of nodes. API replicas are spread by the scheduler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+from stack import conffiles
+from stack.model import (
+    Config,
+    ConfigRef,
+    EndpointMode,
+    Healthcheck,
+    Mount,
+    Network,
+    Port,
+    PublishMode,
+    Resources,
+    RestartPolicy,
+    Secret,
+    SecretRef,
+    Service,
+    Topology,
+    UpdatePolicy,
+    Volume,
+    check_stack_name,
+)
+
+__all__ = [
+    "DEFAULT_RESOURCES",
+    "SECRET_KEYS",
+    "SERVICE_KEYS",
+    "StackConfig",
+    "Topology",
+    "build_topology",
+    "parse_resource",
+    "parse_resources",
+]
+
+DEFAULT_TAG = "0.1.0"
+SERVICE_KEYS = (
+    "postgres-primary",
+    "postgres-replica",
+    "redis-queue",
+    "redis-events",
+    "api",
+    "runner",
+    "notifier",
+    "edge",
+)
+# Secret key -> what it holds. The file of each is named after its key (see stack.secretfiles).
+SECRET_KEYS = {
+    "db-password": "password of the homerun database user",
+    "replication-password": "password of the Postgres replication user",
+    "admin-token": "the API's admin bearer token",
+}
+
+# Sized for a small box shared with other work: reservations are what the scheduler
+# guarantees, limits what a task may burst to.
+DEFAULT_RESOURCES: Mapping[str, Resources] = {
+    "postgres-primary": Resources(1.0, 1024, 0.1, 256),
+    "postgres-replica": Resources(1.0, 1024, 0.1, 256),
+    "redis-queue": Resources(0.5, 512, 0.05, 64),
+    "redis-events": Resources(0.5, 256, 0.05, 32),
+    "api": Resources(1.0, 512, 0.1, 128),
+    # Task containers are the runner's siblings, not its children: their limits are their own.
+    "runner": Resources(1.0, 512, 0.1, 128),
+    "notifier": Resources(0.5, 256, 0.05, 64),
+    "edge": Resources(0.5, 128, 0.05, 32),
+}
+
+APP_PORT = 8000
+PG_PORT = 5432
+REDIS_PORT = 6379
+PG_USER = "homerun"
+PG_DB = "homerun"
+PG_REPLICATION_USER = "replicator"
+PG_DATA_MOUNT = "/var/lib/postgresql/data"
+EDGE_CONF = "/usr/local/etc/haproxy/haproxy.cfg"
+DOCKER_SOCKET = "/var/run/docker.sock"
+# Users of the images (images/*.Dockerfile) that own their secret files.
+APP_UID = 10001
+PG_UID = 999
+# The runner's work directory: the same path on the host and in the runner, since task
+# containers bind-mount files from it (runners/workspace.py).
+WORK_DIR = "/var/lib/homerun/work"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Every knob of a deployment. Pulumi config and the compose CLI both fill this in."""
+
+    stack: str = "homerun"
+    # "" uses images present on each node; "registry.example:5000" prefixes every image.
+    registry: str = ""
+    tag: str = DEFAULT_TAG
+    api_replicas: int = 2
+    runner_replicas: int = 1
+    notifier_replicas: int = 1
+    api_port: int = 8000
+    endpoint_mode: EndpointMode = EndpointMode.VIP
+    publish_mode: PublishMode = PublishMode.INGRESS
+    encrypt_networks: bool = False
+    placement_labels: bool = False
+    label_prefix: str = "homerun"
+    runner_concurrency: int = 4
+    allowed_images: tuple[str, ...] = ()
+    # Per-service overrides of DEFAULT_RESOURCES.
+    resources: Mapping[str, Resources] = field(default_factory=dict)
+    docker_socket: str = DOCKER_SOCKET
+
+    def __post_init__(self) -> None:
+        check_stack_name(self.stack)
+        object.__setattr__(self, "endpoint_mode", EndpointMode(self.endpoint_mode))
+        object.__setattr__(self, "publish_mode", PublishMode(self.publish_mode))
+        if self.endpoint_mode is EndpointMode.DNSRR and self.publish_mode is PublishMode.INGRESS:
+            # Docker refuses this pair: the routing mesh needs a virtual IP to route to.
+            raise ValueError("endpoint_mode dnsrr needs publish_mode host (ingress needs a VIP)")
+        if self.api_replicas < 1:
+            raise ValueError("api_replicas must be >= 1")
+        if self.runner_replicas < 0 or self.notifier_replicas < 0:
+            raise ValueError("replicas must be >= 0")
+        if not 1 <= self.api_port <= 65535:
+            raise ValueError(f"api_port out of range: {self.api_port}")
+        if self.runner_concurrency < 1:
+            raise ValueError("runner_concurrency must be >= 1")
+        unknown = set(self.resources) - set(DEFAULT_RESOURCES)
+        if unknown:
+            raise ValueError(f"resources for unknown services: {sorted(unknown)}")
+
+    def image(self, name: str) -> str:
+        prefix = f"{self.registry.rstrip('/')}/" if self.registry else ""
+        return f"{prefix}homerun/{name}:{self.tag}"
+
+    def resources_of(self, key: str) -> Resources:
+        return self.resources.get(key, DEFAULT_RESOURCES[key])
+
+    def constraint(self, label: str, value: str) -> tuple[str, ...]:
+        if not self.placement_labels:
+            return ()
+        return (f"node.labels.{self.label_prefix}.{label}=={value}",)
+
+
+def parse_resource(text: str) -> tuple[str, Resources]:
+    """``api=1.5,768`` or ``api=1.5,768,0.2,256``: cpus, MiB[, reserved cpus, reserved MiB].
+
+    Without reservations, the default ones are kept (capped at the new limits).
+    """
+    key, _, values = text.partition("=")
+    parts = values.split(",")
+    if key not in DEFAULT_RESOURCES or len(parts) not in (2, 4):
+        raise ValueError(
+            f"expected SERVICE=CPUS,MEMORY_MB[,RESERVED_CPUS,RESERVED_MB] with SERVICE one of "
+            f"{', '.join(DEFAULT_RESOURCES)}; got {text!r}"
+        )
+    cpus, memory = float(parts[0]), int(parts[1])
+    if len(parts) == 4:
+        return key, Resources(cpus, memory, float(parts[2]), int(parts[3]))
+    base = DEFAULT_RESOURCES[key]
+    return key, Resources(
+        cpus, memory, min(base.reserve_cpus, cpus), min(base.reserve_memory_mb, memory)
+    )
+
+
+def parse_resources(items: Iterable[str]) -> dict[str, Resources]:
+    return dict(parse_resource(item) for item in items)
+
+
+def build_topology(config: StackConfig) -> Topology:
+    s = config.stack
+    networks = (
+        # The API's front door and the notifier's way out to webhook receivers.
+        Network("public", f"{s}_public", internal=False, encrypted=config.encrypt_networks),
+        # Postgres and Redis live here only: no route out, nothing published.
+        Network("data", f"{s}_data", internal=True, encrypted=config.encrypt_networks),
+    )
+    secrets = tuple(Secret(key, f"{s}_{key}") for key in SECRET_KEYS)
+    volumes = tuple(Volume(k, f"{s}_{k}") for k in ("pg-primary", "pg-replica", "redis-queue"))
+    configs = (
+        _config(s, "edge-conf", conffiles.haproxy_cfg(
+            listen_port=APP_PORT, backend_host="api", backend_port=APP_PORT,
+            # Room for a start-first update of every replica at once.
+            slots=max(4, 2 * config.api_replicas))),
+    )
+    services = (
+        _postgres(config, "primary"),
+        _postgres(config, "replica"),
+        _redis(config, "queue"),
+        _redis(config, "events"),
+        _api(config),
+        _runner(config),
+        _notifier(config),
+        _edge(config),
+    )
+    return Topology(s, networks, secrets, configs, volumes, services)
+
+
+def _config(stack: str, key: str, data: str) -> Config:
+    digest = hashlib.sha256(data.encode()).hexdigest()[:10]
+    return Config(key, f"{stack}_{key}-{digest}", data)
+
+
+class _Common(TypedDict):
+    key: str
+    name: str
+    resources: Resources
+    restart: RestartPolicy
+    endpoint_mode: EndpointMode
+    labels: Mapping[str, str]
+
+
+def _common(config: StackConfig, key: str) -> _Common:
+    """The fields every service shares: its names, limits, restart policy and labels."""
+    prefix = config.label_prefix
+    return _Common(
+        key=key,
+        name=f"{config.stack}_{key}",
+        resources=config.resources_of(key),
+        restart=RestartPolicy(),
+        endpoint_mode=config.endpoint_mode,
+        labels={f"{prefix}.stack": config.stack, f"{prefix}.service": key},
+    )
+
+
+def _secret(key: str, uid: int = APP_UID) -> SecretRef:
+    return SecretRef(secret=key, target=key, uid=uid, gid=uid)
+
+
+# --------------------------------------------------------------------------- data services
+
+
+def _postgres(config: StackConfig, role: str) -> Service:
+    key = f"postgres-{role}"
+    env = {
+        "HOMERUN_PG_ROLE": role,
+        "PGDATA": PG_DATA_MOUNT,
+        "HOMERUN_PG_REPLICATION_USER": PG_REPLICATION_USER,
+        "HOMERUN_PG_REPLICATION_PASSWORD_FILE": _secret("replication-password").path,
+    }
+    secrets = [_secret("replication-password", PG_UID)]
+    if role == "primary":
+        # The primary creates the application role and database and sets their password.
+        env |= {
+            "POSTGRES_USER": PG_USER,
+            "POSTGRES_DB": PG_DB,
+            "POSTGRES_PASSWORD_FILE": _secret("db-password").path,
+        }
+        secrets.insert(0, _secret("db-password", PG_UID))
+    else:
+        env |= {"HOMERUN_PG_PRIMARY_HOST": "postgres-primary", "HOMERUN_PG_PRIMARY_PORT": "5432"}
+    return Service(
+        **_common(config, key),
+        image=config.image("postgres"),
+        command=(),
+        env=env,
+        networks=("data",),
+        replicas=1,
+        secrets=tuple(secrets),
+        mounts=(Mount("volume", f"pg-{role}", PG_DATA_MOUNT),),
+        # Ready, and in the role it was started for (a replica must be in recovery).
+        healthcheck=Healthcheck(
+            test=("CMD", "homerun-postgres-healthcheck"),
+            # A replica's first start is a base backup of the whole primary.
+            start_period_s=60.0 if role == "primary" else 180.0,
+        ),
+        constraints=config.constraint("postgres", role),
+        # Time for a clean shutdown checkpoint rather than crash recovery at the next start.
+        stop_grace_s=60.0,
+    )
+
+
+def _redis(config: StackConfig, role: str) -> Service:
+    key = f"redis-{role}"
+    return Service(
+        **_common(config, key),
+        image=config.image("redis"),
+        command=(),
+        env={
+            # queue: AOF + noeviction; events: nothing on disk + volatile-lru (images/redis.*).
+            "HOMERUN_REDIS_ROLE": role,
+            "HOMERUN_REDIS_MAXMEMORY": f"{_maxmemory_mb(config.resources_of(key))}mb",
+        },
+        networks=("data",),
+        replicas=1,
+        # Only the queue keeps files; the events Redis is a cache of the Postgres outbox.
+        mounts=(Mount("volume", "redis-queue", "/data"),) if role == "queue" else (),
+        healthcheck=Healthcheck(
+            test=("CMD-SHELL", f"redis-cli -p {REDIS_PORT} ping | grep -qx PONG"),
+            start_period_s=20.0,
+        ),
+        constraints=config.constraint("redis", "true"),
+        stop_grace_s=30.0,
+    )
+
+
+def _maxmemory_mb(resources: Resources) -> int:
+    # Below the container limit, so Redis applies its policy before the kernel's OOM killer;
+    # the rest is for the AOF rewrite fork and client buffers.
+    return max(16, resources.memory_mb * 3 // 4)
+
+
+# --------------------------------------------------------------------------- application
+
+
+def _app_env(config: StackConfig) -> dict[str, str]:
+    """What every homerun process needs: core/settings.py reads exactly these names."""
+    db = f"postgresql://{PG_USER}@%s:{PG_PORT}/{PG_DB}"
+    return {
+        "HOMERUN_DATABASE_URL": db % "postgres-primary",
+        "HOMERUN_DATABASE_REPLICA_URL": db % "postgres-replica",
+        "HOMERUN_DATABASE_PASSWORD_FILE": _secret("db-password").path,
+        "HOMERUN_QUEUE_REDIS_URL": f"redis://redis-queue:{REDIS_PORT}/0",
+        "HOMERUN_EVENTS_REDIS_URL": f"redis://redis-events:{REDIS_PORT}/0",
+        # Every stack's URLs look alike (postgres-primary/homerun), so the instance that
+        # labels and sweeps task containers is the stack name: two stacks on one engine
+        # never reap each other's tasks or share a work directory.
+        "HOMERUN_INSTANCE": config.stack,
+    }
+
+
+# The app image's own check: GET /healthz for the API; for the runner and notifier, that the
+# process lives (both ride out lost dependencies, so probing Postgres or Redis would only
+# make Swarm restart them in a loop during an outage).
+_APP_HEALTHCHECK = Healthcheck(test=("CMD", "homerun-healthcheck"), start_period_s=30.0)
+
+
+def _api(config: StackConfig) -> Service:
+    return Service(
+        **_common(config, "api"),
+        image=config.image("app"),
+        command=("homerun", "api"),
+        env={
+            **_app_env(config),
+            "HOMERUN_ADMIN_TOKEN_FILE": _secret("admin-token").path,
+            "HOMERUN_HOST": "0.0.0.0",
+            "HOMERUN_PORT": str(APP_PORT),
+        },
+        networks=("public", "data"),
+        replicas=config.api_replicas,
+        secrets=(_secret("db-password"), _secret("admin-token")),
+        healthcheck=_APP_HEALTHCHECK,
+        # The new task must be healthy before an old one stops; a task that never gets
+        # healthy rolls the whole service back to the previous spec.
+        update=UpdatePolicy(order="start-first", failure_action="rollback",
+                            delay_s=5.0, monitor_s=15.0),
+        rollback=UpdatePolicy(order="start-first", failure_action="pause", monitor_s=10.0),
+        stop_grace_s=20.0,
+    )
+
+
+def _runner(config: StackConfig) -> Service:
+    return Service(
+        **_common(config, "runner"),
+        image=config.image("app"),
+        command=("homerun", "runner"),
+        env={
+            **_app_env(config),
+            "HOMERUN_RUNNER_CONCURRENCY": str(config.runner_concurrency),
+            "HOMERUN_ALLOWED_IMAGES": ",".join(config.allowed_images),
+            "HOMERUN_DOCKER_URL": f"unix://{DOCKER_SOCKET}",
+            "HOMERUN_WORK_DIR": WORK_DIR,
+        },
+        networks=("data",),
+        replicas=config.runner_replicas,
+        secrets=(_secret("db-password"),),
+        # The runner starts task containers next to itself on the node's engine.
+        mounts=(
+            Mount("bind", config.docker_socket, DOCKER_SOCKET),
+            Mount("bind", WORK_DIR, WORK_DIR),
+        ),
+        # Started as root only to join the socket's group; the image's entrypoint then drops
+        # to its unprivileged user (images/app-entrypoint.sh).
+        user="0",
+        healthcheck=_APP_HEALTHCHECK,
+        constraints=config.constraint("runner", "true"),
+        # Longer than HOMERUN_SHUTDOWN_GRACE_SECONDS (20 s): running tasks hand back cleanly.
+        stop_grace_s=30.0,
+    )
+
+
+def _notifier(config: StackConfig) -> Service:
+    return Service(
+        **_common(config, "notifier"),
+        image=config.image("app"),
+        command=("homerun", "notifier"),
+        env=_app_env(config),
+        # "public" is its route out to webhook receivers; nothing of it is published.
+        networks=("data", "public"),
+        replicas=config.notifier_replicas,
+        secrets=(_secret("db-password"),),
+        healthcheck=_APP_HEALTHCHECK,
+    )
+
+
+def _edge(config: StackConfig) -> Service:
+    return Service(
+        **_common(config, "edge"),
+        image=config.image("edge"),
+        command=("haproxy", "-W", "-db", "-f", EDGE_CONF),
+        env={},
+        networks=("public",),
+        # One per node: a host-mode port can be bound once per node, and every node answers.
+        replicas=None,
+        configs=(ConfigRef("edge-conf", EDGE_CONF),),
+        ports=(Port(APP_PORT, config.api_port, config.publish_mode),),
+        healthcheck=Healthcheck(
+            test=("CMD", "bash", "-c",
+                  f"exec 3<>/dev/tcp/127.0.0.1/{APP_PORT} && "
+                  "printf 'GET /edge-healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q ' 200 ' <&3"),
+        ),
+        stop_grace_s=10.0,
+    )

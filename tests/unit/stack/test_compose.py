@@ -1,0 +1,106 @@
+"""`python -m stack.compose`: the compose file for `docker stack deploy`."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stack import compose
+from stack.model import EndpointMode, PublishMode
+from stack.topology import SERVICE_KEYS, StackConfig, build_topology
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _run(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    out = tmp_path / "compose.yml"
+    rc = compose.main([*args, "--secrets-dir", str(tmp_path / "secrets"),
+                       "--config-dir", str(tmp_path / "configs"), "-o", str(out)])
+    text = out.read_text() if out.exists() else ""
+    return rc, (yaml.safe_load(text) if text else {}), text
+
+
+def test_the_cli_prints_a_compose_file_with_named_objects(tmp_path):
+    # The documented invocation, as scripts run it: from the repo root, to stdout.
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.compose", "--stack", "hrcli",
+         "--secrets-dir", str(tmp_path / "s"), "--config-dir", str(tmp_path / "c")],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    doc = yaml.safe_load(result.stdout)
+    assert doc["version"] == "3.8"
+    assert list(doc["services"]) == list(SERVICE_KEYS)
+    for section in ("networks", "secrets", "configs", "volumes"):
+        assert all(v["name"].startswith("hrcli_") for v in doc[section].values()), section
+    assert doc["networks"]["data"]["internal"] is True
+    assert "endpoint_mode=vip publish_mode=ingress" in result.stderr
+
+
+def test_secret_files_are_generated_once_private_and_never_inlined(tmp_path):
+    rc, doc, text = _run(tmp_path)
+    assert rc == 0
+    files = {key: Path(s["file"]) for key, s in doc["secrets"].items()}
+    assert sorted(files) == ["admin-token", "db-password", "replication-password"]
+    values = {}
+    for key, path in files.items():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        values[key] = path.read_text()
+        assert len(values[key]) >= 32
+        assert values[key] not in text
+    assert len(set(values.values())) == 3
+    # A second run keeps them: the database was initialised with these passwords.
+    assert _run(tmp_path)[0] == 0
+    assert {k: p.read_text() for k, p in files.items()} == values
+
+
+def test_missing_secrets_can_be_refused(tmp_path, capsys):
+    rc, _, _ = _run(tmp_path, "--no-generate-secrets")
+    assert rc == 1
+    assert "missing" in capsys.readouterr().err
+
+
+def test_auto_modes_use_the_preflight_and_explicit_flags_win(tmp_path, monkeypatch):
+    monkeypatch.setattr(compose, "detect_modes", lambda: (EndpointMode.DNSRR, PublishMode.HOST))
+    _, doc, _ = _run(tmp_path, "--auto-modes")
+    assert doc["services"]["api"]["deploy"]["endpoint_mode"] == "dnsrr"
+    assert doc["services"]["edge"]["ports"][0]["mode"] == "host"
+    _, doc, _ = _run(tmp_path, "--auto-modes", "--endpoint-mode", "vip")
+    assert doc["services"]["api"]["deploy"]["endpoint_mode"] == "vip"
+    assert doc["services"]["edge"]["ports"][0]["mode"] == "host"
+
+
+def test_print_modes(monkeypatch, capsys):
+    monkeypatch.setattr(compose, "detect_modes", lambda: (EndpointMode.DNSRR, PublishMode.HOST))
+    assert compose.main(["--print-modes"]) == 0
+    assert capsys.readouterr().out == "dnsrr host\n"
+
+
+def test_invalid_combinations_are_usage_errors(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        _run(tmp_path, "--endpoint-mode", "dnsrr", "--publish-mode", "ingress")
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        _run(tmp_path, "--resources", "api=lots")
+
+
+def test_dollars_reach_the_container_unchanged(tmp_path):
+    topology = build_topology(StackConfig(allowed_images=("img$HOME",)))
+    doc = compose.render(topology, {s.key: tmp_path for s in topology.secrets},
+                         {c.key: tmp_path for c in topology.configs})
+    assert doc["services"]["runner"]["environment"]["HOMERUN_ALLOWED_IMAGES"] == "img$$HOME"
+
+
+def test_config_files_are_rewritten_only_when_changed(tmp_path):
+    topology = build_topology(StackConfig())
+    (path,) = compose.write_configs(topology, tmp_path).values()
+    assert path.read_text() == topology.config("edge-conf").data
+    os.utime(path, (1, 1))
+    compose.write_configs(topology, tmp_path)
+    assert path.stat().st_mtime == 1

@@ -1,0 +1,113 @@
+"""Parity: the compose file `docker stack deploy` gets and the resources the Pulumi program
+creates describe the same Swarm objects.
+
+Each rendering is read back on its own terms (tests/unit/stack/forms.py) into one neutral
+form, and the two forms must be equal: services, images, commands, environments, networks and
+aliases, secrets (with contents), configs (with contents), mounts, limits, reservations,
+replicas, ports, health checks, restart/update/rollback policies, placement and labels.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stack import compose
+from tests.unit.stack.forms import from_compose, from_pulumi
+from tests.unit.stack.harness import SECRET_VALUES, run_program
+
+SECRET_FILES = {
+    "db-password": SECRET_VALUES["dbPassword"],
+    "replication-password": SECRET_VALUES["replicationPassword"],
+    "admin-token": SECRET_VALUES["adminToken"],
+}
+
+# (compose CLI arguments, the same deployment as Pulumi config)
+CASES: dict[str, tuple[list[str], dict[str, Any]]] = {
+    "defaults": ([], {}),
+    "no-ipvs-host": (
+        ["--stack", "hrpar", "--endpoint-mode", "dnsrr", "--publish-mode", "host",
+         "--port", "18000", "--placement-labels", "--encrypt-networks",
+         "--label-prefix", "acme", "--docker-socket", "/run/docker.sock"],
+        {"stackName": "hrpar", "endpointMode": "dnsrr", "publishMode": "host",
+         "apiPort": 18000, "placementLabels": True, "encryptNetworks": True,
+         "labelPrefix": "acme", "dockerSocket": "/run/docker.sock"},
+    ),
+    "scaled-registry": (
+        ["--registry", "reg.example:5000", "--tag", "1.2.3", "--api-replicas", "4",
+         "--runner-replicas", "3", "--notifier-replicas", "2", "--runner-concurrency", "7",
+         "--allowed-images", "alpine:3,busybox:1", "--resources", "api=2,1024",
+         "--resources", "postgres-primary=2,4096,0.5,1024"],
+        {"registry": "reg.example:5000", "tag": "1.2.3", "apiReplicas": 4,
+         "runnerReplicas": 3, "notifierReplicas": 2, "runnerConcurrency": 7,
+         "allowedImages": ["alpine:3", "busybox:1"],
+         "resources": ["api=2,1024", "postgres-primary=2,4096,0.5,1024"]},
+    ),
+}
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def render_compose(tmp_path: Path, args: list[str]) -> dict[str, Any]:
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    for key, value in SECRET_FILES.items():
+        (secrets_dir / key).write_text(value)
+    out = tmp_path / "compose.yml"
+    assert compose.main([*args, "--secrets-dir", str(secrets_dir), "--config-dir",
+                         str(tmp_path / "configs"), "-o", str(out)]) == 0
+    document: dict[str, Any] = yaml.safe_load(out.read_text())
+    return document
+
+
+def _both(tmp_path: Path, case: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    args, config = CASES[case]
+    doc = render_compose(tmp_path, args)
+    stack = str(config.get("stackName", "homerun"))
+    return doc, from_compose(doc, stack), from_pulumi(run_program(config))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_compose_and_pulumi_describe_the_same_stack(tmp_path, case):
+    _, composed, pulumied = _both(tmp_path, case)
+    assert sorted(composed["services"]) == sorted(pulumied["services"])
+    for name in composed["services"]:
+        assert composed["services"][name] == pulumied["services"][name], name
+    for section in ("networks", "secrets", "configs", "volumes"):
+        assert composed[section] == pulumied[section], section
+
+
+def test_the_cases_really_differ():
+    # Guards the parametrisation: each case must change what is compared.
+    forms = {repr(from_pulumi(run_program(config))) for _, config in CASES.values()}
+    assert len(forms) == len(CASES)
+
+
+@pytest.mark.parametrize(
+    ("path", "mutation"),
+    [
+        (("services", "api", "deploy", "resources", "limits"), "delete"),
+        (("services", "runner", "deploy", "replicas"), 5),
+        (("services", "postgres-replica", "volumes"), "delete"),
+        (("services", "redis-queue", "networks"), {"public": None}),
+        (("services", "api", "secrets"), "delete"),
+        (("services", "edge", "image"), "homerun/other:0.1.0"),
+        (("services", "notifier", "healthcheck", "retries"), 1),
+    ],
+)
+def test_the_comparison_catches_a_difference(tmp_path, path, mutation):
+    doc, _, pulumied = _both(tmp_path, "defaults")
+    broken = copy.deepcopy(doc)
+    parent = broken
+    for key in path[:-1]:
+        parent = parent[key]
+    if mutation == "delete":
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = mutation
+    assert from_compose(broken, "homerun")["services"] != pulumied["services"]

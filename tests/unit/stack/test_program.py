@@ -1,0 +1,281 @@
+"""The Pulumi program under mocks: what each resource would be created with."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stack.model import EndpointMode, PublishMode
+from stack.topology import SERVICE_KEYS
+
+# The harness installs the Pulumi mocks on import; the program itself is only imported by
+# run_program, after them.
+from tests.unit.stack.harness import SECRET_VALUES, Captured, of_type, run_program, services
+
+SERVICE = "docker:index/service:Service"
+NETWORK = "docker:index/network:Network"
+SECRET = "docker:index/secret:Secret"
+CONFIG = "docker:index/serviceConfig:ServiceConfig"
+VOLUME = "docker:index/volume:Volume"
+DATA_SERVICES = ("postgres-primary", "postgres-replica", "redis-queue", "redis-events")
+
+
+@pytest.fixture(scope="module")
+def default_run() -> list[Captured]:
+    return run_program({"stackName": "hrunit"})
+
+
+@pytest.fixture(scope="module")
+def default_services(default_run: list[Captured]) -> dict[str, dict[str, Any]]:
+    return services(default_run)
+
+
+def _network_names(resources: list[Captured]) -> dict[str, str]:
+    """Mock id of each network -> its Swarm name (the mocks give id "<logical name>-id")."""
+    return {f"{r.name}-id": r.inputs["name"] for r in of_type(resources, NETWORK)}
+
+
+def _unsecret(value: Any) -> Any:
+    # Secret values cross the mock boundary as {<secret signature>: ..., "value": ...}.
+    if isinstance(value, dict) and "4dabf18193072939515e22adb298388d" in value:
+        return value["value"]
+    return value
+
+
+def test_every_service_is_present_with_the_stack_prefix(default_services):
+    assert sorted(default_services) == sorted(f"hrunit_{key}" for key in SERVICE_KEYS)
+
+
+def test_components_group_the_resources(default_run):
+    types = {r.typ for r in default_run}
+    for component in ("Networks", "Secrets", "Postgres", "Redis", "App", "Edge"):
+        assert f"homerun:stack:{component}" in types
+    logical = {r.name for r in of_type(default_run, SERVICE)}
+    assert {"hrunit-postgres-primary", "hrunit-postgres-replica", "hrunit-redis-queue"} <= logical
+
+
+@pytest.mark.parametrize("key", SERVICE_KEYS)
+def test_every_service_has_limits_reservations_healthcheck_and_restart_policy(
+    default_services, key
+):
+    svc = default_services[f"hrunit_{key}"]
+    task = svc["taskSpec"]
+    limits, reservation = task["resources"]["limits"], task["resources"]["reservation"]
+    assert limits["nanoCpus"] > 0 and limits["memoryBytes"] > 0
+    assert 0 < reservation["nanoCpus"] <= limits["nanoCpus"]
+    assert 0 < reservation["memoryBytes"] <= limits["memoryBytes"]
+    health = task["containerSpec"]["healthcheck"]
+    assert health["tests"][0] in ("CMD", "CMD-SHELL") and len(health["tests"]) >= 2
+    assert health["interval"] and health["timeout"] and health["retries"] > 0
+    assert task["restartPolicy"]["condition"] == "any"
+    assert task["containerSpec"]["stopGracePeriod"]
+    labels = {lbl["label"]: lbl["value"] for lbl in svc["labels"]}
+    assert labels["com.docker.stack.namespace"] == "hrunit"
+
+
+def test_secret_values_never_appear_in_any_environment(default_run, default_services):
+    forbidden = set(SECRET_VALUES.values())
+    forbidden |= {base64.b64encode(v.encode()).decode() for v in forbidden}
+    for name, svc in default_services.items():
+        container = svc["taskSpec"]["containerSpec"]
+        env = container.get("env") or {}
+        mounted = {f"/run/secrets/{s['fileName']}" for s in container.get("secrets") or []}
+        for var, value in env.items():
+            assert not any(secret in value for secret in forbidden), (name, var)
+            if any(word in var for word in ("PASSWORD", "TOKEN")):
+                # A secret is only ever named by the file Swarm mounts.
+                assert var.endswith("_FILE"), (name, var)
+                assert value in mounted, (name, var, value)
+
+
+def test_secrets_are_swarm_secrets_with_secret_data(default_run):
+    by_name = {r.inputs["name"]: r.inputs for r in of_type(default_run, SECRET)}
+    assert sorted(by_name) == ["hrunit_admin-token", "hrunit_db-password",
+                               "hrunit_replication-password"]
+    data = by_name["hrunit_db-password"]["data"]
+    assert _unsecret(data) != data, "the secret's data must travel as a Pulumi secret"
+    assert base64.b64decode(_unsecret(data)).decode() == SECRET_VALUES["dbPassword"]
+
+
+def test_data_services_are_only_on_the_internal_network(default_run, default_services):
+    networks = {r.inputs["name"]: r.inputs for r in of_type(default_run, NETWORK)}
+    assert networks["hrunit_data"]["internal"] is True
+    assert networks["hrunit_public"]["internal"] is False
+    assert all(n["attachable"] and n["driver"] == "overlay" for n in networks.values())
+    ids = _network_names(default_run)
+    for key in DATA_SERVICES:
+        attached = default_services[f"hrunit_{key}"]["taskSpec"]["networksAdvanceds"]
+        assert [ids[a["id"]] for a in attached] == ["hrunit_data"], key
+        assert attached[0]["aliases"] == [key]
+    api = default_services["hrunit_api"]["taskSpec"]["networksAdvanceds"]
+    assert sorted(ids[a["id"]] for a in api) == ["hrunit_data", "hrunit_public"]
+
+
+def test_only_the_api_port_is_published_by_the_edge(default_services):
+    published = {
+        name: svc["endpointSpec"].get("ports")
+        for name, svc in default_services.items()
+        if svc["endpointSpec"].get("ports")
+    }
+    assert list(published) == ["hrunit_edge"]
+    (port,) = published["hrunit_edge"]
+    assert (port["targetPort"], port["publishedPort"], port["publishMode"]) == (
+        8000, 8000, "ingress"
+    )
+
+
+def test_replicas_and_port_come_from_config():
+    run = services(run_program({
+        "stackName": "hrunit", "apiReplicas": 3, "runnerReplicas": 2,
+        "notifierReplicas": 0, "apiPort": 18080,
+    }))
+    replicas = {n: s["mode"].get("replicated", {}).get("replicas") for n, s in run.items()}
+    assert replicas["hrunit_api"] == 3
+    assert replicas["hrunit_runner"] == 2
+    assert replicas["hrunit_notifier"] == 0
+    assert replicas["hrunit_postgres-primary"] == 1
+    assert run["hrunit_edge"]["mode"] == {"global": True}
+    assert run["hrunit_edge"]["endpointSpec"]["ports"][0]["publishedPort"] == 18080
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "publish"), [("vip", "ingress"), ("dnsrr", "host"), ("vip", "host")]
+)
+def test_endpoint_and_publish_modes_come_from_config(endpoint, publish):
+    run = services(run_program({"endpointMode": endpoint, "publishMode": publish}))
+    assert {s["endpointSpec"]["mode"] for s in run.values()} == {endpoint}
+    assert run["homerun_edge"]["endpointSpec"]["ports"][0]["publishMode"] == publish
+
+
+def test_auto_modes_follow_the_ipvs_preflight(monkeypatch):
+    import stack.config
+
+    monkeypatch.setattr(
+        stack.config, "detect_modes", lambda: (EndpointMode.DNSRR, PublishMode.HOST)
+    )
+    run = services(run_program({"endpointMode": "auto", "publishMode": "auto"}))
+    assert run["homerun_api"]["endpointSpec"]["mode"] == "dnsrr"
+    assert run["homerun_edge"]["endpointSpec"]["ports"][0]["publishMode"] == "host"
+
+
+def test_dnsrr_with_the_routing_mesh_is_refused():
+    with pytest.raises(ValueError, match="dnsrr needs publish_mode host"):
+        run_program({"endpointMode": "dnsrr", "publishMode": "ingress"})
+
+
+def test_placement_labels_constrain_only_when_enabled(default_services):
+    assert all("placement" not in s["taskSpec"] for s in default_services.values())
+    run = services(run_program({"placementLabels": True}))
+
+    def constraints(key: str) -> list[str]:
+        placement = run[f"homerun_{key}"]["taskSpec"].get("placement", {})
+        return list(placement.get("constraints", []))
+
+    assert constraints("postgres-primary") == ["node.labels.homerun.postgres==primary"]
+    assert constraints("postgres-replica") == ["node.labels.homerun.postgres==replica"]
+    assert constraints("redis-queue") == constraints("redis-events") == [
+        "node.labels.homerun.redis==true"
+    ]
+    assert constraints("runner") == ["node.labels.homerun.runner==true"]
+    assert constraints("api") == constraints("edge") == []
+
+
+def test_api_rolls_start_first_and_rolls_back_on_failure(default_services):
+    api = default_services["hrunit_api"]
+    assert api["updateConfig"]["order"] == "start-first"
+    assert api["updateConfig"]["failureAction"] == "rollback"
+    assert api["rollbackConfig"]["order"] == "start-first"
+    assert api["mode"]["replicated"]["replicas"] >= 2
+
+
+def test_runner_gets_the_docker_socket(default_services):
+    runner = default_services["hrunit_runner"]["taskSpec"]["containerSpec"]
+    assert {"type": "bind", "source": "/var/run/docker.sock",
+            "target": "/var/run/docker.sock", "readOnly": False} in runner["mounts"]
+    assert runner["user"] == "0"
+    assert runner["env"]["HOMERUN_DOCKER_URL"] == "unix:///var/run/docker.sock"
+
+
+def test_images_registry_tag_and_resources_from_config():
+    run = services(run_program({
+        "registry": "registry.example:5000", "tag": "9.9.9",
+        "resources": ["api=2,2048", "runner=1.5,768,0.5,256"],
+    }))
+    assert run["homerun_api"]["taskSpec"]["containerSpec"]["image"] == (
+        "registry.example:5000/homerun/app:9.9.9"
+    )
+    assert run["homerun_postgres-primary"]["taskSpec"]["containerSpec"]["image"] == (
+        "registry.example:5000/homerun/postgres:9.9.9"
+    )
+    api = run["homerun_api"]["taskSpec"]["resources"]
+    assert api["limits"] == {"nanoCpus": 2_000_000_000, "memoryBytes": 2048 * 1024 * 1024}
+    runner = run["homerun_runner"]["taskSpec"]["resources"]["reservation"]
+    assert runner == {"nanoCpus": 500_000_000, "memoryBytes": 256 * 1024 * 1024}
+
+
+def test_volumes_survive_destroy_and_are_mounted(default_run, default_services):
+    volumes = sorted(r.inputs["name"] for r in of_type(default_run, VOLUME))
+    assert volumes == ["hrunit_pg-primary", "hrunit_pg-replica", "hrunit_redis-queue"]
+    mounts = default_services["hrunit_postgres-primary"]["taskSpec"]["containerSpec"]["mounts"]
+    assert mounts == [{"type": "volume", "source": "hrunit_pg-primary",
+                       "target": "/var/lib/postgresql/data", "readOnly": False}]
+
+
+def test_edge_config_is_a_swarm_config(default_run):
+    (config,) = of_type(default_run, CONFIG)
+    text = base64.b64decode(config.inputs["data"]).decode()
+    assert "server-template api" in text and "bind :8000" in text
+    assert config.inputs["name"].startswith("hrunit_edge-conf-")
+
+
+def test_secrets_fall_back_to_files(tmp_path: Path) -> None:
+    for key, value in {"db-password": "from-file-db", "replication-password": "from-file-r",
+                       "admin-token": "from-file-t"}.items():
+        (tmp_path / key).write_text(value + "\n")
+    resources = run_program({"secretsDir": str(tmp_path)}, secrets=False)
+    data = {r.inputs["name"]: _unsecret(r.inputs["data"]) for r in of_type(resources, SECRET)}
+    assert base64.b64decode(data["homerun_db-password"]).decode() == "from-file-db"
+
+
+def test_a_missing_secret_is_an_error(tmp_path: Path) -> None:
+    import pulumi
+
+    with pytest.raises(pulumi.RunError, match="dbPassword"):
+        run_program({"secretsDir": str(tmp_path)}, secrets=False)
+
+
+def test_pulumi_runs_the_directory_as_a_script(tmp_path: Path) -> None:
+    # What the Python language host does: runpy.run_path("stack/", run_name="__main__"),
+    # from a process whose sys.path does not hold the repo root.
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    script = tmp_path / "host.py"
+    script.write_text(
+        "import runpy, sys\n"
+        "import pulumi, pulumi.runtime\n"
+        "created = []\n"
+        "class M(pulumi.runtime.Mocks):\n"
+        "    def new_resource(self, args):\n"
+        "        created.append(args.typ)\n"
+        "        return args.name + '-id', dict(args.inputs)\n"
+        "    def call(self, args):\n"
+        "        return {}, None\n"
+        "pulumi.runtime.set_mocks(M(), project='homerun', stack='script', preview=False)\n"
+        f"pulumi.runtime.set_all_config({{'homerun:dbPassword': 'a', "
+        f"'homerun:replicationPassword': 'b', 'homerun:adminToken': 'c'}})\n"
+        f"assert {str(root)!r} not in sys.path\n"
+        f"pulumi.runtime.test(lambda: runpy.run_path({str(root / 'stack')!r}, "
+        "run_name='__main__'))()\n"
+        "print(created.count('docker:index/service:Service'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True, text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(len(SERVICE_KEYS))

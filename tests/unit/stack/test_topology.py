@@ -1,0 +1,179 @@
+"""The topology itself: names, validation, and the contracts with the app and the images."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from stack.model import EndpointMode, PublishMode, Resources, duration
+from stack.topology import (
+    DEFAULT_RESOURCES,
+    SERVICE_KEYS,
+    StackConfig,
+    build_topology,
+    parse_resource,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+APP_SERVICES = ("api", "runner", "notifier")
+
+
+def test_every_object_carries_the_stack_name():
+    topology = build_topology(StackConfig(stack="hrtopo"))
+    assert [s.key for s in topology.services] == list(SERVICE_KEYS)
+    names = [o.name for o in topology.services] + [o.name for o in topology.networks]
+    names += [o.name for o in topology.secrets] + [o.name for o in topology.configs]
+    names += [o.name for o in topology.volumes]
+    assert len(names) == 8 + 2 + 3 + 1 + 3
+    assert all(name.startswith("hrtopo_") for name in names), names
+
+
+def test_images_follow_registry_and_tag():
+    plain = build_topology(StackConfig())
+    assert plain.service("api").image == "homerun/app:0.1.0"
+    assert plain.service("postgres-replica").image == "homerun/postgres:0.1.0"
+    assert plain.service("redis-events").image == "homerun/redis:0.1.0"
+    assert plain.service("edge").image == "homerun/edge:0.1.0"
+    remote = build_topology(StackConfig(registry="reg.example:5000/", tag="2.0"))
+    assert remote.service("runner").image == "reg.example:5000/homerun/app:2.0"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"stack": "Bad Name"}, "stack name"),
+        ({"stack": "x" * 40}, "stack name"),
+        ({"endpoint_mode": "dnsrr", "publish_mode": "ingress"}, "dnsrr needs publish_mode host"),
+        ({"endpoint_mode": "bogus"}, "bogus"),
+        ({"api_replicas": 0}, "api_replicas"),
+        ({"runner_replicas": -1}, "replicas"),
+        ({"api_port": 70000}, "api_port"),
+        ({"runner_concurrency": 0}, "runner_concurrency"),
+        ({"resources": {"nope": Resources(1, 1, 0, 0)}}, "unknown services"),
+    ],
+)
+def test_invalid_configs_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        StackConfig(**kwargs)
+
+
+def test_a_reservation_above_its_limit_is_refused():
+    with pytest.raises(ValueError, match="exceeds"):
+        Resources(cpus=0.5, memory_mb=256, reserve_cpus=1.0, reserve_memory_mb=64)
+
+
+def test_parse_resource():
+    assert parse_resource("api=2,1024") == (
+        "api", Resources(2.0, 1024, DEFAULT_RESOURCES["api"].reserve_cpus,
+                         DEFAULT_RESOURCES["api"].reserve_memory_mb)
+    )
+    assert parse_resource("edge=0.2,64,0.01,16") == ("edge", Resources(0.2, 64, 0.01, 16))
+    # Reservations kept from the defaults are capped at smaller new limits.
+    assert parse_resource("api=0.05,64")[1] == Resources(0.05, 64, 0.05, 64)
+    for bad in ("api", "api=1", "nope=1,2", "api=1,2,3", "api=x,2"):
+        with pytest.raises(ValueError):
+            parse_resource(bad)
+
+
+def test_modes_reach_every_service():
+    topology = build_topology(StackConfig(endpoint_mode=EndpointMode.DNSRR,
+                                          publish_mode=PublishMode.HOST))
+    assert {s.endpoint_mode for s in topology.services} == {EndpointMode.DNSRR}
+    (port,) = topology.service("edge").ports
+    assert port.mode is PublishMode.HOST
+    assert [s.key for s in topology.services if s.ports] == ["edge"]
+
+
+def test_app_environment_uses_only_names_core_settings_reads():
+    settings = (ROOT / "core" / "settings.py").read_text()
+    known = set(re.findall(r'"(HOMERUN_[A-Z_]+)"', settings))
+    assert "HOMERUN_DATABASE_URL" in known  # the scan itself works
+    topology = build_topology(StackConfig(allowed_images=("alpine:3",)))
+    for key in APP_SERVICES:
+        unknown = set(topology.service(key).env) - known
+        assert not unknown, (key, unknown)
+    assert topology.service("runner").env["HOMERUN_ALLOWED_IMAGES"] == "alpine:3"
+
+
+@pytest.mark.parametrize(
+    ("service", "entrypoint"),
+    [
+        ("postgres-primary", "postgres-entrypoint.sh"),
+        ("postgres-replica", "postgres-entrypoint.sh"),
+        ("redis-queue", "redis-entrypoint.sh"),
+        ("redis-events", "redis-entrypoint.sh"),
+    ],
+)
+def test_data_service_environment_is_what_the_images_document(service, entrypoint):
+    script = ROOT / "images" / entrypoint
+    if not script.exists():
+        pytest.skip(f"images/{entrypoint} is not in this tree")
+    text = script.read_text()
+    for var in build_topology(StackConfig()).service(service).env:
+        assert var in text, f"{service}: {var} is not read by images/{entrypoint}"
+
+
+def test_database_urls_carry_no_password_and_secrets_are_files():
+    topology = build_topology(StackConfig())
+    for key in APP_SERVICES:
+        svc = topology.service(key)
+        for var in ("HOMERUN_DATABASE_URL", "HOMERUN_DATABASE_REPLICA_URL"):
+            userinfo = svc.env[var].split("://", 1)[1].split("@", 1)[0]
+            assert ":" not in userinfo
+        files = {v for k, v in svc.env.items() if k.endswith("_FILE")}
+        assert files <= {ref.path for ref in svc.secrets}, key
+
+
+def test_every_hostname_a_service_uses_is_a_neighbour_on_a_shared_network():
+    topology = build_topology(StackConfig())
+    for svc in topology.services:
+        hosts = set()
+        for value in svc.env.values():
+            hosts |= set(re.findall(r"(?:@|//)([a-z][a-z-]+):\d+", value))
+        if "HOMERUN_PG_PRIMARY_HOST" in svc.env:
+            hosts.add(svc.env["HOMERUN_PG_PRIMARY_HOST"])
+        if svc.key == "edge":
+            hosts |= set(re.findall(r"server-template \w+ \d+ ([a-z-]+):",
+                                    topology.config("edge-conf").data))
+        for host in hosts:
+            target = topology.service(host)  # KeyError: a name nobody answers to
+            assert host in target.aliases
+            assert set(svc.networks) & set(target.networks), (svc.key, host)
+    assert topology.service("api").env["HOMERUN_QUEUE_REDIS_URL"] == "redis://redis-queue:6379/0"
+
+
+def test_data_services_sit_on_the_internal_network_only():
+    topology = build_topology(StackConfig())
+    assert topology.network("data").internal and not topology.network("public").internal
+    for key in ("postgres-primary", "postgres-replica", "redis-queue", "redis-events"):
+        assert topology.service(key).networks == ("data",)
+
+
+def test_config_names_change_with_their_content():
+    small = build_topology(StackConfig(api_replicas=2)).config("edge-conf")
+    large = build_topology(StackConfig(api_replicas=8)).config("edge-conf")
+    assert small.data != large.data and small.name != large.name
+    assert build_topology(StackConfig(api_replicas=2)).config("edge-conf") == small
+
+
+def test_duration():
+    assert duration(10) == "10s"
+    assert duration(1.5) == "1.5s"
+    assert duration(0.25) == "250ms"
+    assert duration(0) == "0s"
+
+
+def test_public_surface_is_pinned():
+    # What scripts/ and the Pulumi program import; a change here is a change of contract.
+    import stack.compose
+    import stack.topology
+
+    assert sorted(stack.topology.__all__) == [
+        "DEFAULT_RESOURCES", "SECRET_KEYS", "SERVICE_KEYS", "StackConfig", "Topology",
+        "build_topology", "parse_resource", "parse_resources",
+    ]
+    assert sorted(stack.compose.__all__) == [
+        "detect_modes", "main", "render", "render_yaml", "write_configs",
+    ]
