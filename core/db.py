@@ -30,6 +30,10 @@ _RETRY_ELSEWHERE = ("40001",)
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | ConnectionError):
         return True
+    # "another operation is in progress": a pooled connection left in a broken state while
+    # the server went away (seen with asyncpg 0.32 as a replica restarts).
+    if isinstance(exc, asyncpg.InternalClientError):
+        return True
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", "") or ""
         return state[:2] in _UNAVAILABLE_CLASSES
@@ -52,6 +56,7 @@ class Databases:
         probe_seconds: float = 1.0,
         replica_timeout_seconds: float = 2.0,
         on_fallback: Callable[[str], None] | None = None,
+        on_read: Callable[[str], None] | None = None,
         pool_max: int = 10,
     ) -> None:
         self.primary = Database(primary_url, min_size=1, max_size=pool_max)
@@ -61,6 +66,8 @@ class Databases:
         self._probe_seconds = probe_seconds
         self._replica_timeout = replica_timeout_seconds
         self._on_fallback = on_fallback
+        # Told "replica" or "primary" after each plain read: which server answered it.
+        self._on_read = on_read
         self._probe_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -108,9 +115,12 @@ class Databases:
         values = dict(values or {})
         if not primary and self.replica is not None and self.replica_up:
             try:
-                return await asyncio.wait_for(
+                result = await asyncio.wait_for(
                     getattr(self.replica, method)(query, values), self._replica_timeout
                 )
+                if self._on_read is not None:
+                    self._on_read("replica")
+                return result
             except Exception as exc:
                 if not _is_retryable(exc):
                     raise
@@ -125,7 +135,10 @@ class Databases:
             self.fallbacks += 1
             if self._on_fallback is not None:
                 self._on_fallback("replica_down")
-        return await getattr(self.primary, method)(query, values)
+        result = await getattr(self.primary, method)(query, values)
+        if self._on_read is not None:
+            self._on_read("primary")
+        return result
 
     # --- replica health
     def _mark_down(self) -> None:

@@ -12,6 +12,16 @@ PREFIX = "homerun"
 QUEUE_READY = f"{PREFIX}:queue:ready"
 QUEUE_DELAYED = f"{PREFIX}:queue:delayed"
 QUEUE_INFLIGHT = f"{PREFIX}:queue:inflight"
+# task id -> priority, so a delayed or reclaimed entry re-enters the ready set in order.
+QUEUE_PRIORITY = f"{PREFIX}:queue:priority"
+# task id -> delivery token of the runner holding it, so only that runner acks or extends.
+QUEUE_OWNER = f"{PREFIX}:queue:owner"
+# A short list runners block on (BLPOP) to hear about new work without polling.
+QUEUE_WAKE = f"{PREFIX}:queue:wake"
+# Pub/sub channel that tells runners to kill a cancelled attempt's container now.
+CANCEL_CHANNEL = f"{PREFIX}:cancels"
+# Held briefly by the runner that reconciles Postgres with the queue this period.
+RECONCILER_LOCK = f"{PREFIX}:reconciler:lock"
 
 
 def queue_cancel(task_id: str) -> str:
@@ -23,7 +33,7 @@ def rate_limit(token_id: str) -> str:
 
 
 def recent_write(token_id: str) -> str:
-    """The primary's WAL position after this token's last write (read-your-writes)."""
+    """Set, with a TTL, while this token's reads are pinned to the primary (read-your-writes)."""
     return f"{PREFIX}:recentwrite:{token_id}"
 
 

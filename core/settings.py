@@ -8,51 +8,14 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be a boolean (true/false), got {raw!r}")
-
-
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
 def _secret_file(env: Mapping[str, str], name: str) -> str | None:
@@ -113,73 +76,129 @@ class Settings:
     allowed_images: tuple[str, ...] = ()
     allow_task_network: bool = False
     docker_url: str | None = None
+    # Labels every task container, so runners (and test suites) sharing one engine only
+    # ever sweep their own deployment's containers. Empty: derived from database_url.
+    instance: str = ""
+    # Per-attempt files are bind-mounted from here into task containers; it must be the
+    # same path on the Docker host and inside the runner (see docs/operations.md).
+    work_dir: str = "/var/lib/homerun/work"
+    output_file_limit_bytes: int = 1024 * 1024
+    log_lines_per_second: float = 50.0
+    reconcile_seconds: float = 5.0
 
     # --- events / notifier
     stream_maxlen: int = 10_000
     stream_ttl_seconds: int = 3600
     webhook_allow_private: bool = False
     webhook_max_attempts: int = 8
+    webhook_retry_base_seconds: float = 2.0
+    webhook_retry_max_seconds: float = 600.0
+    webhook_timeout_seconds: float = 10.0
+    # LISTEN/NOTIFY wakes the notifier at once; this poll is the backstop for lost wake-ups.
+    notifier_poll_seconds: float = 2.0
+    sse_heartbeat_seconds: float = 15.0
+    sse_retry_after_seconds: int = 2
 
     # --- plugins
     disabled_plugins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Every field from ``HOMERUN_<FIELD NAME>``; unset or empty keeps the default."""
         e = os.environ if env is None else env
-        d = cls()
-        db_password = _secret_file(e, "HOMERUN_DATABASE_PASSWORD_FILE")
-        replica_url = e.get("HOMERUN_DATABASE_REPLICA_URL") or None
-        return cls(
-            database_url=_with_password(e.get("HOMERUN_DATABASE_URL", d.database_url), db_password),
-            database_replica_url=_with_password(replica_url, db_password) if replica_url else None,
-            queue_redis_url=e.get("HOMERUN_QUEUE_REDIS_URL", d.queue_redis_url),
-            events_redis_url=e.get("HOMERUN_EVENTS_REDIS_URL", d.events_redis_url),
-            read_your_writes_seconds=_float(
-                e, "HOMERUN_READ_YOUR_WRITES_SECONDS", d.read_your_writes_seconds
-            ),
-            replica_probe_seconds=_float(
-                e, "HOMERUN_REPLICA_PROBE_SECONDS", d.replica_probe_seconds
-            ),
-            host=e.get("HOMERUN_HOST", d.host),
-            port=_int(e, "HOMERUN_PORT", d.port, minimum=1),
-            admin_token=_secret_file(e, "HOMERUN_ADMIN_TOKEN_FILE"),
-            max_body_bytes=_int(e, "HOMERUN_MAX_BODY_BYTES", d.max_body_bytes, minimum=1),
-            max_tasks_per_job=_int(e, "HOMERUN_MAX_TASKS_PER_JOB", d.max_tasks_per_job, minimum=1),
-            max_payload_bytes=_int(e, "HOMERUN_MAX_PAYLOAD_BYTES", d.max_payload_bytes, minimum=1),
-            rate_limit_per_second=_float(
-                e, "HOMERUN_RATE_LIMIT_PER_SECOND", d.rate_limit_per_second
-            ),
-            rate_limit_burst=_int(e, "HOMERUN_RATE_LIMIT_BURST", d.rate_limit_burst, minimum=1),
-            runner_id=e.get("HOMERUN_RUNNER_ID") or socket.gethostname(),
-            runner_concurrency=_int(
-                e, "HOMERUN_RUNNER_CONCURRENCY", d.runner_concurrency, minimum=1
-            ),
-            lease_seconds=_float(e, "HOMERUN_LEASE_SECONDS", d.lease_seconds),
-            heartbeat_seconds=_float(e, "HOMERUN_HEARTBEAT_SECONDS", d.heartbeat_seconds),
-            shutdown_grace_seconds=_float(
-                e, "HOMERUN_SHUTDOWN_GRACE_SECONDS", d.shutdown_grace_seconds
-            ),
-            default_timeout_seconds=_int(
-                e, "HOMERUN_DEFAULT_TIMEOUT_SECONDS", d.default_timeout_seconds, minimum=1
-            ),
-            default_max_attempts=_int(
-                e, "HOMERUN_DEFAULT_MAX_ATTEMPTS", d.default_max_attempts, minimum=1
-            ),
-            retry_base_seconds=_float(e, "HOMERUN_RETRY_BASE_SECONDS", d.retry_base_seconds),
-            retry_max_seconds=_float(e, "HOMERUN_RETRY_MAX_SECONDS", d.retry_max_seconds),
-            output_limit_bytes=_int(
-                e, "HOMERUN_OUTPUT_LIMIT_BYTES", d.output_limit_bytes, minimum=1
-            ),
-            allowed_images=_list(e, "HOMERUN_ALLOWED_IMAGES"),
-            allow_task_network=_bool(e, "HOMERUN_ALLOW_TASK_NETWORK", d.allow_task_network),
-            docker_url=e.get("HOMERUN_DOCKER_URL") or None,
-            stream_maxlen=_int(e, "HOMERUN_STREAM_MAXLEN", d.stream_maxlen, minimum=1),
-            stream_ttl_seconds=_int(e, "HOMERUN_STREAM_TTL_SECONDS", d.stream_ttl_seconds),
-            webhook_allow_private=_bool(
-                e, "HOMERUN_WEBHOOK_ALLOW_PRIVATE", d.webhook_allow_private
-            ),
-            webhook_max_attempts=_int(
-                e, "HOMERUN_WEBHOOK_MAX_ATTEMPTS", d.webhook_max_attempts, minimum=1
-            ),
-            disabled_plugins=_list(e, "HOMERUN_DISABLED_PLUGINS"),
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in SECRET_FILES:
+                values[f.name] = _secret_file(e, SECRET_FILES[f.name])
+                continue
+            name = env_name(f.name)
+            raw = e.get(name)
+            if raw is None or raw == "":
+                continue
+            parse = _PARSERS.get(str(f.type))
+            if parse is None:  # a new field with a type nobody taught us to read
+                raise TypeError(f"no parser for {f.name}: {f.type}")
+            value = parse(name, raw)
+            minimum = 1 if f.name in _AT_LEAST_ONE else 0
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < minimum:
+                raise SettingsError(f"{name} must be >= {minimum}, got {raw!r}")
+            values[f.name] = value
+        # The database password arrives as a secret file and is spliced into both DSNs.
+        password = _secret_file(e, DATABASE_PASSWORD_FILE)
+        values["database_url"] = _with_password(
+            values.get("database_url", cls.database_url), password
         )
+        if values.get("database_replica_url"):
+            values["database_replica_url"] = _with_password(
+                values["database_replica_url"], password
+            )
+        return cls(**values)
+
+
+def env_name(field_name: str) -> str:
+    return f"HOMERUN_{field_name.upper()}"
+
+
+# Secrets are read from the file a variable names (a Swarm secret), never from its value.
+SECRET_FILES = {"admin_token": "HOMERUN_ADMIN_TOKEN_FILE"}
+DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
+
+# Counts and sizes for which zero would mean "nothing works" rather than "off".
+_AT_LEAST_ONE = frozenset(
+    {
+        "port",
+        "max_body_bytes",
+        "max_tasks_per_job",
+        "max_payload_bytes",
+        "rate_limit_burst",
+        "runner_concurrency",
+        "default_timeout_seconds",
+        "default_max_attempts",
+        "output_limit_bytes",
+        "output_file_limit_bytes",
+        "stream_maxlen",
+        "webhook_max_attempts",
+        "sse_retry_after_seconds",
+    }
+)
+
+
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _parse_float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def _parse_list(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _parse_str(name: str, raw: str) -> str:
+    return raw
+
+
+# Keyed by the annotation as written (``from __future__ import annotations`` keeps it a string).
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "str": _parse_str,
+    "str | None": _parse_str,
+    "int": _parse_int,
+    "float": _parse_float,
+    "bool": _parse_bool,
+    "tuple[str, ...]": _parse_list,
+}

@@ -5,8 +5,10 @@
 #   <image> sh -c ...                         runs any other program as given
 #
 # Started as root (the stack does that for the runner only, for the Docker socket), it adds the
-# socket's group, drops to the homerun user with no capabilities and no-new-privileges, and
-# runs the command; started as homerun (the default), it just runs it.
+# socket's group, hands the runner's work directory (HOMERUN_WORK_DIR, a bind mount of the same
+# host path: runners/workspace.py) to the homerun user, drops to that user with no
+# capabilities and no-new-privileges, and runs the command; started as homerun (the default),
+# it just runs it.
 set -eu
 
 HOMERUN_UID=10001
@@ -28,6 +30,14 @@ if [ "$(id -u)" = 0 ]; then
     if [ -S "$sock" ]; then
         groups="$groups,$(stat -c %g "$sock")"
     fi
+    work="${HOMERUN_WORK_DIR:-/var/lib/homerun/work}"
+    if [ -d "$(dirname "$work")" ]; then
+        mkdir -p "$work"
+        chown "$HOMERUN_UID:$HOMERUN_UID" "$work"
+    fi
+    # root's HOME would make libraries look for their files under /root (asyncpg stats
+    # ~/.postgresql/postgresql.key and fails on the permission).
+    export HOME=/nonexistent USER=homerun LOGNAME=homerun
     exec setpriv --reuid="$HOMERUN_UID" --regid="$HOMERUN_UID" --groups="$groups" \
         --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
 fi

@@ -10,11 +10,15 @@
 # the runner (see app-entrypoint.sh). Access to the socket is root-equivalent on the host either
 # way; dropping root still keeps the process from owning its own container.
 
-# ---- build stage: a venv from the host-built wheels
-FROM debian:bookworm-slim AS build
+# ---- the image's Python with venv support; scripts/images.sh also asks it for its PEP 508
+# marker environment to complete the host-built wheel set (images/wheelhouse.py)
+FROM debian:bookworm-slim AS python
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
+
+# ---- build stage: a venv from the host-built wheels
+FROM python AS build
 RUN python3 -m venv /opt/homerun
 # Dependencies first: this layer only changes when pyproject.toml's dependencies change.
 COPY .wheels/deps/ /tmp/wheels/deps/
@@ -36,7 +40,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 homerun \
     && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
-        --shell /usr/sbin/nologin homerun
+        --shell /usr/sbin/nologin homerun \
+    && mkdir -p /var/lib/homerun/work && chown -R homerun:homerun /var/lib/homerun
 COPY --from=build /opt/homerun /opt/homerun
 COPY app-entrypoint.sh /usr/local/bin/homerun-entrypoint
 COPY app-healthcheck.py /usr/local/bin/homerun-healthcheck

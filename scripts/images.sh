@@ -3,7 +3,7 @@
 #
 #   scripts/images.sh            build all images
 #   scripts/images.sh task-shell build only the named ones (base, wheels, app, postgres, redis,
-#                                task-shell, task-python)
+#                                edge, task-shell, task-python)
 #
 # The Dockerfiles in images/ start FROM the official debian:bookworm-slim and install Python
 # packages with `pip install --no-index` from wheels built here on the host, so they build the
@@ -19,6 +19,8 @@
 #   HOMERUN_CACHE_DIR     where the debootstrap tarball is cached, default .homerun/cache
 #   DEBIAN_MIRROR         mirror for debootstrap, default http://deb.debian.org/debian
 #   HOMERUN_NO_PULL=1     never try `docker pull` for the base image (skips a slow time-out)
+#   HOMERUN_NO_CACHE=1    build every layer anew (`docker build --no-cache`): picks up Debian's
+#                         security updates, which cached apt layers never see
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -118,22 +120,16 @@ EOF
 # ---------------------------------------------------------------- wheels
 # The project wheel and its runtime dependencies, built on the host. SOURCE_DATE_EPOCH makes
 # the project wheel byte-identical across builds of the same source, so the image layer that
-# installs it stays cached. Dependency wheels are only rebuilt when pyproject.toml changes.
+# installs it stays cached. Dependency wheels are only rebuilt when pyproject.toml or the
+# image's Python changes; images/wheelhouse.py adds what the image's Python needs beyond the
+# host's (markers such as python_full_version < "3.11.3").
 build_wheels() {
-    mkdir -p "$WHEELS"
-    local stamp="$WHEELS/.deps-stamp" want
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        log "building dependency wheels (pyproject.toml changed)"
-        rm -f "$WHEELS/deps/"*.whl
-        mkdir -p "$WHEELS/deps"
-        "$PY" -m pip wheel -q . -w "$WHEELS/deps" >"$WHEELS/pip.log" 2>&1 || {
-            tail -30 "$WHEELS/pip.log" >&2
-            exit 1
-        }
-        rm -f "$WHEELS/deps/homerun-"*.whl
-        echo "$want" >"$stamp"
-    fi
+    mkdir -p "$WHEELS/deps" "$WHEELS/app"
+    local pyimage env stamp want
+    pyimage="$(docker build -q --target python -f images/app.Dockerfile images 2>/dev/null)"
+    env="$(docker run --rm -i --network none "$pyimage" python3 - --env <images/wheelhouse.py)"
+    stamp="$WHEELS/.deps-stamp"
+    want="$( (cat pyproject.toml; echo "$env") | sha256sum | cut -d' ' -f1)"
     local tmp had_build=0
     tmp="$(mktemp -d)"
     [ -e build ] && had_build=1
@@ -144,27 +140,53 @@ build_wheels() {
     }
     # setuptools builds in the source tree; leave it as it was.
     [ "$had_build" = 1 ] || rm -rf build
-    mkdir -p "$WHEELS/app"
-    # Only touch the context when the wheel really changed.
     local new
     new="$(ls "$tmp"/homerun-*.whl)"
+    # Only touch the build context when the wheel really changed.
     if ! cmp -s "$new" "$WHEELS/app/$(basename "$new")"; then
         rm -f "$WHEELS/app/"*.whl
         cp "$new" "$WHEELS/app/"
         log "project wheel updated"
     fi
     rm -rf "$tmp"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        log "building dependency wheels (pyproject.toml or the image's Python changed)"
+        rm -f "$WHEELS/deps/"*.whl
+        "$PY" -m pip wheel -q "$WHEELS/app/"*.whl -w "$WHEELS/deps" >"$WHEELS/pip.log" 2>&1 || {
+            tail -30 "$WHEELS/pip.log" >&2
+            exit 1
+        }
+        rm -f "$WHEELS/deps/homerun-"*.whl
+        "$PY" images/wheelhouse.py "$env" "$WHEELS/deps" "$WHEELS/app"
+        echo "$want" >"$stamp"
+    fi
 }
 
 # ---------------------------------------------------------------- images
 build() {
     local name="$1" context="$2"
-    local start=$SECONDS
-    docker build -q -f "images/$name.Dockerfile" -t "$PREFIX/$name:$TAG" "$context" >/dev/null
-    log "$PREFIX/$name:$TAG ($((SECONDS - start)) s)"
+    local start=$SECONDS out
+    out="$(mktemp)"
+    local flags=()
+    [ "${HOMERUN_NO_CACHE:-0}" != 1 ] || flags+=(--no-cache)
+    if ! docker build "${flags[@]}" -f "images/$name.Dockerfile" -t "$PREFIX/$name:$TAG" \
+        "$context" >"$out" 2>&1; then
+        tail -40 "$out" >&2
+        rm -f "$out"
+        log "FAILED: $PREFIX/$name:$TAG"
+        exit 1
+    fi
+    local cached steps
+    steps="$(grep '^Step ' "$out" | grep -vc ' : FROM ' || true)"
+    cached="$(grep -c 'Using cache' "$out" || true)"
+    rm -f "$out"
+    log "$PREFIX/$name:$TAG ($((SECONDS - start)) s, $cached/$steps steps cached)"
 }
 
-ALL=(base task-shell task-python wheels app postgres redis)
+# `make images` on a fresh host: an engine first.
+docker info >/dev/null 2>&1 || "$ROOT/scripts/ensure-docker.sh"
+
+ALL=(base task-shell task-python wheels app postgres redis edge)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${ALL[@]}")
 
@@ -173,7 +195,7 @@ for target in "${want[@]}"; do
         base) ensure_base ;;
         wheels) build_wheels ;;
         app) ensure_base; [ -d "$WHEELS/app" ] || build_wheels; build app images ;;
-        postgres | redis | task-shell | task-python) ensure_base; build "$target" images ;;
+        postgres | redis | edge | task-shell | task-python) ensure_base; build "$target" images ;;
         *) log "unknown image: $target (known: ${ALL[*]})"; exit 2 ;;
     esac
 done

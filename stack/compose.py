@@ -118,8 +118,12 @@ def _service(svc: Service) -> dict[str, Any]:
         ]
     if svc.ports:
         out["ports"] = [
-            {"target": p.target, "published": p.published, "protocol": p.protocol,
-             "mode": p.mode.value}
+            {
+                "target": p.target,
+                "published": p.published,
+                "protocol": p.protocol,
+                "mode": p.mode.value,
+            }
             for p in svc.ports
         ]
     if svc.user is not None:
@@ -209,17 +213,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint-mode", choices=[m.value for m in EndpointMode])
     p.add_argument("--publish-mode", choices=[m.value for m in PublishMode])
     p.add_argument(
-        "--auto-modes", action="store_true",
+        "--auto-modes",
+        action="store_true",
         help="pick dnsrr/host when this host has no IPVS, vip/ingress otherwise "
         "(explicit --endpoint-mode/--publish-mode still win)",
     )
     p.add_argument(
-        "--print-modes", action="store_true",
+        "--print-modes",
+        action="store_true",
         help="print the detected '<endpoint-mode> <publish-mode>' and exit",
     )
     p.add_argument("--encrypt-networks", action="store_true", help="IPsec on the overlays")
     p.add_argument(
-        "--placement-labels", action="store_true",
+        "--placement-labels",
+        action="store_true",
         help="constrain services to nodes labelled homerun.postgres=primary|replica, "
         "homerun.redis=true, homerun.runner=true",
     )
@@ -231,13 +238,18 @@ def _parser() -> argparse.ArgumentParser:
         "--allowed-images", default="", help="comma-separated images container tasks may use"
     )
     p.add_argument(
-        "--resources", type=_resource_override, action="append", default=[],
-        metavar="SERVICE=CPUS,MB[,RCPUS,RMB]", help="override one service's limits (repeatable)",
+        "--resources",
+        type=_resource_override,
+        action="append",
+        default=[],
+        metavar="SERVICE=CPUS,MB[,RCPUS,RMB]",
+        help="override one service's limits (repeatable)",
     )
     p.add_argument("--docker-socket", default=d.docker_socket, help="host path of the socket")
     p.add_argument("--secrets-dir", type=Path, help="default .homerun/stacks/<stack>/secrets")
     p.add_argument(
-        "--no-generate-secrets", action="store_true",
+        "--no-generate-secrets",
+        action="store_true",
         help="fail instead of generating missing secret files",
     )
     p.add_argument("--config-dir", type=Path, help="default .homerun/stacks/<stack>/configs")

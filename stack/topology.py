@@ -225,10 +225,17 @@ def build_topology(config: StackConfig) -> Topology:
     secrets = tuple(Secret(key, f"{s}_{key}") for key in SECRET_KEYS)
     volumes = tuple(Volume(k, f"{s}_{k}") for k in ("pg-primary", "pg-replica", "redis-queue"))
     configs = (
-        _config(s, "edge-conf", conffiles.haproxy_cfg(
-            listen_port=APP_PORT, backend_host="api", backend_port=APP_PORT,
-            # Room for a start-first update of every replica at once.
-            slots=max(4, 2 * config.api_replicas))),
+        _config(
+            s,
+            "edge-conf",
+            conffiles.haproxy_cfg(
+                listen_port=APP_PORT,
+                backend_host="api",
+                backend_port=APP_PORT,
+                # Room for a start-first update of every replica at once.
+                slots=max(4, 2 * config.api_replicas),
+            ),
+        ),
     )
     services = (
         _postgres(config, "primary"),
@@ -389,8 +396,9 @@ def _api(config: StackConfig) -> Service:
         healthcheck=_APP_HEALTHCHECK,
         # The new task must be healthy before an old one stops; a task that never gets
         # healthy rolls the whole service back to the previous spec.
-        update=UpdatePolicy(order="start-first", failure_action="rollback",
-                            delay_s=5.0, monitor_s=15.0),
+        update=UpdatePolicy(
+            order="start-first", failure_action="rollback", delay_s=5.0, monitor_s=15.0
+        ),
         rollback=UpdatePolicy(order="start-first", failure_action="pause", monitor_s=10.0),
         stop_grace_s=20.0,
     )
@@ -452,9 +460,13 @@ def _edge(config: StackConfig) -> Service:
         configs=(ConfigRef("edge-conf", EDGE_CONF),),
         ports=(Port(APP_PORT, config.api_port, config.publish_mode),),
         healthcheck=Healthcheck(
-            test=("CMD", "bash", "-c",
-                  f"exec 3<>/dev/tcp/127.0.0.1/{APP_PORT} && "
-                  "printf 'GET /edge-healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q ' 200 ' <&3"),
+            test=(
+                "CMD",
+                "bash",
+                "-c",
+                f"exec 3<>/dev/tcp/127.0.0.1/{APP_PORT} && "
+                "printf 'GET /edge-healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q ' 200 ' <&3",
+            ),
         ),
         stop_grace_s=10.0,
     )

@@ -40,7 +40,7 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: 
             value = condition()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+        except Exception as exc:
             last_exc = exc
         time.sleep(interval)
     raise AssertionError(

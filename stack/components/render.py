@@ -59,7 +59,8 @@ def service_args(stack: str, svc: Service, refs: Refs) -> docker.ServiceArgs:
                 file_gid=str(r.gid),
             )
             for r in svc.secrets
-        ] or None,
+        ]
+        or None,
         configs=[
             docker.ServiceTaskSpecContainerSpecConfigArgs(
                 config_id=refs.configs[r.config].id,
@@ -70,7 +71,8 @@ def service_args(stack: str, svc: Service, refs: Refs) -> docker.ServiceArgs:
                 file_gid="0",
             )
             for r in svc.configs
-        ] or None,
+        ]
+        or None,
         mounts=[
             docker.ServiceTaskSpecContainerSpecMountArgs(
                 type=m.type,
@@ -80,7 +82,8 @@ def service_args(stack: str, svc: Service, refs: Refs) -> docker.ServiceArgs:
                 read_only=m.read_only,
             )
             for m in svc.mounts
-        ] or None,
+        ]
+        or None,
         stop_grace_period=duration(svc.stop_grace_s),
         labels=[
             docker.ServiceTaskSpecContainerSpecLabelArgs(label=k, value=v)
@@ -134,7 +137,8 @@ def service_args(stack: str, svc: Service, refs: Refs) -> docker.ServiceArgs:
                     protocol=p.protocol,
                 )
                 for p in svc.ports
-            ] or None,
+            ]
+            or None,
         ),
         update_config=docker.ServiceUpdateConfigArgs(**_update_fields(svc.update)),
         rollback_config=docker.ServiceRollbackConfigArgs(**_update_fields(svc.rollback)),

@@ -47,18 +47,36 @@ def client() -> Iterator[docker.DockerClient]:
 def _deploy(stack: str, args: list[str], workdir: Path) -> None:
     secrets_dir = workdir / "secrets"
     secrets_dir.mkdir()
-    for key, value in (("db-password", SECRET_VALUES["dbPassword"]),
-                       ("replication-password", SECRET_VALUES["replicationPassword"]),
-                       ("admin-token", SECRET_VALUES["adminToken"])):
+    for key, value in (
+        ("db-password", SECRET_VALUES["dbPassword"]),
+        ("replication-password", SECRET_VALUES["replicationPassword"]),
+        ("admin-token", SECRET_VALUES["adminToken"]),
+    ):
         (secrets_dir / key).write_text(value)
     from stack import compose
 
     out = workdir / "compose.yml"
-    assert compose.main([*args, "--stack", stack, "--secrets-dir", str(secrets_dir),
-                         "--config-dir", str(workdir / "configs"), "-o", str(out)]) == 0
+    assert (
+        compose.main(
+            [
+                *args,
+                "--stack",
+                stack,
+                "--secrets-dir",
+                str(secrets_dir),
+                "--config-dir",
+                str(workdir / "configs"),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     subprocess.run(
         ["docker", "stack", "deploy", "--resolve-image", "never", "-c", str(out), stack],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -82,9 +100,14 @@ def _seconds(ns: int | None) -> float | None:
 
 
 def _update(u: dict[str, Any]) -> tuple[Any, ...]:
-    return (u.get("Parallelism"), _seconds(u.get("Delay", 0)), u.get("Order"),
-            u.get("FailureAction"), _seconds(u.get("Monitor", 0)),
-            float(u.get("MaxFailureRatio", 0)))
+    return (
+        u.get("Parallelism"),
+        _seconds(u.get("Delay", 0)),
+        u.get("Order"),
+        u.get("FailureAction"),
+        _seconds(u.get("Monitor", 0)),
+        float(u.get("MaxFailureRatio", 0)),
+    )
 
 
 def from_swarm(client: docker.DockerClient, stack: str) -> dict[str, Any]:
@@ -93,15 +116,17 @@ def from_swarm(client: docker.DockerClient, stack: str) -> dict[str, Any]:
     configs = client.configs.list(filters=label)
     out: dict[str, Any] = {
         "networks": {
-            n["Name"]: (n["Driver"], n["Attachable"], n["Internal"],
-                        "encrypted" in (n.get("Options") or {}))
+            n["Name"]: (
+                n["Driver"],
+                n["Attachable"],
+                n["Internal"],
+                "encrypted" in (n.get("Options") or {}),
+            )
             for n in networks.values()
         },
         # Swarm never hands a secret's data back: names only.
         "secrets": sorted(s.name for s in client.secrets.list(filters=label)),
-        "configs": {
-            c.name: base64.b64decode(c.attrs["Spec"]["Data"]).decode() for c in configs
-        },
+        "configs": {c.name: base64.b64decode(c.attrs["Spec"]["Data"]).decode() for c in configs},
         "services": {},
     }
     volumes: set[str] = set()
@@ -128,8 +153,13 @@ def from_swarm(client: docker.DockerClient, stack: str) -> dict[str, Any]:
                 for n in task.get("Networks", ())
             ),
             "secrets": sorted(
-                (s["SecretName"], s["File"]["Name"], s["File"]["Mode"], s["File"]["UID"],
-                 s["File"]["GID"])
+                (
+                    s["SecretName"],
+                    s["File"]["Name"],
+                    s["File"]["Mode"],
+                    s["File"]["UID"],
+                    s["File"]["GID"],
+                )
                 for s in container.get("Secrets", ())
             ),
             "configs": sorted(
@@ -141,22 +171,31 @@ def from_swarm(client: docker.DockerClient, stack: str) -> dict[str, Any]:
             ),
             "limits": (limits.get("NanoCPUs"), limits.get("MemoryBytes")),
             "reservations": (reserve.get("NanoCPUs"), reserve.get("MemoryBytes")),
-            "mode": ("global", None) if "Global" in mode
+            "mode": ("global", None)
+            if "Global" in mode
             else ("replicated", mode["Replicated"].get("Replicas", 0)),
             "endpoint_mode": spec.get("EndpointSpec", {}).get("Mode", "vip"),
             "ports": sorted(
-                (p["TargetPort"], p.get("PublishedPort"), p.get("PublishMode", "ingress"),
-                 p.get("Protocol", "tcp"))
+                (
+                    p["TargetPort"],
+                    p.get("PublishedPort"),
+                    p.get("PublishMode", "ingress"),
+                    p.get("Protocol", "tcp"),
+                )
                 for p in spec.get("EndpointSpec", {}).get("Ports", ())
             ),
             "healthcheck": (
-                tuple(health.get("Test", ())), _seconds(health.get("Interval")),
-                _seconds(health.get("Timeout")), health.get("Retries"),
+                tuple(health.get("Test", ())),
+                _seconds(health.get("Interval")),
+                _seconds(health.get("Timeout")),
+                health.get("Retries"),
                 _seconds(health.get("StartPeriod")),
             ),
             "restart": (
-                restart.get("Condition"), _seconds(restart.get("Delay")),
-                restart.get("MaxAttempts", 0), _seconds(restart.get("Window")),
+                restart.get("Condition"),
+                _seconds(restart.get("Delay")),
+                restart.get("MaxAttempts", 0),
+                _seconds(restart.get("Window")),
             ),
             "update": _update(spec.get("UpdateConfig", {})),
             "rollback": _update(spec.get("RollbackConfig", {})),
@@ -171,11 +210,28 @@ def from_swarm(client: docker.DockerClient, stack: str) -> dict[str, Any]:
 def test_docker_stack_deploy_creates_what_pulumi_would(client, tmp_path):
     stack = f"hrtest-pulumi-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    args = ["--endpoint-mode", "dnsrr", "--publish-mode", "host", "--port", str(port),
-            "--placement-labels", "--api-replicas", "1", "--notifier-replicas", "0"]
-    config = {"stackName": stack, "endpointMode": "dnsrr", "publishMode": "host",
-              "apiPort": port, "placementLabels": True, "apiReplicas": 1,
-              "notifierReplicas": 0}
+    args = [
+        "--endpoint-mode",
+        "dnsrr",
+        "--publish-mode",
+        "host",
+        "--port",
+        str(port),
+        "--placement-labels",
+        "--api-replicas",
+        "1",
+        "--notifier-replicas",
+        "0",
+    ]
+    config = {
+        "stackName": stack,
+        "endpointMode": "dnsrr",
+        "publishMode": "host",
+        "apiPort": port,
+        "placementLabels": True,
+        "apiReplicas": 1,
+        "notifierReplicas": 0,
+    }
     try:
         _deploy(stack, args, tmp_path)
         real = from_swarm(client, stack)

@@ -56,8 +56,12 @@ def from_compose(doc: dict[str, Any], stack: str) -> dict[str, Any]:
     volumes = doc.get("volumes", {})
     out: dict[str, Any] = {
         "networks": {
-            n["name"]: (n.get("driver"), n.get("attachable", False), n.get("internal", False),
-                        "encrypted" in (n.get("driver_opts") or {}))
+            n["name"]: (
+                n.get("driver"),
+                n.get("attachable", False),
+                n.get("internal", False),
+                "encrypted" in (n.get("driver_opts") or {}),
+            )
             for n in networks.values()
         },
         "secrets": {s["name"]: Path(s["file"]).read_text() for s in secrets.values()},
@@ -83,8 +87,13 @@ def from_compose(doc: dict[str, Any], stack: str) -> dict[str, Any]:
                 for n in nets
             ),
             "secrets": sorted(
-                (secrets[s["source"]]["name"], s.get("target", s["source"]), s.get("mode"),
-                 str(s.get("uid", "0")), str(s.get("gid", "0")))
+                (
+                    secrets[s["source"]]["name"],
+                    s.get("target", s["source"]),
+                    s.get("mode"),
+                    str(s.get("uid", "0")),
+                    str(s.get("gid", "0")),
+                )
                 for s in svc.get("secrets", ())
             ),
             "configs": sorted(
@@ -92,28 +101,41 @@ def from_compose(doc: dict[str, Any], stack: str) -> dict[str, Any]:
                 for c in svc.get("configs", ())
             ),
             "mounts": sorted(
-                (m["type"], volumes[m["source"]]["name"] if m["type"] == "volume" else m["source"],
-                 m["target"], m.get("read_only", False))
+                (
+                    m["type"],
+                    volumes[m["source"]]["name"] if m["type"] == "volume" else m["source"],
+                    m["target"],
+                    m.get("read_only", False),
+                )
                 for m in svc.get("volumes", ())
             ),
             "limits": (nano(limits.get("cpus")), memory_bytes(limits.get("memory"))),
             "reservations": (nano(reserve.get("cpus")), memory_bytes(reserve.get("memory"))),
-            "mode": ("global", None) if deploy.get("mode") == "global"
+            "mode": ("global", None)
+            if deploy.get("mode") == "global"
             else ("replicated", deploy.get("replicas", 1)),
             "endpoint_mode": deploy.get("endpoint_mode", "vip"),
             "ports": sorted(
-                (p["target"], p.get("published"), p.get("mode", "ingress"),
-                 p.get("protocol", "tcp"))
+                (
+                    p["target"],
+                    p.get("published"),
+                    p.get("mode", "ingress"),
+                    p.get("protocol", "tcp"),
+                )
                 for p in svc.get("ports", ())
             ),
             "healthcheck": (
-                tuple(health.get("test", ())), seconds(health.get("interval")),
-                seconds(health.get("timeout")), health.get("retries"),
+                tuple(health.get("test", ())),
+                seconds(health.get("interval")),
+                seconds(health.get("timeout")),
+                health.get("retries"),
                 seconds(health.get("start_period")),
             ),
             "restart": (
-                restart.get("condition"), seconds(restart.get("delay")),
-                restart.get("max_attempts", 0), seconds(restart.get("window")),
+                restart.get("condition"),
+                seconds(restart.get("delay")),
+                restart.get("max_attempts", 0),
+                seconds(restart.get("window")),
             ),
             "update": _compose_update(deploy.get("update_config", {})),
             "rollback": _compose_update(deploy.get("rollback_config", {})),
@@ -126,9 +148,14 @@ def from_compose(doc: dict[str, Any], stack: str) -> dict[str, Any]:
 
 
 def _compose_update(u: dict[str, Any]) -> tuple[Any, ...]:
-    return (u.get("parallelism"), seconds(u.get("delay")), u.get("order"),
-            u.get("failure_action"), seconds(u.get("monitor")),
-            float(u.get("max_failure_ratio", 0)))
+    return (
+        u.get("parallelism"),
+        seconds(u.get("delay")),
+        u.get("order"),
+        u.get("failure_action"),
+        seconds(u.get("monitor")),
+        float(u.get("max_failure_ratio", 0)),
+    )
 
 
 # --------------------------------------------------------------------------- Pulumi side
@@ -154,8 +181,12 @@ def from_pulumi(resources: list[Captured]) -> dict[str, Any]:
     configs = by_id("docker:index/serviceConfig:ServiceConfig")
     out: dict[str, Any] = {
         "networks": {
-            n["name"]: (n.get("driver"), n.get("attachable", False), n.get("internal", False),
-                        "encrypted" in (n.get("options") or {}))
+            n["name"]: (
+                n.get("driver"),
+                n.get("attachable", False),
+                n.get("internal", False),
+                "encrypted" in (n.get("options") or {}),
+            )
             for n in networks.values()
         },
         "secrets": {s["name"]: _decode(s["data"]) for s in secrets.values()},
@@ -188,13 +219,17 @@ def from_pulumi(resources: list[Captured]) -> dict[str, Any]:
                 for n in task.get("networksAdvanceds", ())
             ),
             "secrets": sorted(
-                (s["secretName"], s["fileName"], s.get("fileMode"), s.get("fileUid", "0"),
-                 s.get("fileGid", "0"))
+                (
+                    s["secretName"],
+                    s["fileName"],
+                    s.get("fileMode"),
+                    s.get("fileUid", "0"),
+                    s.get("fileGid", "0"),
+                )
                 for s in spec.get("secrets", ())
             ),
             "configs": sorted(
-                (c["configName"], c["fileName"], c.get("fileMode"))
-                for c in spec.get("configs", ())
+                (c["configName"], c["fileName"], c.get("fileMode")) for c in spec.get("configs", ())
             ),
             "mounts": sorted(
                 (m["type"], m.get("source"), m["target"], m.get("readOnly", False))
@@ -202,22 +237,31 @@ def from_pulumi(resources: list[Captured]) -> dict[str, Any]:
             ),
             "limits": (limits.get("nanoCpus"), limits.get("memoryBytes")),
             "reservations": (reserve.get("nanoCpus"), reserve.get("memoryBytes")),
-            "mode": ("global", None) if svc.get("mode", {}).get("global")
+            "mode": ("global", None)
+            if svc.get("mode", {}).get("global")
             else ("replicated", replicated.get("replicas", 1) if replicated else 1),
             "endpoint_mode": svc.get("endpointSpec", {}).get("mode", "vip"),
             "ports": sorted(
-                (p["targetPort"], p.get("publishedPort"), p.get("publishMode", "ingress"),
-                 p.get("protocol", "tcp"))
+                (
+                    p["targetPort"],
+                    p.get("publishedPort"),
+                    p.get("publishMode", "ingress"),
+                    p.get("protocol", "tcp"),
+                )
                 for p in svc.get("endpointSpec", {}).get("ports", ())
             ),
             "healthcheck": (
-                tuple(health.get("tests", ())), seconds(health.get("interval")),
-                seconds(health.get("timeout")), health.get("retries"),
+                tuple(health.get("tests", ())),
+                seconds(health.get("interval")),
+                seconds(health.get("timeout")),
+                health.get("retries"),
                 seconds(health.get("startPeriod")),
             ),
             "restart": (
-                restart.get("condition"), seconds(restart.get("delay")),
-                restart.get("maxAttempts", 0), seconds(restart.get("window")),
+                restart.get("condition"),
+                seconds(restart.get("delay")),
+                restart.get("maxAttempts", 0),
+                seconds(restart.get("window")),
             ),
             "update": _pulumi_update(svc.get("updateConfig", {})),
             "rollback": _pulumi_update(svc.get("rollbackConfig", {})),
@@ -229,6 +273,11 @@ def from_pulumi(resources: list[Captured]) -> dict[str, Any]:
 
 
 def _pulumi_update(u: dict[str, Any]) -> tuple[Any, ...]:
-    return (u.get("parallelism"), seconds(u.get("delay")), u.get("order"),
-            u.get("failureAction"), seconds(u.get("monitor")),
-            float(u.get("maxFailureRatio", 0)))
+    return (
+        u.get("parallelism"),
+        seconds(u.get("delay")),
+        u.get("order"),
+        u.get("failureAction"),
+        seconds(u.get("monitor")),
+        float(u.get("maxFailureRatio", 0)),
+    )

@@ -7,6 +7,7 @@ to the engine is what the tests assert on.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,12 @@ def _install(mocks: CaptureMocks) -> None:
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="unit", preview=False)
 
 
+# pulumi.runtime.test drives the thread's current event loop by hand, and futures Pulumi
+# keeps between program runs must be awaited on the loop they were made on. pytest-asyncio
+# tests leave no current loop behind, so every run is pinned to this one.
+_LOOP = asyncio.new_event_loop()
+asyncio.set_event_loop(_LOOP)
+
 # Mocks go in before the program is imported anywhere (the standard pattern); every run
 # below installs a fresh set again so runs do not see each other's resources.
 _install(CaptureMocks())
@@ -54,14 +61,13 @@ _install(CaptureMocks())
 
 def run_program(config: dict[str, Any] | None = None, secrets: bool = True) -> list[Captured]:
     """Run stack/__main__.py's main() with ``config`` (keys without the project prefix)."""
+    asyncio.set_event_loop(_LOOP)
     mocks = CaptureMocks()
     _install(mocks)
     values: dict[str, str] = {}
     for key, value in {**(SECRET_VALUES if secrets else {}), **(config or {})}.items():
         values[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
-    pulumi.runtime.set_all_config(
-        values, [f"{PROJECT}:{k}" for k in SECRET_VALUES if secrets]
-    )
+    pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in SECRET_VALUES if secrets])
     from stack import __main__ as program
 
     # pulumi.runtime.test runs the program and waits for every registration to finish.

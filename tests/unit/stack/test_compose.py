@@ -21,8 +21,17 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def _run(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
     out = tmp_path / "compose.yml"
-    rc = compose.main([*args, "--secrets-dir", str(tmp_path / "secrets"),
-                       "--config-dir", str(tmp_path / "configs"), "-o", str(out)])
+    rc = compose.main(
+        [
+            *args,
+            "--secrets-dir",
+            str(tmp_path / "secrets"),
+            "--config-dir",
+            str(tmp_path / "configs"),
+            "-o",
+            str(out),
+        ]
+    )
     text = out.read_text() if out.exists() else ""
     return rc, (yaml.safe_load(text) if text else {}), text
 
@@ -30,9 +39,21 @@ def _run(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
 def test_the_cli_prints_a_compose_file_with_named_objects(tmp_path):
     # The documented invocation, as scripts run it: from the repo root, to stdout.
     result = subprocess.run(
-        [sys.executable, "-m", "stack.compose", "--stack", "hrcli",
-         "--secrets-dir", str(tmp_path / "s"), "--config-dir", str(tmp_path / "c")],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "stack.compose",
+            "--stack",
+            "hrcli",
+            "--secrets-dir",
+            str(tmp_path / "s"),
+            "--config-dir",
+            str(tmp_path / "c"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     doc = yaml.safe_load(result.stdout)
     assert doc["version"] == "3.8"
@@ -92,8 +113,11 @@ def test_invalid_combinations_are_usage_errors(tmp_path):
 
 def test_dollars_reach_the_container_unchanged(tmp_path):
     topology = build_topology(StackConfig(allowed_images=("img$HOME",)))
-    doc = compose.render(topology, {s.key: tmp_path for s in topology.secrets},
-                         {c.key: tmp_path for c in topology.configs})
+    doc = compose.render(
+        topology,
+        {s.key: tmp_path for s in topology.secrets},
+        {c.key: tmp_path for c in topology.configs},
+    )
     assert doc["services"]["runner"]["environment"]["HOMERUN_ALLOWED_IMAGES"] == "img$$HOME"
 
 

@@ -19,7 +19,8 @@ def test_ipvs_present_keeps_dockers_defaults(tmp_path: Path) -> None:
 
 def test_no_ipvs_and_no_module_means_dnsrr_and_host(tmp_path: Path) -> None:
     assert modes.detect_modes(tmp_path / "missing", try_load=False) == (
-        EndpointMode.DNSRR, PublishMode.HOST
+        EndpointMode.DNSRR,
+        PublishMode.HOST,
     )
 
 

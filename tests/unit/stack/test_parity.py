@@ -30,22 +30,64 @@ SECRET_FILES = {
 CASES: dict[str, tuple[list[str], dict[str, Any]]] = {
     "defaults": ([], {}),
     "no-ipvs-host": (
-        ["--stack", "hrpar", "--endpoint-mode", "dnsrr", "--publish-mode", "host",
-         "--port", "18000", "--placement-labels", "--encrypt-networks",
-         "--label-prefix", "acme", "--docker-socket", "/run/docker.sock"],
-        {"stackName": "hrpar", "endpointMode": "dnsrr", "publishMode": "host",
-         "apiPort": 18000, "placementLabels": True, "encryptNetworks": True,
-         "labelPrefix": "acme", "dockerSocket": "/run/docker.sock"},
+        [
+            "--stack",
+            "hrpar",
+            "--endpoint-mode",
+            "dnsrr",
+            "--publish-mode",
+            "host",
+            "--port",
+            "18000",
+            "--placement-labels",
+            "--encrypt-networks",
+            "--label-prefix",
+            "acme",
+            "--docker-socket",
+            "/run/docker.sock",
+        ],
+        {
+            "stackName": "hrpar",
+            "endpointMode": "dnsrr",
+            "publishMode": "host",
+            "apiPort": 18000,
+            "placementLabels": True,
+            "encryptNetworks": True,
+            "labelPrefix": "acme",
+            "dockerSocket": "/run/docker.sock",
+        },
     ),
     "scaled-registry": (
-        ["--registry", "reg.example:5000", "--tag", "1.2.3", "--api-replicas", "4",
-         "--runner-replicas", "3", "--notifier-replicas", "2", "--runner-concurrency", "7",
-         "--allowed-images", "alpine:3,busybox:1", "--resources", "api=2,1024",
-         "--resources", "postgres-primary=2,4096,0.5,1024"],
-        {"registry": "reg.example:5000", "tag": "1.2.3", "apiReplicas": 4,
-         "runnerReplicas": 3, "notifierReplicas": 2, "runnerConcurrency": 7,
-         "allowedImages": ["alpine:3", "busybox:1"],
-         "resources": ["api=2,1024", "postgres-primary=2,4096,0.5,1024"]},
+        [
+            "--registry",
+            "reg.example:5000",
+            "--tag",
+            "1.2.3",
+            "--api-replicas",
+            "4",
+            "--runner-replicas",
+            "3",
+            "--notifier-replicas",
+            "2",
+            "--runner-concurrency",
+            "7",
+            "--allowed-images",
+            "alpine:3,busybox:1",
+            "--resources",
+            "api=2,1024",
+            "--resources",
+            "postgres-primary=2,4096,0.5,1024",
+        ],
+        {
+            "registry": "reg.example:5000",
+            "tag": "1.2.3",
+            "apiReplicas": 4,
+            "runnerReplicas": 3,
+            "notifierReplicas": 2,
+            "runnerConcurrency": 7,
+            "allowedImages": ["alpine:3", "busybox:1"],
+            "resources": ["api=2,1024", "postgres-primary=2,4096,0.5,1024"],
+        },
     ),
 }
 
@@ -59,8 +101,20 @@ def render_compose(tmp_path: Path, args: list[str]) -> dict[str, Any]:
     for key, value in SECRET_FILES.items():
         (secrets_dir / key).write_text(value)
     out = tmp_path / "compose.yml"
-    assert compose.main([*args, "--secrets-dir", str(secrets_dir), "--config-dir",
-                         str(tmp_path / "configs"), "-o", str(out)]) == 0
+    assert (
+        compose.main(
+            [
+                *args,
+                "--secrets-dir",
+                str(secrets_dir),
+                "--config-dir",
+                str(tmp_path / "configs"),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     document: dict[str, Any] = yaml.safe_load(out.read_text())
     return document
 

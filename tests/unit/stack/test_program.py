@@ -93,8 +93,11 @@ def test_secret_values_never_appear_in_any_environment(default_run, default_serv
 
 def test_secrets_are_swarm_secrets_with_secret_data(default_run):
     by_name = {r.inputs["name"]: r.inputs for r in of_type(default_run, SECRET)}
-    assert sorted(by_name) == ["hrunit_admin-token", "hrunit_db-password",
-                               "hrunit_replication-password"]
+    assert sorted(by_name) == [
+        "hrunit_admin-token",
+        "hrunit_db-password",
+        "hrunit_replication-password",
+    ]
     data = by_name["hrunit_db-password"]["data"]
     assert _unsecret(data) != data, "the secret's data must travel as a Pulumi secret"
     assert base64.b64decode(_unsecret(data)).decode() == SECRET_VALUES["dbPassword"]
@@ -123,15 +126,24 @@ def test_only_the_api_port_is_published_by_the_edge(default_services):
     assert list(published) == ["hrunit_edge"]
     (port,) = published["hrunit_edge"]
     assert (port["targetPort"], port["publishedPort"], port["publishMode"]) == (
-        8000, 8000, "ingress"
+        8000,
+        8000,
+        "ingress",
     )
 
 
 def test_replicas_and_port_come_from_config():
-    run = services(run_program({
-        "stackName": "hrunit", "apiReplicas": 3, "runnerReplicas": 2,
-        "notifierReplicas": 0, "apiPort": 18080,
-    }))
+    run = services(
+        run_program(
+            {
+                "stackName": "hrunit",
+                "apiReplicas": 3,
+                "runnerReplicas": 2,
+                "notifierReplicas": 0,
+                "apiPort": 18080,
+            }
+        )
+    )
     replicas = {n: s["mode"].get("replicated", {}).get("replicas") for n, s in run.items()}
     assert replicas["hrunit_api"] == 3
     assert replicas["hrunit_runner"] == 2
@@ -176,9 +188,11 @@ def test_placement_labels_constrain_only_when_enabled(default_services):
 
     assert constraints("postgres-primary") == ["node.labels.homerun.postgres==primary"]
     assert constraints("postgres-replica") == ["node.labels.homerun.postgres==replica"]
-    assert constraints("redis-queue") == constraints("redis-events") == [
-        "node.labels.homerun.redis==true"
-    ]
+    assert (
+        constraints("redis-queue")
+        == constraints("redis-events")
+        == ["node.labels.homerun.redis==true"]
+    )
     assert constraints("runner") == ["node.labels.homerun.runner==true"]
     assert constraints("api") == constraints("edge") == []
 
@@ -193,17 +207,26 @@ def test_api_rolls_start_first_and_rolls_back_on_failure(default_services):
 
 def test_runner_gets_the_docker_socket(default_services):
     runner = default_services["hrunit_runner"]["taskSpec"]["containerSpec"]
-    assert {"type": "bind", "source": "/var/run/docker.sock",
-            "target": "/var/run/docker.sock", "readOnly": False} in runner["mounts"]
+    assert {
+        "type": "bind",
+        "source": "/var/run/docker.sock",
+        "target": "/var/run/docker.sock",
+        "readOnly": False,
+    } in runner["mounts"]
     assert runner["user"] == "0"
     assert runner["env"]["HOMERUN_DOCKER_URL"] == "unix:///var/run/docker.sock"
 
 
 def test_images_registry_tag_and_resources_from_config():
-    run = services(run_program({
-        "registry": "registry.example:5000", "tag": "9.9.9",
-        "resources": ["api=2,2048", "runner=1.5,768,0.5,256"],
-    }))
+    run = services(
+        run_program(
+            {
+                "registry": "registry.example:5000",
+                "tag": "9.9.9",
+                "resources": ["api=2,2048", "runner=1.5,768,0.5,256"],
+            }
+        )
+    )
     assert run["homerun_api"]["taskSpec"]["containerSpec"]["image"] == (
         "registry.example:5000/homerun/app:9.9.9"
     )
@@ -220,8 +243,14 @@ def test_volumes_survive_destroy_and_are_mounted(default_run, default_services):
     volumes = sorted(r.inputs["name"] for r in of_type(default_run, VOLUME))
     assert volumes == ["hrunit_pg-primary", "hrunit_pg-replica", "hrunit_redis-queue"]
     mounts = default_services["hrunit_postgres-primary"]["taskSpec"]["containerSpec"]["mounts"]
-    assert mounts == [{"type": "volume", "source": "hrunit_pg-primary",
-                       "target": "/var/lib/postgresql/data", "readOnly": False}]
+    assert mounts == [
+        {
+            "type": "volume",
+            "source": "hrunit_pg-primary",
+            "target": "/var/lib/postgresql/data",
+            "readOnly": False,
+        }
+    ]
 
 
 def test_edge_config_is_a_swarm_config(default_run):
@@ -232,8 +261,11 @@ def test_edge_config_is_a_swarm_config(default_run):
 
 
 def test_secrets_fall_back_to_files(tmp_path: Path) -> None:
-    for key, value in {"db-password": "from-file-db", "replication-password": "from-file-r",
-                       "admin-token": "from-file-t"}.items():
+    for key, value in {
+        "db-password": "from-file-db",
+        "replication-password": "from-file-r",
+        "admin-token": "from-file-t",
+    }.items():
         (tmp_path / key).write_text(value + "\n")
     resources = run_program({"secretsDir": str(tmp_path)}, secrets=False)
     data = {r.inputs["name"]: _unsecret(r.inputs["data"]) for r in of_type(resources, SECRET)}
@@ -274,7 +306,10 @@ def test_pulumi_runs_the_directory_as_a_script(tmp_path: Path) -> None:
         "print(created.count('docker:index/service:Service'))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-P", str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr

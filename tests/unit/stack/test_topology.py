@@ -66,8 +66,13 @@ def test_a_reservation_above_its_limit_is_refused():
 
 def test_parse_resource():
     assert parse_resource("api=2,1024") == (
-        "api", Resources(2.0, 1024, DEFAULT_RESOURCES["api"].reserve_cpus,
-                         DEFAULT_RESOURCES["api"].reserve_memory_mb)
+        "api",
+        Resources(
+            2.0,
+            1024,
+            DEFAULT_RESOURCES["api"].reserve_cpus,
+            DEFAULT_RESOURCES["api"].reserve_memory_mb,
+        ),
     )
     assert parse_resource("edge=0.2,64,0.01,16") == ("edge", Resources(0.2, 64, 0.01, 16))
     # Reservations kept from the defaults are capped at smaller new limits.
@@ -78,8 +83,9 @@ def test_parse_resource():
 
 
 def test_modes_reach_every_service():
-    topology = build_topology(StackConfig(endpoint_mode=EndpointMode.DNSRR,
-                                          publish_mode=PublishMode.HOST))
+    topology = build_topology(
+        StackConfig(endpoint_mode=EndpointMode.DNSRR, publish_mode=PublishMode.HOST)
+    )
     assert {s.endpoint_mode for s in topology.services} == {EndpointMode.DNSRR}
     (port,) = topology.service("edge").ports
     assert port.mode is PublishMode.HOST
@@ -135,8 +141,9 @@ def test_every_hostname_a_service_uses_is_a_neighbour_on_a_shared_network():
         if "HOMERUN_PG_PRIMARY_HOST" in svc.env:
             hosts.add(svc.env["HOMERUN_PG_PRIMARY_HOST"])
         if svc.key == "edge":
-            hosts |= set(re.findall(r"server-template \w+ \d+ ([a-z-]+):",
-                                    topology.config("edge-conf").data))
+            hosts |= set(
+                re.findall(r"server-template \w+ \d+ ([a-z-]+):", topology.config("edge-conf").data)
+            )
         for host in hosts:
             target = topology.service(host)  # KeyError: a name nobody answers to
             assert host in target.aliases
@@ -171,9 +178,19 @@ def test_public_surface_is_pinned():
     import stack.topology
 
     assert sorted(stack.topology.__all__) == [
-        "DEFAULT_RESOURCES", "SECRET_KEYS", "SERVICE_KEYS", "StackConfig", "Topology",
-        "build_topology", "parse_resource", "parse_resources",
+        "DEFAULT_RESOURCES",
+        "SECRET_KEYS",
+        "SERVICE_KEYS",
+        "StackConfig",
+        "Topology",
+        "build_topology",
+        "parse_resource",
+        "parse_resources",
     ]
     assert sorted(stack.compose.__all__) == [
-        "detect_modes", "main", "render", "render_yaml", "write_configs",
+        "detect_modes",
+        "main",
+        "render",
+        "render_yaml",
+        "write_configs",
     ]

@@ -1,0 +1,177 @@
+"""Server-Sent Events: ``GET /v1/jobs/{job_id}/events`` and ``GET /v1/events``.
+
+The stream logic lives in ``core.sse``; this module authenticates, checks ownership and
+the ``Last-Event-ID``, answers 503 with ``Retry-After`` while the streams Redis is down,
+and hands the stream to Starlette.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from core.auth import require_token
+from core.errors import ApiError, Detail
+from core.sse import BadCursor, Cursor, JobStream, TokenStream
+from core.state import AppState, get_state
+
+__all__ = ["openapi_paths", "routes"]
+
+PING_TIMEOUT_SECONDS = 1.0
+_HEADERS = {
+    "Cache-Control": "no-cache",
+    # Tell nginx-style proxies not to buffer the stream.
+    "X-Accel-Buffering": "no",
+}
+
+
+def _bad_cursor(exc: BadCursor) -> ApiError:
+    detail = Detail(["header", "Last-Event-ID"], "not an id this stream sent")
+    return ApiError(400, "bad_request", str(exc), [detail])
+
+
+async def _streams(state: AppState) -> aioredis.Redis:
+    """The streams Redis, or 503: without it there is no live stream to offer."""
+    streams = state.events_redis
+    retry = {"Retry-After": str(state.settings.sse_retry_after_seconds)}
+    if streams is None:
+        raise ApiError(503, "unavailable", "live events are not configured", headers=retry)
+    try:
+        await asyncio.wait_for(streams.ping(), PING_TIMEOUT_SECONDS)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise ApiError(
+            503,
+            "unavailable",
+            f"live events are unavailable right now ({type(exc).__name__}); reconnect with"
+            " Last-Event-ID to resume",
+            headers=retry,
+        ) from None
+    return streams
+
+
+def _stream(frames: AsyncIterator[bytes]) -> Response:
+    return StreamingResponse(frames, media_type="text/event-stream", headers=_HEADERS)
+
+
+async def job_events(request: Request) -> Response:
+    principal = await require_token(request)
+    state = get_state(request)
+    job_id: uuid.UUID = request.path_params["job_id"]
+    owned = await state.reads.one(
+        principal.id,
+        "SELECT 1 AS owned FROM jobs WHERE id = :id AND token_id = :token",
+        {"id": str(job_id), "token": principal.id},
+    )
+    if owned is None:
+        detail = Detail(["path", "job_id"], "no such job")
+        raise ApiError(404, "not_found", f"no job {job_id}", [detail])
+    try:
+        cursor = Cursor.parse(request.headers.get("last-event-id"))
+    except BadCursor as exc:
+        raise _bad_cursor(exc) from None
+    streams = await _streams(state)
+    heartbeat = state.settings.sse_heartbeat_seconds
+    stream = JobStream(state.db, streams, str(job_id), cursor, heartbeat_seconds=heartbeat)
+    try:
+        await stream.check()
+    except BadCursor as exc:
+        raise _bad_cursor(exc) from None
+    return _stream(stream.frames())
+
+
+async def token_events(request: Request) -> Response:
+    principal = await require_token(request)
+    state = get_state(request)
+    try:
+        feed = TokenStream(
+            await _streams(state),
+            principal.id,
+            request.headers.get("last-event-id"),
+            heartbeat_seconds=state.settings.sse_heartbeat_seconds,
+        )
+    except BadCursor as exc:
+        raise _bad_cursor(exc) from None
+    return _stream(feed.frames())
+
+
+routes: Iterable[BaseRoute] = [
+    Route("/v1/jobs/{job_id:uuid}/events", job_events, methods=["GET"], name="job_events"),
+    Route("/v1/events", token_events, methods=["GET"], name="token_events"),
+]
+
+
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}}
+_LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The id of the last event received; the stream resumes right after it.",
+}
+_SSE = {
+    "text/event-stream": {
+        "schema": {"type": "string"},
+        "description": "Server-Sent Events; see docs/events.md for the event types and ids.",
+    }
+}
+_COMMON = {
+    "400": _error("A Last-Event-ID this stream never sent."),
+    "401": _error("Missing, malformed, unknown or revoked bearer token."),
+    "429": _error("Per-token rate limit exceeded.", _RETRY_AFTER),
+    "503": _error("The streams Redis is unavailable; reconnect after Retry-After.", _RETRY_AFTER),
+}
+
+openapi_paths: dict[str, Any] = {
+    "/v1/jobs/{job_id}/events": {
+        "get": {
+            "operationId": "jobEvents",
+            "summary": "A job's events as Server-Sent Events: the whole story, then live",
+            "description": "Status events (id = per-job seq) replayed from the start, then live,"
+            " interleaved with task.log events; ends after the job's terminal event. Comment"
+            " lines are heartbeats.",
+            "security": [{"bearer": []}],
+            "parameters": [
+                {
+                    "name": "job_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+                _LAST_EVENT_ID,
+            ],
+            "responses": {
+                "200": {"description": "The event stream.", "content": _SSE},
+                **_COMMON,
+                "404": _error("No such job for this token."),
+            },
+        }
+    },
+    "/v1/events": {
+        "get": {
+            "operationId": "tokenEvents",
+            "summary": "Live status events of all the token's jobs (for dashboards)",
+            "description": "Starts at the present unless Last-Event-ID is given; never ends.",
+            "security": [{"bearer": []}],
+            "parameters": [_LAST_EVENT_ID],
+            "responses": {"200": {"description": "The event stream.", "content": _SSE}, **_COMMON},
+        }
+    },
+}

@@ -1,0 +1,222 @@
+"""/v1/jobs: submit, list, read, cancel."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core import metrics, queue, transitions, views
+from core.auth import require_token
+from core.cursor import decode_cursor, encode_cursor
+from core.errors import ApiError, Detail
+from core.models import JobStatus
+from core.state import AppState, get_state
+from core.validation import parse_json, request_hash
+
+__all__ = ["routes"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _not_found(job_id: uuid.UUID, task_id: uuid.UUID | None = None) -> ApiError:
+    if task_id is None:
+        return ApiError(
+            404, "not_found", f"no job {job_id}", [Detail(["path", "job_id"], "no such job")]
+        )
+    return ApiError(
+        404,
+        "not_found",
+        f"no task {task_id} in job {job_id}",
+        [Detail(["path", "task_id"], "no such task")],
+    )
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+        raise ApiError(
+            400,
+            "bad_request",
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            [Detail(["header", "Idempotency-Key"], "1-255 printable ASCII characters")],
+        )
+    return key
+
+
+def _require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"request body must be application/json, not {media or 'empty'}",
+            [Detail(["header", "Content-Type"], "expected application/json")],
+        )
+
+
+async def _enqueue(state: AppState, ready: list[transitions.ReadyTask]) -> None:
+    if not ready:
+        return
+    try:
+        await queue.enqueue(state.queue_redis, ready)
+    except (RedisError, OSError) as exc:
+        # The job is committed; the runner's reconciler finds its queued tasks in Postgres.
+        metrics.ENQUEUE_FAILURES.inc()
+        log.warning(
+            "queue Redis unavailable, %d task(s) left to the reconciler: %s", len(ready), exc
+        )
+
+
+async def create_job(request: Request) -> Response:
+    principal = await require_token(request)
+    state = get_state(request)
+    key = _idempotency_key(request)
+    _require_json(request)
+    body = parse_json(await request.body())
+    job = state.validator.validate(body)
+    try:
+        created = await transitions.create_job(
+            state.db.primary,
+            job,
+            token_id=principal.id,
+            idempotency_key=key,
+            request_hash=request_hash(body) if key is not None else None,
+        )
+    except transitions.IdempotencyConflict as exc:
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            f"Idempotency-Key was already used for job {exc.job_id} with a different body",
+            [Detail(["header", "Idempotency-Key"], "reused with a different request body")],
+        ) from None
+    if created.created:
+        metrics.JOBS_SUBMITTED.inc()
+        await _enqueue(state, created.ready)
+        await state.reads.note_write(principal.id)
+    view = await views.load_job(state.reads, principal.id, created.job_id, primary=True)
+    assert view is not None  # just committed on the primary
+    return JSONResponse(view, status_code=201 if created.created else 200)
+
+
+def _query_error(name: str, msg: str) -> ApiError:
+    return ApiError(
+        400, "invalid_query", f"query parameter {name}: {msg}", [Detail(["query", name], msg)]
+    )
+
+
+async def list_jobs(request: Request) -> Response:
+    principal = await require_token(request)
+    state = get_state(request)
+    params = request.query_params
+    statuses = params.getlist("status")
+    for status in statuses:
+        if status not in {s.value for s in JobStatus}:
+            known = ", ".join(s.value for s in JobStatus)
+            raise _query_error("status", f"unknown status {status!r} (one of {known})")
+    labels: dict[str, str] = {}
+    for label in params.getlist("label"):
+        name, sep, value = label.partition(":")
+        if not sep or not name:
+            raise _query_error("label", f"expected key:value, got {label!r}")
+        if "\x00" in label:
+            raise _query_error("label", "contains a NUL character (\\u0000)")
+        if labels.get(name, value) != value:
+            raise _query_error("label", f"label {name!r} filtered by two different values")
+        labels[name] = value
+    raw_limit = params.get("limit")
+    limit = DEFAULT_PAGE
+    if raw_limit is not None:
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            raise _query_error("limit", f"not an integer: {raw_limit!r}") from None
+        if not 1 <= limit <= MAX_PAGE:
+            raise _query_error("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
+    after = None
+    cursor = params.get("cursor")
+    if cursor is not None:
+        try:
+            after = decode_cursor(cursor)
+        except ValueError as exc:
+            raise ApiError(
+                400, "bad_cursor", f"invalid cursor: {exc}", [Detail(["query", "cursor"], str(exc))]
+            ) from None
+    jobs, last = await views.list_jobs(
+        state.reads, principal.id, statuses=statuses, labels=labels, limit=limit, after=after
+    )
+    return JSONResponse(
+        {"jobs": jobs, "next_cursor": encode_cursor(*last) if last is not None else None}
+    )
+
+
+async def get_job(request: Request) -> Response:
+    principal = await require_token(request)
+    job_id: uuid.UUID = request.path_params["job_id"]
+    view = await views.load_job(get_state(request).reads, principal.id, str(job_id))
+    if view is None:
+        raise _not_found(job_id)
+    return JSONResponse(view)
+
+
+async def get_task(request: Request) -> Response:
+    principal = await require_token(request)
+    job_id: uuid.UUID = request.path_params["job_id"]
+    task_id: uuid.UUID = request.path_params["task_id"]
+    view = await views.load_task(get_state(request).reads, principal.id, str(job_id), str(task_id))
+    if view is None:
+        raise _not_found(job_id, task_id)
+    return JSONResponse(view)
+
+
+async def cancel_job(request: Request) -> Response:
+    principal = await require_token(request)
+    state = get_state(request)
+    job_id = str(request.path_params["job_id"])
+    owned = await state.db.primary.fetch_val(
+        "SELECT 1 FROM jobs WHERE id = :id AND token_id = :token",
+        {"id": job_id, "token": principal.id},
+    )
+    if owned is None:
+        raise _not_found(request.path_params["job_id"])
+    after = await transitions.cancel_job(state.db.primary, job_id)
+    for task_id, attempt in after.cancel_running:
+        try:
+            await queue.signal_cancel(state.queue_redis, task_id, attempt)
+        except (RedisError, OSError) as exc:
+            # Committed in Postgres: runners see cancel_requested on their next heartbeat.
+            metrics.CANCEL_SIGNAL_FAILURES.inc()
+            log.warning("could not signal cancellation of task %s: %s", task_id, exc)
+    await state.reads.note_write(principal.id)
+    view = await views.load_job(state.reads, principal.id, job_id, primary=True)
+    assert view is not None
+    return JSONResponse(view, status_code=202)
+
+
+async def jobs(request: Request) -> Response:
+    # One route for the collection, so a wrong method gets a 405 that lists both.
+    return await (create_job if request.method == "POST" else list_jobs)(request)
+
+
+routes: Iterable[BaseRoute] = [
+    Route("/v1/jobs", jobs, methods=["GET", "POST"], name="jobs"),
+    Route("/v1/jobs/{job_id:uuid}", get_job, methods=["GET"], name="get_job"),
+    Route(
+        "/v1/jobs/{job_id:uuid}/tasks/{task_id:uuid}", get_task, methods=["GET"], name="get_task"
+    ),
+    Route("/v1/jobs/{job_id:uuid}/cancel", cancel_job, methods=["POST"], name="cancel_job"),
+]

@@ -1,0 +1,117 @@
+"""API tokens: created once, shown once, stored only as a sha256 hash.
+
+The CLI's ``homerun token create|list|revoke`` and the API's start-up (the admin token, read
+from a secret file) both go through here, always against the primary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from databases import Database
+
+__all__ = [
+    "TOKEN_PREFIX",
+    "TokenInfo",
+    "create_token",
+    "ensure_admin_token",
+    "hash_token",
+    "list_tokens",
+    "revoke_token",
+]
+
+# A recognisable prefix lets secret scanners spot a leaked homerun token.
+TOKEN_PREFIX = "hr_"
+ADMIN_TOKEN_NAME = "admin"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    name: str
+    is_admin: bool
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def hash_token(plaintext: str) -> bytes:
+    # Tokens are 256 random bits: a fast hash is enough, a slow KDF would only cost latency.
+    return hashlib.sha256(plaintext.encode("utf-8")).digest()
+
+
+async def create_token(db: Database, name: str, *, admin: bool = False) -> tuple[str, str]:
+    """Create a token; return ``(token_id, plaintext)``. The plaintext is not stored."""
+    if not name.strip():
+        raise ValueError("a token needs a non-empty name")
+    token_id = str(uuid.uuid4())
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    await db.execute(
+        "INSERT INTO tokens (id, name, hash, is_admin, webhook_secret)"
+        " VALUES (:id, :name, :hash, :admin, :secret)",
+        {
+            "id": token_id,
+            "name": name,
+            "hash": hash_token(plaintext),
+            "admin": admin,
+            "secret": secrets.token_urlsafe(32),
+        },
+    )
+    return token_id, plaintext
+
+
+async def list_tokens(db: Database) -> list[TokenInfo]:
+    rows = await db.fetch_all(
+        "SELECT id, name, is_admin, created_at, revoked_at FROM tokens ORDER BY created_at, id"
+    )
+    return [
+        TokenInfo(
+            id=str(r["id"]),
+            name=r["name"],
+            is_admin=bool(r["is_admin"]),
+            created_at=r["created_at"],
+            revoked_at=r["revoked_at"],
+        )
+        for r in rows
+    ]
+
+
+async def revoke_token(db: Database, token_id: str) -> bool:
+    """Revoke a token; False if no such live token. Its jobs stay."""
+    try:
+        uuid.UUID(token_id)
+    except ValueError:
+        return False
+    revoked = await db.fetch_val(
+        "UPDATE tokens SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL RETURNING id",
+        {"id": token_id},
+    )
+    return revoked is not None
+
+
+async def ensure_admin_token(db: Database, plaintext: str) -> str:
+    """Make the operator's admin token (from a secret file) valid; return its id.
+
+    Idempotent and safe when several API replicas start at once: the row is keyed by the
+    hash, so they all upsert the same row. A rotated secret adds a new admin row; revoke
+    the old one with ``homerun token revoke``.
+    """
+    token_hash = hash_token(plaintext)
+    # Derived from the hash so that every replica proposes the same id.
+    token_id = str(uuid.UUID(bytes=token_hash[:16], version=4))
+    row_id = await db.fetch_val(
+        "INSERT INTO tokens (id, name, hash, is_admin, webhook_secret)"
+        " VALUES (:id, :name, :hash, true, :secret)"
+        " ON CONFLICT (hash) DO UPDATE SET is_admin = true, revoked_at = NULL"
+        " RETURNING id",
+        {
+            "id": token_id,
+            "name": ADMIN_TOKEN_NAME,
+            "hash": token_hash,
+            "secret": secrets.token_urlsafe(32),
+        },
+    )
+    return str(row_id)

@@ -1,0 +1,449 @@
+"""Validating a job submission completely before anything is written.
+
+Two layers. The envelope (field names, types, lengths, ranges) is one JSON Schema,
+``JobSchemas.submission``, the very schema ``/openapi.json`` publishes, so the documented
+contract and the enforced one cannot drift. Then what a schema cannot say: the task type
+exists, the payload fits its size limit and its type's own schema, the plugin can build a
+container spec from it, task names are unique, and dependencies name real tasks and form
+no cycle. Every problem found is reported, each with the path (``loc``) to its field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from core import metrics
+from core.errors import ApiError, Detail
+from core.queue import PRIORITY_BOUND
+from core.settings import Settings
+from core.transitions import NewJob, NewTask
+from plugins.tasktypes import PayloadError, TaskContext, TaskType
+
+__all__ = [
+    "MAX_ATTEMPTS_LIMIT",
+    "MAX_TIMEOUT_SECONDS",
+    "JobSchemas",
+    "JobValidator",
+    "find_cycle",
+    "parse_json",
+    "request_hash",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_TIMEOUT_SECONDS = 24 * 3600
+MAX_ATTEMPTS_LIMIT = 20
+MAX_LABELS = 32
+MAX_DETAILS = 50  # a submission with a thousand mistakes gets the first fifty
+
+JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.,:/@+=-]*$"
+# Task names become file names inside downstream containers (/homerun/inputs/<name>.json).
+TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# No ':' in a key: the list filter is ``label=key:value``.
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]*$"
+CALLBACK_URL_PATTERN = r"^https?://[^\s/?#@]+(:[0-9]+)?([/?#]\S*)?$"
+TASK_TYPE_PATTERN = r"^[a-z][a-z0-9_.-]*$"
+
+# A placeholder id for the trial build at submission: the real ids do not exist yet.
+_TRIAL_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def _string(pattern: str, max_length: int, message: str, description: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_length,
+        "pattern": pattern,
+        "description": description,
+        # Read by _message(): a sentence for people instead of the raw regex.
+        "x-message": message,
+    }
+
+
+def _task_schema(max_tasks: int) -> dict[str, Any]:
+    task_name = _string(
+        TASK_NAME_PATTERN,
+        64,
+        "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        "Unique within the job; defaults to task-<position> (1-based).",
+    )
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["type", "payload"],
+        "properties": {
+            "name": task_name,
+            "type": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 64,
+                "description": "A registered task type (GET /v1/task-types).",
+            },
+            "payload": {
+                "type": "object",
+                "description": "Validated against the task type's payload_schema.",
+            },
+            "depends_on": {
+                "type": "array",
+                "items": {**task_name, "description": "Name of a task of this job."},
+                "uniqueItems": True,
+                "maxItems": max_tasks,
+                "description": "Tasks that must succeed before this one is queued.",
+            },
+            "timeout_s": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": MAX_TIMEOUT_SECONDS,
+                "description": "Kill an attempt after this many seconds; default: the type's.",
+            },
+            "max_attempts": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_ATTEMPTS_LIMIT,
+                "description": "Attempts the task's own failures may use up.",
+            },
+            "priority": {
+                "type": "integer",
+                "minimum": -PRIORITY_BOUND,
+                "maximum": PRIORITY_BOUND,
+                "description": "Higher runs first; default 0.",
+            },
+        },
+    }
+
+
+@dataclass(frozen=True)
+class JobSchemas:
+    """The submission's JSON Schemas, with the limits of one deployment filled in."""
+
+    task: dict[str, Any]
+    submission: dict[str, Any]
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> JobSchemas:
+        task = _task_schema(settings.max_tasks_per_job)
+        submission = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["tasks"],
+            "properties": {
+                "name": _string(
+                    JOB_NAME_PATTERN,
+                    200,
+                    "must be 1-200 letters, digits, spaces or _.,:/@+=-, starting with a"
+                    " letter or digit",
+                    "A name for people; not unique.",
+                ),
+                "labels": {
+                    "type": "object",
+                    "maxProperties": MAX_LABELS,
+                    "propertyNames": {
+                        **_string(
+                            LABEL_KEY_PATTERN,
+                            63,
+                            "label keys must be 1-63 letters, digits, '_', '.', '/' or '-',"
+                            " starting with a letter or digit",
+                            "Label key.",
+                        )
+                    },
+                    "additionalProperties": {"type": "string", "maxLength": 256},
+                    "description": "String labels to filter by (GET /v1/jobs?label=k:v).",
+                },
+                "callback_url": {
+                    "type": "string",
+                    "maxLength": 2048,
+                    "pattern": CALLBACK_URL_PATTERN,
+                    "x-message": "must be an absolute http:// or https:// URL",
+                    "description": "Receives the job's terminal state (signed webhook).",
+                },
+                "tasks": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": settings.max_tasks_per_job,
+                    "items": task,
+                },
+            },
+        }
+        return cls(task=task, submission=submission)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a request body; ``ApiError`` 400 naming where the JSON breaks."""
+
+    def refuse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"request body is not UTF-8 (byte {exc.start})",
+            [Detail(["body"], "not valid UTF-8")],
+        ) from None
+    try:
+        return json.loads(text, parse_constant=refuse_constant)
+    except json.JSONDecodeError as exc:
+        msg = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    except (ValueError, RecursionError) as exc:
+        msg = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+    raise ApiError(
+        400, "invalid_json", f"request body is not valid JSON: {msg}", [Detail(["body"], msg)]
+    )
+
+
+def request_hash(body: Any) -> str:
+    """Fingerprint of a submission for idempotency: equal JSON, equal hash."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    custom = error.schema.get("x-message") if isinstance(error.schema, Mapping) else None
+    if custom and error.validator in {"pattern", "minLength", "maxLength"}:
+        return f"{custom} (got {_short(error.instance)})"
+    return error.message
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _schema_details(
+    validator: jsonschema.protocols.Validator, instance: Any, prefix: Sequence[str | int]
+) -> list[Detail]:
+    errors = sorted(
+        validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    return [Detail([*prefix, *e.absolute_path], _message(e)) for e in errors[:MAX_DETAILS]]
+
+
+def _nul_details(value: Any, loc: list[str | int]) -> list[Detail]:
+    """Postgres text and jsonb cannot hold U+0000: refuse it wherever it hides."""
+    found: list[Detail] = []
+    stack: list[tuple[Any, list[str | int]]] = [(value, loc)]
+    while stack and len(found) < MAX_DETAILS:
+        item, at = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                found.append(
+                    Detail(at, "contains a NUL character (\\u0000), which cannot be stored")
+                )
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    found.append(Detail(at, "has a key containing a NUL character (\\u0000)"))
+                stack.append((child, [*at, key]))
+        elif isinstance(item, list):
+            stack.extend((child, [*at, i]) for i, child in enumerate(item))
+    return sorted(found, key=lambda d: [str(p) for p in d.loc])
+
+
+def find_cycle(edges: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """A dependency cycle as a path ``[a, b, ..., a]``, or None. Iterative DFS."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    for root in edges:
+        if state.get(root):
+            continue
+        stack: list[tuple[str, Iterable[str]]] = [(root, iter(edges.get(root, ())))]
+        path = [root]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(iter(children), None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            if state.get(child) == 1:
+                return [*path[path.index(child) :], child]
+            if not state.get(child) and child in edges:
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(edges[child])))
+    return None
+
+
+class JobValidator:
+    """Turns a parsed body into a ``NewJob``, or raises ``ApiError`` 422 listing every problem."""
+
+    def __init__(self, task_types: Mapping[str, TaskType], settings: Settings) -> None:
+        self.task_types = task_types
+        self.settings = settings
+        self.schemas = JobSchemas.for_settings(settings)
+        self._envelope = jsonschema.Draft202012Validator(self.schemas.submission)
+        self._payload_validators = {
+            name: jsonschema.Draft202012Validator(dict(tt.payload_schema))
+            for name, tt in task_types.items()
+        }
+
+    def validate(self, body: Any) -> NewJob:
+        details = _schema_details(self._envelope, body, ["body"])
+        if not details:
+            details = _nul_details(body, ["body"])
+        if details:
+            raise self._invalid(details)
+        tasks: list[dict[str, Any]] = body["tasks"]
+        names = self._task_names(tasks)
+        details += self._name_details(tasks, names)
+        for i, task in enumerate(tasks):
+            details += self._task_details(i, task, names[i])
+        if not details:
+            details += self._dependency_details(tasks, names)
+        if details:
+            raise self._invalid(details)
+        return NewJob(
+            name=body.get("name"),
+            labels=dict(body.get("labels", {})),
+            callback_url=body.get("callback_url"),
+            tasks=[
+                NewTask(
+                    name=names[i],
+                    type=task["type"],
+                    payload=task["payload"],
+                    depends_on=list(task.get("depends_on", ())),
+                    timeout_s=int(task["timeout_s"]) if task.get("timeout_s") is not None else None,
+                    max_attempts=int(task.get("max_attempts", self.settings.default_max_attempts)),
+                    priority=int(task.get("priority", 0)),
+                )
+                for i, task in enumerate(tasks)
+            ],
+        )
+
+    @staticmethod
+    def _invalid(details: list[Detail]) -> ApiError:
+        # In document order, so the message names the first problem a reader would meet.
+        details = sorted(
+            details, key=lambda d: [(0, p, "") if isinstance(p, int) else (1, 0, p) for p in d.loc]
+        )
+        first = details[0]
+        where = ".".join(str(p) for p in first.loc)
+        others = len(details) - 1
+        more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
+        return ApiError(
+            422, "validation_error", f"{where}: {first.msg}{more}", details[:MAX_DETAILS]
+        )
+
+    @staticmethod
+    def _task_names(tasks: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Explicit names, and ``task-<n>`` (1-based) for the rest, avoiding taken names."""
+        taken = {t["name"] for t in tasks if "name" in t}
+        names = []
+        for i, task in enumerate(tasks):
+            if "name" in task:
+                names.append(task["name"])
+                continue
+            candidate, n = f"task-{i + 1}", 1
+            while candidate in taken:
+                n += 1
+                candidate = f"task-{i + 1}-{n}"
+            taken.add(candidate)
+            names.append(candidate)
+        return names
+
+    @staticmethod
+    def _name_details(tasks: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[Detail]:
+        details = []
+        first_at: dict[str, int] = {}
+        for i, name in enumerate(names):
+            if "\n" in name:  # a JSON Schema '$' also matches before a final newline
+                details.append(Detail(["body", "tasks", i, "name"], "must not contain a newline"))
+            if name in first_at:
+                details.append(
+                    Detail(
+                        ["body", "tasks", i, "name"],
+                        f"duplicate task name {name!r} (also used by tasks[{first_at[name]}])",
+                    )
+                )
+            first_at.setdefault(name, i)
+        return details
+
+    def _task_details(self, i: int, task: Mapping[str, Any], name: str) -> list[Detail]:
+        at: list[str | int] = ["body", "tasks", i]
+        task_type = self.task_types.get(task["type"])
+        if task_type is None:
+            known = ", ".join(sorted(self.task_types)) or "none"
+            return [Detail([*at, "type"], f"unknown task type {task['type']!r} (known: {known})")]
+        payload = task["payload"]
+        size = len(
+            json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(
+                "utf-8", "surrogatepass"
+            )
+        )
+        if size > self.settings.max_payload_bytes:
+            return [
+                Detail(
+                    [*at, "payload"],
+                    f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes}",
+                )
+            ]
+        details = _schema_details(
+            self._payload_validators[task_type.name], payload, [*at, "payload"]
+        )
+        if details:
+            return details
+        context = TaskContext(
+            job_id=_TRIAL_ID,
+            task_id=_TRIAL_ID,
+            task_name=name,
+            attempt=1,
+            inputs={dep: None for dep in task.get("depends_on", ())},
+            allowed_images=self.settings.allowed_images,
+        )
+        try:
+            task_type.build_spec(payload, context)
+        except PayloadError as exc:
+            return [Detail([*at, "payload", *exc.loc], exc.message)]
+        except Exception as exc:
+            # A plugin bug must not become a 500 for every submission of that type; the
+            # traceback goes to the log and the metric, the client gets a clear refusal.
+            metrics.PLUGIN_ERRORS.labels(task_type.name).inc()
+            log.exception("task type %r failed to build a spec at submission", task_type.name)
+            return [
+                Detail(
+                    [*at, "payload"],
+                    f"task type {task_type.name!r} could not build a container spec from this"
+                    f" payload ({type(exc).__name__}: {exc})",
+                )
+            ]
+        return []
+
+    @staticmethod
+    def _dependency_details(
+        tasks: Sequence[Mapping[str, Any]], names: Sequence[str]
+    ) -> list[Detail]:
+        known = set(names)
+        details = []
+        for i, task in enumerate(tasks):
+            for j, dep in enumerate(task.get("depends_on", ())):
+                if dep not in known:
+                    details.append(
+                        Detail(
+                            ["body", "tasks", i, "depends_on", j],
+                            f"unknown task {dep!r}: no task of this job has that name"
+                            f" (tasks: {', '.join(names)})",
+                        )
+                    )
+        if details:
+            return details
+        edges = {names[i]: list(task.get("depends_on", ())) for i, task in enumerate(tasks)}
+        cycle = find_cycle(edges)
+        if cycle is None:
+            return []
+        where = names.index(cycle[0])
+        return [
+            Detail(
+                ["body", "tasks", where, "depends_on"],
+                "dependency cycle: " + " -> ".join(cycle),
+            )
+        ]

@@ -1,0 +1,231 @@
+"""What the API shows of jobs, tasks and attempts: the queries and the JSON they become.
+
+Every query is scoped to the asking token (``token_id``): another token's job is simply
+not found. Reads go through ``core.consistency.Reads`` (replica, or the primary when the
+token wrote recently), or straight to the primary right after a write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from core.consistency import Reads
+from core.db import Row
+
+__all__ = [
+    "JOB_COLUMNS",
+    "job_json",
+    "list_jobs",
+    "load_job",
+    "load_task",
+    "task_json",
+]
+
+JOB_COLUMNS = (
+    "j.id, j.name, j.status, j.labels, j.callback_url, j.cancel_requested,"
+    " j.created_at, j.updated_at, j.finished_at"
+)
+_TASK_COLUMNS = (
+    "t.id, t.job_id, t.name, t.type, t.status, t.priority, t.timeout_s, t.max_attempts,"
+    " t.attempts, t.not_before, t.output, t.error, t.created_at, t.updated_at, t.started_at,"
+    " t.finished_at, COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
+    "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
+    "   WHERE d.task_id = t.id), '{}') AS depends_on"
+)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _json(value: Any) -> Any:
+    # asyncpg hands jsonb over as text through `databases`.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def job_json(row: Row, tasks: Sequence[Row] | None = None) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "status": row["status"],
+        "labels": _json(row["labels"]) or {},
+        "callback_url": row["callback_url"],
+        "cancel_requested": bool(row["cancel_requested"]),
+        "created_at": _ts(row["created_at"]),
+        "updated_at": _ts(row["updated_at"]),
+        "finished_at": _ts(row["finished_at"]),
+    }
+    if tasks is not None:
+        job["tasks"] = [task_json(t) for t in tasks]
+    return job
+
+
+def task_json(row: Row) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "job_id": str(row["job_id"]),
+        "name": row["name"],
+        "type": row["type"],
+        "status": row["status"],
+        "depends_on": list(row["depends_on"] or ()),
+        "priority": int(row["priority"]),
+        "timeout_s": row["timeout_s"],
+        "max_attempts": int(row["max_attempts"]),
+        "attempt_count": int(row["attempts"]),
+        "retry_at": _ts(row["not_before"]),
+        "output": _json(row["output"]),
+        "error": row["error"],
+        "created_at": _ts(row["created_at"]),
+        "updated_at": _ts(row["updated_at"]),
+        "started_at": _ts(row["started_at"]),
+        "finished_at": _ts(row["finished_at"]),
+    }
+
+
+def _result_json(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    if row["r_attempt"] is None:
+        return None
+    return {
+        "exit_code": row["r_exit_code"],
+        "stdout": row["r_stdout"],
+        "stdout_truncated": bool(row["r_stdout_truncated"]),
+        "stderr": row["r_stderr"],
+        "stderr_truncated": bool(row["r_stderr_truncated"]),
+        "output": _json(row["r_output"]),
+        "error": row["r_error"],
+        "created_at": _ts(row["r_created_at"]),
+    }
+
+
+def _attempt_json(row: Row) -> dict[str, Any]:
+    return {
+        "number": int(row["number"]),
+        "runner_id": row["runner_id"],
+        "status": row["status"],
+        "container_id": row["container_id"],
+        "lease_expires_at": _ts(row["lease_expires_at"]),
+        "started_at": _ts(row["started_at"]),
+        "finished_at": _ts(row["finished_at"]),
+        "exit_code": row["exit_code"],
+        "failure_kind": row["failure_kind"],
+        "error": row["error"],
+        "result": _result_json(row),
+    }
+
+
+async def _job_rows(
+    reads: Reads, job_id: str, token_id: str, *, primary: bool
+) -> tuple[Row, list[Row]] | None:
+    job = await reads.db.read_one(
+        f"SELECT {JOB_COLUMNS} FROM jobs j WHERE j.id = :id AND j.token_id = :token",
+        {"id": job_id, "token": token_id},
+        primary=primary,
+    )
+    if job is None:
+        return None
+    tasks = await reads.db.read_all(
+        f"SELECT {_TASK_COLUMNS} FROM tasks t WHERE t.job_id = :id ORDER BY t.created_at, t.name",
+        {"id": job_id},
+        primary=primary,
+    )
+    return job, tasks
+
+
+async def load_job(
+    reads: Reads, token_id: str, job_id: str, *, primary: bool = False
+) -> dict[str, Any] | None:
+    """The job with its tasks, or None if this token has no such job.
+
+    A job always has tasks, so a job missing, or seen without its tasks, on the replica
+    means the replica is behind: the primary is asked before answering "not found".
+    """
+    primary = primary or await reads.pinned(token_id)
+    found = await _job_rows(reads, job_id, token_id, primary=primary)
+    if (found is None or not found[1]) and not primary and reads.db.replica is not None:
+        found = await _job_rows(reads, job_id, token_id, primary=True)
+    if found is None:
+        return None
+    return job_json(*found)
+
+
+async def _task_rows(
+    reads: Reads, job_id: str, task_id: str, token_id: str, *, primary: bool
+) -> tuple[Row, list[Row]] | None:
+    task = await reads.db.read_one(
+        f"SELECT {_TASK_COLUMNS}, t.payload FROM tasks t JOIN jobs j ON j.id = t.job_id"
+        " WHERE t.id = :id AND t.job_id = :job AND j.token_id = :token",
+        {"id": task_id, "job": job_id, "token": token_id},
+        primary=primary,
+    )
+    if task is None:
+        return None
+    attempts = await reads.db.read_all(
+        "SELECT a.number, a.runner_id, a.status, a.container_id, a.lease_expires_at,"
+        " a.started_at, a.finished_at, a.exit_code, a.failure_kind, a.error,"
+        " r.attempt AS r_attempt, r.exit_code AS r_exit_code, r.stdout AS r_stdout,"
+        " r.stdout_truncated AS r_stdout_truncated, r.stderr AS r_stderr,"
+        " r.stderr_truncated AS r_stderr_truncated, r.output AS r_output, r.error AS r_error,"
+        " r.created_at AS r_created_at"
+        " FROM attempts a LEFT JOIN results r ON r.task_id = a.task_id AND r.attempt = a.number"
+        " WHERE a.task_id = :id ORDER BY a.number",
+        {"id": task_id},
+        primary=primary,
+    )
+    return task, attempts
+
+
+async def load_task(
+    reads: Reads, token_id: str, job_id: str, task_id: str
+) -> dict[str, Any] | None:
+    """One task with its attempts and their results, or None."""
+    primary = await reads.pinned(token_id)
+    found = await _task_rows(reads, job_id, task_id, token_id, primary=primary)
+    if found is None and not primary and reads.db.replica is not None:
+        found = await _task_rows(reads, job_id, task_id, token_id, primary=True)
+    if found is None:
+        return None
+    row, attempts = found
+    task = task_json(row)
+    task["payload"] = _json(row["payload"])
+    task["attempts"] = [_attempt_json(a) for a in attempts]
+    finished = [a for a in task["attempts"] if a["result"] is not None]
+    task["result"] = finished[-1]["result"] if finished else None
+    return task
+
+
+async def list_jobs(
+    reads: Reads,
+    token_id: str,
+    *,
+    statuses: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
+    """A page of the token's jobs, newest first, and the position after its last one."""
+    where = ["j.token_id = :token"]
+    values: dict[str, Any] = {"token": token_id, "limit": limit + 1}
+    if statuses:
+        names = [f"s{i}" for i in range(len(statuses))]
+        where.append(f"j.status IN ({', '.join(':' + n for n in names)})")
+        values.update(zip(names, statuses, strict=True))
+    if labels:
+        # Containment uses the GIN index on labels.
+        where.append("j.labels @> CAST(:labels AS jsonb)")
+        values["labels"] = json.dumps(dict(labels))
+    if after is not None:
+        where.append("(j.created_at, j.id) < (:after_at, CAST(:after_id AS uuid))")
+        values["after_at"], values["after_id"] = after
+    rows = await reads.all(
+        token_id,
+        f"SELECT {JOB_COLUMNS} FROM jobs j WHERE {' AND '.join(where)}"
+        " ORDER BY j.created_at DESC, j.id DESC LIMIT :limit",
+        values,
+    )
+    page = rows[:limit]
+    more = len(rows) > limit
+    last = (page[-1]["created_at"], str(page[-1]["id"])) if more and page else None
+    return [job_json(r) for r in page], last

@@ -1,0 +1,352 @@
+"""The ``homerun`` command: the server processes, token administration, and the API client.
+
+Server subcommands import their modules lazily, so the client commands keep working on a
+machine (or in a checkout) where a server module cannot be imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from homerun.client import ApiError, Client, ConfigError, load_config
+from homerun.watch import Watch
+
+__all__ = ["build_parser", "main", "watch_job"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the job (or the command) failed
+EXIT_USAGE = 2
+
+
+# --- server processes ------------------------------------------------------------------
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    from core.server import serve
+
+    serve()
+    return EXIT_OK
+
+
+def _cmd_runner(args: argparse.Namespace) -> int:
+    from runners.service import main as runner_main
+
+    runner_main()
+    return EXIT_OK
+
+
+def _cmd_notifier(args: argparse.Namespace) -> int:
+    from runners.notifier import main as notifier_main
+
+    notifier_main()
+    return EXIT_OK
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from core.migrate import migrate
+    from core.settings import Settings
+
+    applied = asyncio.run(migrate(Settings.from_env().database_url))
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return EXIT_OK
+
+
+async def _with_db(action: Callable[[Any], Any]) -> Any:
+    from databases import Database
+
+    from core.settings import Settings
+
+    db = Database(Settings.from_env().database_url)
+    await db.connect()
+    try:
+        return await action(db)
+    finally:
+        await db.disconnect()
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    from core import tokens
+
+    if args.token_command == "create":
+        token_id, plaintext = asyncio.run(
+            _with_db(lambda db: tokens.create_token(db, args.name, admin=args.admin))
+        )
+        print(f"id:    {token_id}")
+        print(f"token: {plaintext}")
+        print("(the token is shown once; store it now)", file=sys.stderr)
+    elif args.token_command == "list":
+        for info in asyncio.run(_with_db(tokens.list_tokens)):
+            state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
+            admin = " admin" if info.is_admin else ""
+            print(f"{info.id}  {info.name:<20} {info.created_at:%Y-%m-%d %H:%M}  {state}{admin}")
+    else:
+        if not asyncio.run(_with_db(lambda db: tokens.revoke_token(db, args.token_id))):
+            print(f"homerun: no active token {args.token_id}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"revoked {args.token_id}")
+    return EXIT_OK
+
+
+# --- client commands ---------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> Client:
+    config = load_config()
+    if args.url or args.token:
+        from homerun.client import ClientConfig
+
+        config = ClientConfig(
+            url=(args.url or config.url).rstrip("/"),
+            token=args.token or config.token,
+            source="command line",
+        )
+    return Client(config)
+
+
+def _print_json(value: Any, out: TextIO = sys.stdout) -> None:
+    out.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _job_body(args: argparse.Namespace) -> dict[str, Any]:
+    if args.file:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        body: dict[str, Any] = json.loads(text)
+    else:
+        if args.script is not None:
+            task_type, payload = args.type or "shell", {"script": args.script}
+        elif args.type:
+            task_type, payload = args.type, json.loads(args.payload or "{}")
+        else:
+            raise ConfigError("give a job file (-f), a --script, or --type with --payload")
+        task: dict[str, Any] = {"name": args.task_name, "type": task_type, "payload": payload}
+        if args.timeout is not None:
+            task["timeout_s"] = args.timeout
+        if args.max_attempts is not None:
+            task["max_attempts"] = args.max_attempts
+        body = {"tasks": [task]}
+    if args.name:
+        body["name"] = args.name
+    if args.label:
+        body.setdefault("labels", {}).update(_labels(args.label))
+    if args.callback_url:
+        body["callback_url"] = args.callback_url
+    return body
+
+
+def _labels(pairs: Sequence[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"a label is key=value, got {pair!r}")
+        labels[key] = value
+    return labels
+
+
+def watch_job(client: Client, job_id: str, out: TextIO, *, show_logs: bool = True) -> int:
+    """Follow a job to its end, printing progress and logs; the exit code says how it ended."""
+    view = Watch(out, show_logs=show_logs)
+
+    def reconnecting(why: str) -> None:
+        out.write(f"(reconnecting: {why})\n")
+
+    for event in client.follow(job_id, on_reconnect=reconnecting):
+        view.handle(event)
+    return EXIT_OK if view.job_status == "succeeded" else EXIT_FAILED
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.submit(_job_body(args), idempotency_key=args.idempotency_key)
+        if not args.watch:
+            _print_json(job) if args.json else print(job["id"])
+            return EXIT_OK
+        print(f"submitted job {job['id']}", flush=True)
+        return watch_job(client, job["id"], sys.stdout, show_logs=not args.no_logs)
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.get_job(args.job_id)
+    if args.json:
+        _print_json(job)
+        return EXIT_OK
+    print(f"{job['id']}  {job['status']}  {job.get('name') or ''}".rstrip())
+    for task in job.get("tasks", []):
+        print(f"  {task['name']:<20} {task['status']:<10} {task['id']}")
+    return EXIT_OK
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        page = client.list_jobs(
+            status=args.status,
+            labels=_labels(args.label or []),
+            limit=args.limit,
+            cursor=args.cursor,
+        )
+    if args.json:
+        _print_json(page)
+        return EXIT_OK
+    items = page.get("items", page.get("jobs", [])) if isinstance(page, dict) else page
+    for job in items or []:
+        print(
+            f"{job['id']}  {job['status']:<10} {job.get('created_at', '')}  "
+            f"{job.get('name') or ''}".rstrip()
+        )
+    cursor = page.get("next_cursor") if isinstance(page, dict) else None
+    if cursor:
+        print(f"(more: --cursor {cursor})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.get_job(args.job_id)
+        tasks = [t for t in job.get("tasks", []) if args.task in (None, t["name"], t["id"])]
+        if args.task and not tasks:
+            raise ConfigError(f"job {args.job_id} has no task {args.task!r}")
+        if args.follow:
+            wanted = {t["id"] for t in tasks}
+            names = {t["id"]: t["name"] for t in job.get("tasks", [])}
+            for event in client.follow(args.job_id):
+                if event.event == "task.log":
+                    line = event.json()
+                    if line["task_id"] in wanted:
+                        print(f"{names.get(line['task_id'], '?')} | {line['line']}", flush=True)
+            return EXIT_OK
+        for task in tasks:
+            detail = client.get_task(args.job_id, task["id"])
+            result = detail.get("result") or {}
+            print(f"== {task['name']} ({task['status']})")
+            for stream in ("stdout", "stderr"):
+                text = result.get(stream) or ""
+                if text:
+                    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+                if result.get(f"{stream}_truncated"):
+                    print(f"[{stream} truncated]")
+    return EXIT_OK
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.cancel(args.job_id)
+    print(f"cancel requested for {args.job_id}" + (f" ({job['status']})" if job else ""))
+    return EXIT_OK
+
+
+def _cmd_task_types(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        types = client.task_types()
+    if args.json:
+        _print_json(types)
+        return EXIT_OK
+    items = types.get("items", types.get("task_types", [])) if isinstance(types, dict) else types
+    for item in items or []:
+        print(f"{item['name']:<16} {item.get('description', '')}")
+    return EXIT_OK
+
+
+# --- the parser --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="homerun", description="homerun job pipeline")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("api", help="run the HTTP API").set_defaults(func=_cmd_api)
+    sub.add_parser("runner", help="run a task runner").set_defaults(func=_cmd_runner)
+    sub.add_parser("notifier", help="relay events and deliver webhooks").set_defaults(
+        func=_cmd_notifier
+    )
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_cmd_migrate)
+
+    token = sub.add_parser("token", help="manage API tokens (talks to the database)")
+    token.set_defaults(func=_cmd_token)
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true")
+    token_sub.add_parser("list")
+    revoke = token_sub.add_parser("revoke")
+    revoke.add_argument("token_id")
+
+    def client_command(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help)
+        cmd.add_argument("--url", help="API base URL (default: HOMERUN_URL or .homerun/env)")
+        cmd.add_argument("--token", help="API token (default: HOMERUN_TOKEN or .homerun/env)")
+        cmd.add_argument("--json", action="store_true", help="print the raw JSON answer")
+        cmd.set_defaults(func=func)
+        return cmd
+
+    submit = client_command("submit", _cmd_submit, "submit a job")
+    submit.add_argument("-f", "--file", help="a job body as JSON (- for stdin)")
+    submit.add_argument("--type", help="task type of a one-task job")
+    submit.add_argument("--payload", help="task payload as JSON (with --type)")
+    submit.add_argument("--script", help="shorthand for a one-task shell job")
+    submit.add_argument("--task-name", default="main", help="name of the one task")
+    submit.add_argument("--timeout", type=int, help="task time-out in seconds")
+    submit.add_argument("--max-attempts", type=int)
+    submit.add_argument("--name", help="job name")
+    submit.add_argument("--label", action="append", help="key=value (repeatable)")
+    submit.add_argument("--callback-url", help="webhook for the job's terminal state")
+    submit.add_argument("--idempotency-key")
+    submit.add_argument("--watch", action="store_true", help="follow the job live")
+    submit.add_argument("--no-logs", action="store_true", help="with --watch: hide task logs")
+
+    get = client_command("get", _cmd_get, "show a job and its tasks")
+    get.add_argument("job_id")
+
+    listing = client_command("list", _cmd_list, "list jobs, newest first")
+    listing.add_argument("--status")
+    listing.add_argument("--label", action="append", help="key=value (repeatable)")
+    listing.add_argument("--limit", type=int)
+    listing.add_argument("--cursor")
+
+    logs = client_command("logs", _cmd_logs, "show task output")
+    logs.add_argument("job_id")
+    logs.add_argument("task", nargs="?", help="task name or id (default: all)")
+    logs.add_argument("-f", "--follow", action="store_true", help="stream live output")
+
+    cancel = client_command("cancel", _cmd_cancel, "cancel a job")
+    cancel.add_argument("job_id")
+
+    client_command("task-types", _cmd_task_types, "list the registered task types")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ApiError as exc:
+        print(f"homerun: {exc}", file=sys.stderr)
+        if exc.details:
+            _print_json(exc.details, sys.stderr)
+        return EXIT_FAILED
+    except ConfigError as exc:
+        print(f"homerun: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except httpx.HTTPError as exc:
+        print(f"homerun: cannot reach the API: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (json.JSONDecodeError, OSError) as exc:
+        print(f"homerun: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

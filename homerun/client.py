@@ -1,0 +1,228 @@
+"""The HTTP client the CLI uses, and the one place the client's configuration is read.
+
+Configuration: ``HOMERUN_URL`` and ``HOMERUN_TOKEN`` from the environment, else from the
+nearest ``.homerun/env`` file (``KEY=VALUE`` lines) in the working directory or one of its
+parents (``make up`` writes that file). The server's settings are ``core.settings``; the
+client deliberately shares nothing with them, so the CLI works against a remote API.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from homerun import sse
+
+__all__ = ["ApiError", "Client", "ClientConfig", "ConfigError", "load_config"]
+
+ENV_FILE = Path(".homerun") / "env"
+URL_VAR = "HOMERUN_URL"
+TOKEN_VAR = "HOMERUN_TOKEN"
+DEFAULT_URL = "http://127.0.0.1:8000"
+TERMINAL_JOB_EVENTS = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
+
+
+class ConfigError(Exception):
+    """The client configuration is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    url: str
+    token: str | None
+    source: str  # where the values came from, for error messages
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep:
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def find_env_file(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        candidate = folder / ENV_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(cwd: Path | None = None, env: Mapping[str, str] | None = None) -> ClientConfig:
+    """Environment variables win over the ``.homerun/env`` file, key by key."""
+    environ = os.environ if env is None else env
+    path = find_env_file((cwd or Path.cwd()).resolve())
+    file_values = read_env_file(path) if path else {}
+    url = environ.get(URL_VAR) or file_values.get(URL_VAR) or DEFAULT_URL
+    token = environ.get(TOKEN_VAR) or file_values.get(TOKEN_VAR) or None
+    source = f"environment and {path}" if path else "environment"
+    return ClientConfig(url=url.rstrip("/"), token=token, source=source)
+
+
+class ApiError(Exception):
+    """The API answered with an error; carries its documented error body."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.retry_after: float | None = None
+
+
+def _error(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()["error"]
+        err = ApiError(
+            response.status_code,
+            body.get("code", "error"),
+            body.get("message", ""),
+            body.get("details"),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        err = ApiError(response.status_code, "http_error", response.text[:500])
+    raw = response.headers.get("retry-after")
+    if raw is not None:
+        try:
+            err.retry_after = float(raw)
+        except ValueError:
+            err.retry_after = None
+    return err
+
+
+class Client:
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Accept": "application/json"}
+        if config.token:
+            headers["Authorization"] = f"Bearer {config.token}"
+        self.config = config
+        self._http = httpx.Client(
+            base_url=config.url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.json() if response.content else None
+
+    # --- jobs
+    def submit(self, job: Mapping[str, Any], idempotency_key: str | None = None) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._call("POST", "/v1/jobs", json=dict(job), headers=headers)
+
+    def get_job(self, job_id: str) -> Any:
+        return self._call("GET", f"/v1/jobs/{job_id}")
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Any:
+        params: list[tuple[str, str]] = []
+        if status:
+            params.append(("status", status))
+        for key, value in (labels or {}).items():
+            params.append(("label", f"{key}={value}"))
+        if limit is not None:
+            params.append(("limit", str(limit)))
+        if cursor:
+            params.append(("cursor", cursor))
+        return self._call("GET", "/v1/jobs", params=params)
+
+    def get_task(self, job_id: str, task_id: str) -> Any:
+        return self._call("GET", f"/v1/jobs/{job_id}/tasks/{task_id}")
+
+    def cancel(self, job_id: str) -> Any:
+        return self._call("POST", f"/v1/jobs/{job_id}/cancel")
+
+    def task_types(self) -> Any:
+        return self._call("GET", "/v1/task-types")
+
+    # --- live events
+    def events(
+        self, job_id: str, last_event_id: str | None = None
+    ) -> Generator[sse.Event, None, None]:
+        """One SSE connection to the job's event stream; ends when the server ends it."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        with self._http.stream(
+            "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=timeout
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error(response)
+            yield from sse.parse(response.iter_lines())
+
+    def follow(
+        self,
+        job_id: str,
+        *,
+        last_event_id: str | None = None,
+        give_up_after: float = 300.0,
+        on_reconnect: Callable[[str], None] | None = None,
+    ) -> Iterator[sse.Event]:
+        """Every event of the job, in order, until its terminal event, across reconnects.
+
+        A dropped connection or a 503 (streams Redis down) is retried with ``Last-Event-ID``
+        so nothing is missed or repeated; gives up after ``give_up_after`` seconds without
+        a successful connection.
+        """
+        last_id = last_event_id
+        failing_since: float | None = None
+        while True:
+            try:
+                for event in self.events(job_id, last_id):
+                    failing_since = None
+                    if event.id is not None:
+                        last_id = event.id
+                    yield event
+                    if event.event in TERMINAL_JOB_EVENTS:
+                        return
+                reason, delay = "the server closed the stream", 0.2
+            except ApiError as exc:
+                if exc.status != 503:
+                    raise
+                reason, delay = exc.message or "service unavailable", exc.retry_after or 1.0
+            except httpx.TransportError as exc:
+                reason, delay = f"connection lost ({type(exc).__name__})", 1.0
+            now = time.monotonic()
+            failing_since = failing_since or now
+            if now - failing_since > give_up_after:
+                raise ApiError(503, "unavailable", f"gave up following job {job_id}: {reason}")
+            if on_reconnect is not None:
+                on_reconnect(reason)
+            time.sleep(delay)

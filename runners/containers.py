@@ -1,0 +1,452 @@
+"""One attempt in a throwaway, locked-down container, through the Docker SDK.
+
+The lock-down is the default and a task type cannot loosen it, except for network egress,
+which also needs the operator's ``allow_task_network``:
+
+- ``network_mode="none"``: loopback only;
+- read-only root filesystem; ``/tmp`` and ``/homerun`` are tmpfs of ``limits.tmpfs_bytes``
+  each (tmpfs pages also count against the memory limit);
+- every capability dropped, ``no-new-privileges``, user 65534:65534 (nobody);
+- pids, memory with swap equal to memory (no swap), CPU; RLIMIT_FSIZE bounds the one file
+  the task can write on the host disk (``/homerun/output.json``);
+- log driver ``none``: the engine stores nothing, the runner reads the attach stream and
+  keeps at most ``output_limit_bytes`` per stream;
+- labels tie the container to its instance, runner, job, task and attempt.
+
+The engine's blocking calls run in a thread pool of the runner's own, sized for its
+concurrency, so waiting containers cannot starve the rest. The container and the
+attempt's workspace are removed in every path, shielded from cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests
+from docker.types import LogConfig, Mount, Ulimit
+
+from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
+from runners import capture, workspace
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LABEL_INSTANCE = "homerun.instance"
+LABEL_RUNNER = "homerun.runner"
+LABEL_JOB = "homerun.job"
+LABEL_TASK = "homerun.task"
+LABEL_ATTEMPT = "homerun.attempt"
+
+TASK_USER = "65534:65534"
+# After a kill, how long to wait for the engine to report the exit before giving up on it.
+KILL_GRACE_SECONDS = 10.0
+# Open files per task: plenty for a script, far below the engine's default of a million.
+NOFILE_LIMIT = 1024
+
+
+def instance_name(configured: str, database_url: str) -> str:
+    """The instance label: as configured, else derived from the database (sans password).
+
+    Every runner of one deployment shares a database, so they agree on the name; two
+    deployments (or test suites) on one engine never do, and so never sweep each other.
+    """
+    if configured:
+        return configured
+    public = re.sub(r"//([^:/@]+):[^@]*@", r"//\1@", database_url)
+    return "db-" + hashlib.sha256(public.encode()).hexdigest()[:16]
+
+
+class StopReason(StrEnum):
+    CANCELLED = "cancelled"  # the job was cancelled
+    LOST = "lost"  # the attempt's lease is gone: someone else owns the task now
+    SHUTDOWN = "shutdown"  # the runner is stopping and its grace period ran out
+
+
+class Stop:
+    """Asks a running attempt to kill its container; the first reason given wins."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.reason: StopReason | None = None
+
+    def request(self, reason: StopReason) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self._event.set()
+
+    async def wait(self) -> StopReason:
+        await self._event.wait()
+        assert self.reason is not None
+        return self.reason
+
+
+@dataclass(frozen=True)
+class AttemptLabels:
+    instance: str
+    runner_id: str
+    job_id: str
+    task_id: str
+    attempt: int
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            LABEL_INSTANCE: self.instance,
+            LABEL_RUNNER: self.runner_id,
+            LABEL_JOB: self.job_id,
+            LABEL_TASK: self.task_id,
+            LABEL_ATTEMPT: str(self.attempt),
+        }
+
+
+@dataclass
+class RunResult:
+    """What happened to the container. Exactly one of the failure fields explains a failure."""
+
+    exit_code: int | None = None
+    stdout: str = ""
+    stdout_truncated: bool = False
+    stderr: str = ""
+    stderr_truncated: bool = False
+    output_file: bytes | None = None
+    output_file_size: int = 0
+    timed_out: bool = False
+    stopped: StopReason | None = None
+    oom_killed: bool = False
+    # The task's command could not be started (no such executable): the task's fault.
+    start_error: str | None = None
+    # The engine failed us (image missing, daemon error): not the task's fault.
+    engine_error: str | None = None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_start_error(exc: docker.errors.APIError) -> bool:
+    text = str(exc.explanation or exc).lower()
+    return "executable file not found" in text or "no such file or directory" in text
+
+
+class Engine:
+    """Runs attempts on one Docker engine; owns the SDK client and its thread pool."""
+
+    def __init__(
+        self,
+        *,
+        docker_url: str | None,
+        concurrency: int,
+        work_dir: str,
+        instance: str,
+        output_limit_bytes: int,
+        output_file_limit_bytes: int,
+        allow_network: bool,
+        log_lines_per_second: float,
+    ) -> None:
+        # Each running attempt holds two connections (wait, attach) and a thread for each.
+        pool = 4 * concurrency + 4
+        if docker_url:
+            self.client = docker.DockerClient(base_url=docker_url, max_pool_size=pool)
+        else:
+            self.client = docker.from_env(max_pool_size=pool)
+        self._executor = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="homerun-engine")
+        self.work_dir = work_dir
+        self.instance = instance
+        self.output_limit = output_limit_bytes
+        self.output_file_limit = output_file_limit_bytes
+        self.allow_network = allow_network
+        self.log_rate = log_lines_per_second
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    # --- one attempt --------------------------------------------------------------------
+
+    async def run(
+        self,
+        spec: ContainerSpec,
+        labels: AttemptLabels,
+        *,
+        payload: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        time_limit: float,
+        stop: Stop,
+        on_line: capture.LineSink | None = None,
+        on_created: Callable[[str], Awaitable[None]] | None = None,
+    ) -> RunResult:
+        """Run ``spec`` to completion, time-out or ``stop``; always remove the container.
+
+        Raises ``PayloadError`` (from the workspace) for a spec that places a file where
+        the runner cannot; every engine failure is reported in ``RunResult.engine_error``.
+        """
+        started = time.monotonic()
+        root = workspace.attempt_dir(self.work_dir, self.instance, labels.task_id, labels.attempt)
+        result = RunResult()
+        container: Any = None
+        try:
+            space = await self.call(
+                workspace.prepare, root, payload=payload, inputs=inputs, files=spec.files
+            )
+            try:
+                container = await self.call(self._create, spec, space, labels)
+            except docker.errors.ImageNotFound:
+                result.engine_error = f"image {spec.image} is not on this Docker engine"
+                return result
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                result.engine_error = f"creating the container failed: {exc}"
+                return result
+            # Recording the container (a Postgres write) overlaps with attaching and
+            # starting it; it only has to land before the attempt is finished.
+            noted = asyncio.ensure_future(on_created(container.id)) if on_created else None
+            try:
+                await self._execute(
+                    container, result, time_limit=time_limit, stop=stop, on_line=on_line
+                )
+            finally:
+                if noted is not None:
+                    await asyncio.wait({noted})
+            if noted is not None:
+                noted.result()
+            if result.exit_code is not None:
+                result.output_file, result.output_file_size = await self.call(
+                    space.read_output, self.output_file_limit
+                )
+            return result
+        finally:
+            result.seconds = time.monotonic() - started
+            await _shielded(self._cleanup(container, root))
+
+    async def _execute(
+        self,
+        container: Any,
+        result: RunResult,
+        *,
+        time_limit: float,
+        stop: Stop,
+        on_line: capture.LineSink | None,
+    ) -> None:
+        out, err = capture.Bounded(self.output_limit), capture.Bounded(self.output_limit)
+        try:
+            # Attach before start so not a byte is missed: the engine keeps no log.
+            stream = await self.call(
+                container.attach, stdout=True, stderr=True, stream=True, logs=False, demux=True
+            )
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            result.engine_error = f"attaching to the container failed: {exc}"
+            return
+        pump = asyncio.ensure_future(self.call(self._pump, stream, out, err, on_line))
+        try:
+            try:
+                await self.call(container.start)
+            except docker.errors.APIError as exc:
+                if _is_start_error(exc):
+                    result.start_error = f"the command could not be started: {exc.explanation}"
+                    result.exit_code = 127
+                else:
+                    result.engine_error = f"starting the container failed: {exc}"
+                return
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                result.engine_error = f"starting the container failed: {exc}"
+                return
+            # The engine's wait outlives the time-out by a margin: we kill at the time-out.
+            waiter = asyncio.ensure_future(
+                self.call(container.wait, timeout=time_limit + KILL_GRACE_SECONDS + 30)
+            )
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {waiter, stopper}, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                stopper.cancel()
+            if waiter not in done:
+                result.timed_out = stop.reason is None
+                result.stopped = stop.reason
+                await self._kill(container)
+            try:
+                status = await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_SECONDS)
+                result.exit_code = int(status["StatusCode"])
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                result.engine_error = f"waiting for the container failed: {exc}"
+                return
+            except TimeoutError:
+                result.engine_error = "the engine did not report the container's exit"
+                return
+            if result.exit_code != 0 and not result.stopped and not result.timed_out:
+                with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+                    await self.call(container.reload)
+                    result.oom_killed = bool(container.attrs["State"].get("OOMKilled"))
+        finally:
+            # The stream ends when the container exits; closing it unblocks the reader in
+            # every other path (start failed, engine gone).
+            if result.exit_code is None:
+                _close_stream(stream)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(pump), KILL_GRACE_SECONDS)
+            if not pump.done():
+                _close_stream(stream)
+            result.stdout, result.stdout_truncated = out.text(), out.truncated
+            result.stderr, result.stderr_truncated = err.text(), err.truncated
+
+    def _create(
+        self, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels
+    ) -> Any:
+        limits = spec.limits
+        mounts = [
+            Mount(path, host, type="bind", read_only=True) for path, host in space.readonly.items()
+        ]
+        assert space.inputs_dir is not None
+        mounts.append(Mount(INPUTS_DIR, str(space.inputs_dir), type="bind", read_only=True))
+        mounts.append(Mount(OUTPUT_FILE, str(space.output_file), type="bind", read_only=False))
+        tmpfs_opts = f"size={limits.tmpfs_bytes},uid=65534,gid=65534,mode=0755"
+        network = "none"
+        if spec.network == NetworkPolicy.EGRESS and self.allow_network:
+            network = "bridge"
+        # The file-size limit bounds output.json on the host disk; no file on the tmpfs can
+        # outgrow the tmpfs anyway, so it takes nothing from the task.
+        fsize = max(limits.tmpfs_bytes, self.output_file_limit)
+        env = {"HOME": "/tmp", **spec.env}
+        env.update(
+            HOMERUN_JOB_ID=labels.job_id,
+            HOMERUN_TASK_ID=labels.task_id,
+            HOMERUN_ATTEMPT=str(labels.attempt),
+        )
+        return self.client.containers.create(
+            image=spec.image,
+            command=list(spec.argv),
+            # An image's entrypoint would change what argv means; the spec says it all.
+            entrypoint=[],
+            environment=env,
+            working_dir=spec.workdir,
+            name=f"homerun-{labels.task_id}-{labels.attempt}",
+            labels=labels.as_dict(),
+            user=TASK_USER,
+            network_mode=network,
+            read_only=True,
+            tmpfs={"/tmp": tmpfs_opts, HOMERUN_DIR: tmpfs_opts},
+            mounts=mounts,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=limits.pids,
+            mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_bytes,
+            nano_cpus=int(limits.cpus * 1e9),
+            ulimits=[
+                Ulimit(name="fsize", soft=fsize, hard=fsize),
+                Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
+            ],
+            log_config=LogConfig(type="none"),
+            stdin_open=False,
+            tty=False,
+        )
+
+    def _pump(
+        self,
+        stream: Any,
+        out: capture.Bounded,
+        err: capture.Bounded,
+        on_line: capture.LineSink | None,
+    ) -> None:
+        """Read the attach stream into bounded buffers (runs in a thread)."""
+        limit = capture.RateLimit(self.log_rate)
+        lines = (
+            {
+                "stdout": capture.Lines("stdout", on_line, limit),
+                "stderr": capture.Lines("stderr", on_line, limit),
+            }
+            if on_line is not None
+            else {}
+        )
+        try:
+            for stdout_chunk, stderr_chunk in stream:
+                for name, chunk, kept in (
+                    ("stdout", stdout_chunk, out),
+                    ("stderr", stderr_chunk, err),
+                ):
+                    if not chunk:
+                        continue
+                    if not kept.full and name in lines:
+                        lines[name].add(chunk)
+                    kept.add(chunk)
+                if out.full and err.full:
+                    # Both bounds reached: stop reading; the engine drops the rest.
+                    break
+        except Exception as exc:  # a closed stream ends the pump, nothing else
+            log.debug("attach stream ended: %s", exc)
+        finally:
+            for splitter in lines.values():
+                splitter.flush()
+            _close_stream(stream)
+
+    async def _kill(self, container: Any) -> None:
+        try:
+            await self.call(container.kill)
+        except docker.errors.APIError as exc:
+            # 409: it exited on its own meanwhile; 404: someone removed it (a sweep).
+            if exc.status_code not in (404, 409):
+                log.warning("killing container %s failed: %s", container.id[:12], exc)
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            log.warning("killing container %s failed: %s", container.id[:12], exc)
+
+    async def _cleanup(self, container: Any, root: Path) -> None:
+        if container is not None:
+            await self.remove(container.id)
+        await self.call(workspace.remove, root)
+
+    async def remove(self, container_id: str) -> None:
+        """Force-remove a container (kills it first); a missing container is fine."""
+        try:
+            await self.call(self.client.api.remove_container, container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            # 409 "removal already in progress": someone else is doing it.
+            if exc.status_code != 409:
+                log.warning("removing container %s failed: %s", container_id[:12], exc)
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            log.warning("removing container %s failed: %s", container_id[:12], exc)
+
+    # --- leftovers ----------------------------------------------------------------------
+
+    async def instance_containers(self) -> list[tuple[str, dict[str, str]]]:
+        """(id, labels) of every container of this instance, running or not."""
+        found = await self.call(
+            self.client.api.containers,
+            all=True,
+            filters={"label": f"{LABEL_INSTANCE}={self.instance}"},
+        )
+        return [(str(c["Id"]), dict(c.get("Labels") or {})) for c in found]
+
+
+def _close_stream(stream: Any) -> None:
+    """Close an attach stream and the socket under it (the SDK leaves that one open)."""
+    with contextlib.suppress(Exception):
+        stream.close()
+    with contextlib.suppress(Exception):
+        stream._response.close()
+
+
+async def _shielded(cleanup: Awaitable[None]) -> None:
+    """Run ``cleanup`` to the end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(cleanup)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        raise

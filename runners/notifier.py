@@ -1,0 +1,263 @@
+"""The notifier service: relays the events outbox to the streams Redis and sends webhooks.
+
+Run any number of replicas (``homerun notifier``): a job's events are relayed by one of
+them at a time (``runners.relay``) and a webhook delivery is claimed by one of them at a
+time (``runners.webhooks``).
+
+Wake-ups: ``LISTEN homerun_events`` names the job whose event just committed, so it is
+relayed at once; a sweep every ``notifier_poll_seconds`` catches whatever a lost
+notification, a busy lock or an outage left behind. When the streams Redis is down the
+events wait in Postgres and the relay retries with capped exponential backoff; webhooks
+do not depend on Redis and keep going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+
+import asyncpg
+import httpx
+import redis.asyncio as redis
+from databases import Database
+
+from core.outbox import EVENTS_CHANNEL
+from core.settings import Settings
+from runners import webhooks
+from runners.relay import Relay
+
+__all__ = ["Notifier", "main", "serve"]
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_SECONDS = 0.1
+BACKOFF_MAX_SECONDS = 2.0
+# A job whose lock another replica holds is tried again this soon: that replica may have
+# read the job's events just before the one that woke us committed.
+BUSY_RETRY_SECONDS = 0.05
+WEBHOOK_WORKERS = 4
+
+# Failures of a store that is down or restarting; anything else is a bug and propagates.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    redis.RedisError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+class Notifier:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        streams: redis.Redis,
+        http: httpx.AsyncClient,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.relay = Relay(
+            db, streams, maxlen=settings.stream_maxlen, ttl_seconds=settings.stream_ttl_seconds
+        )
+        self.deliverer = webhooks.Deliverer(
+            db,
+            http,
+            webhooks.Policy(
+                allow_private=settings.webhook_allow_private,
+                max_attempts=settings.webhook_max_attempts,
+                retry_base_seconds=settings.webhook_retry_base_seconds,
+                retry_max_seconds=settings.webhook_retry_max_seconds,
+                timeout_seconds=settings.webhook_timeout_seconds,
+            ),
+        )
+        self._dirty: set[str] = set()
+        self._wake_relay = asyncio.Event()
+        self._wake_webhooks = asyncio.Event()
+        self.relayed = 0  # events appended to the streams Redis by this replica
+
+    # --- wake-ups
+    def notify(self, job_id: str) -> None:
+        self._dirty.add(job_id)
+        self._wake_relay.set()
+
+    def _on_notification(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        self.notify(str(payload))
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """Hold a LISTEN connection; reconnect when it drops (the sweep covers the gap)."""
+        delay = BACKOFF_FIRST_SECONDS
+        while not stop.is_set():
+            try:
+                conn = await asyncpg.connect(self.settings.database_url)
+            except _TRANSIENT as exc:
+                log.warning("LISTEN connection failed (%s); retrying", exc)
+                await _wait(stop, delay)
+                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+                continue
+            delay = BACKOFF_FIRST_SECONDS
+            closed = asyncio.Event()
+            conn.add_termination_listener(_setter(closed))
+            try:
+                await conn.add_listener(EVENTS_CHANNEL, self._on_notification)
+                self._wake_relay.set()  # anything committed while we were not listening
+                while not stop.is_set() and not closed.is_set() and not conn.is_closed():
+                    await _wait_any(stop, closed, self.settings.notifier_poll_seconds)
+            except _TRANSIENT as exc:
+                log.warning("LISTEN connection lost (%s); reconnecting", exc)
+            finally:
+                with contextlib.suppress(*_TRANSIENT):
+                    await conn.close(timeout=2)
+
+    # --- relay
+    async def relay_once(self, *, sweep: bool) -> bool:
+        """Relay every dirty job (and, on a sweep, every job with unrelayed events).
+
+        True when some job was locked by another replica and must be tried again soon.
+        """
+        await webhooks.schedule(self.db)
+        jobs = set(self._dirty)
+        self._dirty.clear()
+        if sweep:
+            jobs.update(await self.relay.pending_jobs())
+        busy = False
+        remaining = sorted(jobs)
+        try:
+            while remaining:
+                job_id = remaining[0]
+                result = await self.relay.relay_job(job_id)
+                if not result.locked:
+                    self._dirty.add(job_id)
+                    busy = True
+                else:
+                    self.relayed += result.appended
+                    if result.events:
+                        self._wake_webhooks.set()
+                    if result.more:
+                        continue
+                remaining.pop(0)
+        finally:
+            self._dirty.update(remaining)  # not relayed (an outage): keep them for next time
+        return busy
+
+    async def _relay_loop(self, stop: asyncio.Event) -> None:
+        delay = BACKOFF_FIRST_SECONDS
+        next_sweep = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            sweep = now >= next_sweep
+            self._wake_relay.clear()
+            try:
+                busy = await self.relay_once(sweep=sweep)
+            except _TRANSIENT as exc:
+                log.warning(
+                    "relay failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
+                )
+                await _wait(stop, delay)
+                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+                next_sweep = 0.0  # after an outage, look at everything again
+                continue
+            delay = BACKOFF_FIRST_SECONDS
+            if sweep:
+                next_sweep = now + self.settings.notifier_poll_seconds
+            timeout = max(0.0, next_sweep - time.monotonic())
+            if busy:
+                timeout = min(timeout, BUSY_RETRY_SECONDS)
+            await _wait_any(stop, self._wake_relay, timeout)
+
+    # --- webhooks
+    async def _webhook_worker(self, stop: asyncio.Event) -> None:
+        delay = BACKOFF_FIRST_SECONDS
+        while not stop.is_set():
+            try:
+                if await self.deliverer.deliver_one():
+                    continue
+                due_in = await self.deliverer.next_due_in()
+            except _TRANSIENT as exc:
+                log.warning("webhook delivery failed (%s); retrying", exc)
+                await _wait(stop, delay)
+                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+                continue
+            delay = BACKOFF_FIRST_SECONDS
+            self._wake_webhooks.clear()
+            timeout = self.settings.notifier_poll_seconds
+            if due_in is not None:
+                timeout = min(timeout, due_in)
+            await _wait_any(stop, self._wake_webhooks, timeout)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; a relay in progress finishes its transaction first."""
+        tasks = [
+            asyncio.create_task(self._listen(stop), name="notifier-listen"),
+            asyncio.create_task(self._relay_loop(stop), name="notifier-relay"),
+            *(
+                asyncio.create_task(self._webhook_worker(stop), name=f"notifier-webhooks-{i}")
+                for i in range(WEBHOOK_WORKERS)
+            ),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a crashed loop takes the service down rather than limping on
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _setter(event: asyncio.Event) -> Callable[[object], None]:
+    return lambda _conn: event.set()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _wait_any(a: asyncio.Event, b: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.create_task(a.wait()), asyncio.create_task(b.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    from core.migrate import migrate
+
+    await migrate(settings.database_url)
+    db = Database(settings.database_url, min_size=1, max_size=WEBHOOK_WORKERS + 2)
+    streams = redis.Redis.from_url(
+        settings.events_redis_url, socket_timeout=5, socket_connect_timeout=2
+    )
+    await db.connect()
+    try:
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            await Notifier(settings, db, streams, http).run(stop)
+    finally:
+        await streams.aclose()
+        await db.disconnect()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings.from_env()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("notifier started")
+        await serve(settings, stop)
+        log.info("notifier stopped")
+
+    asyncio.run(run())

@@ -1,0 +1,116 @@
+"""Makes the queue and the engine agree with Postgres again, whatever happened to them.
+
+Runs inside every runner, every ``reconcile_seconds``; any number may run at once:
+
+- ``reconcile``: attempts whose lease ran out are marked lost and their tasks queued again
+  (``core.transitions.expire_leases``), then every task Postgres holds as queued is handed
+  to the queue. Enqueue is idempotent, so a task already waiting or held is left alone and
+  a wiped queue Redis is refilled within one period. A Redis lock lets one runner per
+  period do this; losing the lock (or the whole Redis) only means two runners do it.
+- ``sweep``: containers and workspaces of this instance whose attempt is no longer running
+  are removed; a starting runner also removes those its previous life left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+from databases import Database
+
+from core import keys, queue
+from core import transitions as tr
+from core.models import AttemptStatus, TaskStatus
+from runners import workspace
+from runners.containers import LABEL_ATTEMPT, LABEL_RUNNER, LABEL_TASK, Engine
+
+log = logging.getLogger(__name__)
+
+# Queued tasks handed to the queue per pass; a bigger backlog is caught up next period.
+RECONCILE_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    expired: int  # attempts marked lost
+    enqueued: int  # tasks the queue did not know about
+
+
+async def reconcile(
+    db: Database, client: redis.Redis, *, retry_base_seconds: float, retry_max_seconds: float
+) -> Reconciliation:
+    after = await tr.expire_leases(
+        db, retry_base_seconds=retry_base_seconds, retry_max_seconds=retry_max_seconds
+    )
+    rows = await db.fetch_all(
+        "SELECT id, priority, not_before FROM tasks WHERE status = :queued"
+        " ORDER BY priority DESC, created_at LIMIT :n",
+        {"queued": TaskStatus.QUEUED.value, "n": RECONCILE_BATCH},
+    )
+    ready = {r.task_id: r for r in after.ready}
+    for row in rows:
+        task_id = str(row["id"])
+        ready.setdefault(task_id, tr.ReadyTask(task_id, int(row["priority"]), row["not_before"]))
+    enqueued = await queue.add(client, ready.values())
+    if after.ready or enqueued:
+        log.info("reconciled: %d leases expired, %d tasks re-enqueued", len(after.ready), enqueued)
+    return Reconciliation(expired=len(after.ready), enqueued=enqueued)
+
+
+async def reconcile_if_first(
+    db: Database,
+    client: redis.Redis,
+    *,
+    period_seconds: float,
+    retry_base_seconds: float,
+    retry_max_seconds: float,
+) -> Reconciliation | None:
+    """Reconcile unless another runner did in this period; None if skipped."""
+    # The lock expires by itself: a runner that dies holding it delays nothing for long.
+    if not await client.set(keys.RECONCILER_LOCK, "1", nx=True, px=int(period_seconds * 1000)):
+        return None
+    return await reconcile(
+        db, client, retry_base_seconds=retry_base_seconds, retry_max_seconds=retry_max_seconds
+    )
+
+
+async def running_attempts(db: Database) -> set[tuple[str, int]]:
+    rows = await db.fetch_all(
+        "SELECT a.task_id, a.number FROM attempts a JOIN tasks t ON t.id = a.task_id"
+        " WHERE a.status = :running AND t.attempts = a.number",
+        {"running": AttemptStatus.RUNNING.value},
+    )
+    return {(str(r["task_id"]), int(r["number"])) for r in rows}
+
+
+async def sweep(
+    db: Database, engine: Engine, *, runner_id: str, work_dir: str, instance: str, startup: bool
+) -> int:
+    """Remove this instance's containers and workspaces whose attempt is not running.
+
+    At ``startup`` every container labelled with our own runner id goes too: it belongs to
+    a previous life of this runner, whose attempts no one is watching.
+    """
+    # List first, then ask Postgres: a container created after its attempt was claimed
+    # is therefore never mistaken for a finished one.
+    containers = await engine.instance_containers()
+    dirs = workspace.leftovers(work_dir, instance)
+    running = await running_attempts(db)
+    removed = 0
+    for container_id, labels in containers:
+        try:
+            attempt = (labels[LABEL_TASK], int(labels[LABEL_ATTEMPT]))
+        except (KeyError, ValueError):
+            continue  # not made by a runner (a label copied by hand); leave it alone
+        mine = labels.get(LABEL_RUNNER) == runner_id
+        if attempt not in running or (startup and mine):
+            log.info(
+                "removing leftover container %s (task %s attempt %d)", container_id[:12], *attempt
+            )
+            await engine.remove(container_id)
+            removed += 1
+    for task_id, number, path in dirs:
+        if (task_id, number) not in running:
+            await engine.call(workspace.remove, path)
+    return removed

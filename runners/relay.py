@@ -1,0 +1,140 @@
+"""Relay the ``events`` outbox from Postgres to the streams Redis, per job, in order, once.
+
+Exclusivity: a notifier relays a job only while it holds a transaction-scoped advisory
+lock on that job, so two replicas never interleave one job's events. It reads the job's
+unrelayed events in ``seq`` order, appends them in one Lua call, marks them relayed, and
+commits (which releases the lock).
+
+Idempotence: each event goes to the job stream under the explicit ID ``<seq>-0``. A
+notifier that died after appending but before committing leaves the events unrelayed in
+Postgres; whoever relays them next gets "ID equal or smaller" from the stream, and the
+script then skips the event (and its copy on the token stream), so nothing is doubled.
+Redis remembers a stream's last ID after trimming, so this holds for a trimmed stream too.
+
+An emptied Redis (restart without persistence) takes the next events as if new; the events
+it lost are in Postgres, and the SSE endpoint fills any gap in ``seq`` from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+from databases import Database
+from databases.interfaces import Record
+
+from core import keys
+from core.events import EVENT_COLUMNS, TERMINAL_JOB_EVENTS, render, stream_id
+from runners import webhooks
+
+__all__ = ["RELAY_LOCK_NS", "Relay", "Relayed"]
+
+# Namespace of the two-key advisory locks ``(RELAY_LOCK_NS, hashtext(job_id))``; keeps them
+# apart from any other advisory lock in the database.
+RELAY_LOCK_NS = 0x686E  # "hn"
+BATCH = 500
+
+# KEYS: job stream, token stream, log stream.
+# ARGV: maxlen, ttl after the job ended, token stream ttl, then 4 values per event:
+#       entry id, type, rendered event, "1" if terminal else "0".
+# Stops at the first real error so a job's events never land out of order.
+_RELAY_LUA = """
+local maxlen, ttl, token_ttl = ARGV[1], ARGV[2], ARGV[3]
+local added = 0
+for i = 4, #ARGV, 4 do
+  local id, kind, body, terminal = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', maxlen, id, 'type', kind, 'event', body)
+  if type(r) == 'table' and r.err then
+    if not string.find(r.err, 'equal or smaller', 1, true) then
+      return redis.error_reply(r.err)
+    end
+  else
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'type', kind, 'event', body)
+    added = added + 1
+  end
+  if terminal == '1' then
+    redis.call('EXPIRE', KEYS[1], ttl)
+    redis.call('EXPIRE', KEYS[3], ttl)
+  end
+end
+if added > 0 then
+  redis.call('EXPIRE', KEYS[2], token_ttl)
+end
+return added
+"""
+
+
+@dataclass(frozen=True)
+class Relayed:
+    locked: bool  # False: another notifier holds this job right now
+    events: int = 0  # events marked relayed
+    appended: int = 0  # of those, appended now (the rest were there already)
+    more: bool = False  # a full batch: call again
+
+
+class Relay:
+    def __init__(
+        self,
+        db: Database,
+        streams: redis.Redis,
+        *,
+        maxlen: int,
+        ttl_seconds: int,
+    ) -> None:
+        self.db = db
+        self.streams = streams
+        self.maxlen = maxlen
+        self.ttl_seconds = ttl_seconds
+        self._script = streams.register_script(_RELAY_LUA)
+
+    async def pending_jobs(self, limit: int = 100) -> list[str]:
+        """Jobs with unrelayed events, the longest-waiting first."""
+        rows = await self.db.fetch_all(
+            "SELECT job_id FROM events WHERE relayed_at IS NULL"
+            " GROUP BY job_id ORDER BY min(id) LIMIT :limit",
+            {"limit": limit},
+        )
+        return [str(r["job_id"]) for r in rows]
+
+    async def relay_job(self, job_id: str) -> Relayed:
+        """Relay one batch of the job's unrelayed events; raises ``redis.RedisError``."""
+        async with self.db.connection() as conn, conn.transaction():
+            locked = await conn.fetch_val(
+                "SELECT pg_try_advisory_xact_lock(:ns, hashtext(:job_id))",
+                {"ns": RELAY_LOCK_NS, "job_id": job_id},
+            )
+            if not locked:
+                return Relayed(locked=False)
+            rows = await conn.fetch_all(
+                f"SELECT {EVENT_COLUMNS}, j.token_id FROM events e JOIN jobs j ON j.id = e.job_id"
+                " WHERE e.job_id = :job_id AND e.relayed_at IS NULL ORDER BY e.seq LIMIT :n",
+                {"job_id": job_id, "n": BATCH},
+            )
+            if not rows:
+                return Relayed(locked=True)
+            # In this transaction, so that no terminal event is marked relayed without its
+            # webhook delivery existing (the sweep in webhooks.schedule covers Redis outages).
+            await webhooks.schedule(conn, job_id)
+            appended = await self._append(job_id, str(rows[0]["token_id"]), rows)
+            await conn.execute(
+                "UPDATE events SET relayed_at = clock_timestamp()"
+                " WHERE job_id = :job_id AND seq <= :last AND relayed_at IS NULL",
+                {"job_id": job_id, "last": int(rows[-1]["seq"])},
+            )
+        return Relayed(locked=True, events=len(rows), appended=appended, more=len(rows) == BATCH)
+
+    async def _append(self, job_id: str, token_id: str, rows: Sequence[Record]) -> int:
+        args: list[str | int] = [self.maxlen, self.ttl_seconds, self.ttl_seconds]
+        for row in rows:
+            args += [
+                stream_id(int(row["seq"])),
+                row["type"],
+                render(row),
+                "1" if row["type"] in TERMINAL_JOB_EVENTS else "0",
+            ]
+        added = await self._script(
+            keys=[keys.job_stream(job_id), keys.token_stream(token_id), keys.log_stream(job_id)],
+            args=args,
+        )
+        return int(added)

@@ -1,0 +1,593 @@
+"""The runner: takes tasks from the queue and runs each attempt in a throwaway container.
+
+One task, start to end (``Runner._handle``), reads top to bottom:
+
+1. take a delivery from the queue (``core.queue.claim``);
+2. start the attempt in Postgres (``claim_attempt``): a stale delivery is settled and dropped;
+3. the task type's plugin builds the container spec (``PayloadError`` fails the task);
+4. the container runs while a heartbeat extends the lease; a lost lease kills it and
+   writes nothing, a cancel (pub/sub, key or heartbeat) kills it within 2 s;
+5. the ``task_output`` hook turns the finished run into the output;
+6. ``finish_attempt`` persists the result in one transaction (fenced by attempt number);
+7. the delivery is acknowledged and the tasks that became ready are enqueued.
+
+Postgres is the truth and every write is fenced, so the runner may die between any two
+steps: the lease runs out, the reconciler hands the task to another runner, and the
+container is swept. SIGTERM stops claiming, gives running attempts
+``shutdown_grace_seconds``, then kills what is left and reports it as an infrastructure
+failure, which is retried elsewhere without using up the task's attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import pluggy
+import redis.asyncio as redis
+from databases import Database
+from redis.exceptions import RedisError
+
+from core import keys, logs, queue
+from core import transitions as tr
+from core.models import AttemptStatus, FailureKind
+from core.settings import Settings
+from plugins.manager import collect_task_types
+from plugins.tasktypes import (
+    OUTPUT_FILE,
+    ContainerSpec,
+    FinishedRun,
+    NetworkPolicy,
+    PayloadError,
+    TaskContext,
+)
+from runners import reconciler
+from runners.containers import (
+    AttemptLabels,
+    Engine,
+    RunResult,
+    Stop,
+    StopReason,
+    instance_name,
+)
+from runners.livelogs import LivePublisher, LogSink
+
+__all__ = ["LogSink", "Runner"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How often the runner looks at cancel keys, the backup for a missed pub/sub message.
+CANCEL_POLL_SECONDS = 0.5
+# Longest idle sleep between two looks at the queue (wake-ups usually come sooner).
+IDLE_WAIT_SECONDS = 1.0
+# Pause after the queue Redis or Postgres failed, before trying again.
+ERROR_PAUSE_SECONDS = 1.0
+
+
+class Runner:
+    """A runner process's work: ``await Runner(settings, pm).run()``; ``stop()`` to end.
+
+    ``run(burst=True)`` returns once the queue is empty and nothing runs (tests). The
+    database, Redis and engine are made from ``settings`` unless passed in; ``log_sink``
+    replaces publishing live lines to the streams Redis.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        pm: pluggy.PluginManager,
+        *,
+        db: Database | None = None,
+        queue_redis: redis.Redis | None = None,
+        log_sink: LogSink | None = None,
+        engine: Engine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pm = pm
+        self.task_types = collect_task_types(pm)
+        self.runner_id = settings.runner_id
+        self.instance = instance_name(settings.instance, settings.database_url)
+        self._db = db
+        self._redis = queue_redis
+        self._engine = engine
+        self._log_sink = log_sink
+        self._owned: list[Any] = []
+        self._stopping = asyncio.Event()
+        self._shutting_down = False  # grace period over: new attempts are handed back
+        self._running: dict[tuple[str, int], Stop] = {}
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming and shut down (grace period, then hand back). Safe to repeat."""
+        self._stopping.set()
+
+    @property
+    def running(self) -> set[tuple[str, int]]:
+        """(task_id, attempt) of every attempt this runner is running now."""
+        return set(self._running)
+
+    async def run(self, *, burst: bool = False) -> None:
+        try:
+            await self._connect()
+            await reconciler.sweep(
+                self.db,
+                self.engine,
+                runner_id=self.runner_id,
+                work_dir=self.settings.work_dir,
+                instance=self.instance,
+                startup=True,
+            )
+            self._spawn_background(self._watch_cancels())
+            self._spawn_background(self._reconcile_periodically())
+            log.info("runner %s started (concurrency %d)", self.runner_id, self._concurrency)
+            await self._dispatch(burst)
+        finally:
+            await self._drain()
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            await self._disconnect()
+            log.info("runner %s stopped", self.runner_id)
+
+    @property
+    def _concurrency(self) -> int:
+        return self.settings.runner_concurrency
+
+    @property
+    def db(self) -> Database:
+        assert self._db is not None
+        return self._db
+
+    @property
+    def redis(self) -> redis.Redis:
+        assert self._redis is not None
+        return self._redis
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None
+        return self._engine
+
+    async def _connect(self) -> None:
+        s = self.settings
+        if self._db is None:
+            self._db = Database(s.database_url, min_size=1, max_size=self._concurrency + 4)
+            self._owned.append(self._db)
+        if not self._db.is_connected:
+            await self._db.connect()
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(s.queue_redis_url, health_check_interval=30)
+            self._owned.append(self._redis)
+        if self._log_sink is None:
+            streams = redis.Redis.from_url(
+                s.events_redis_url, socket_connect_timeout=1, socket_timeout=1
+            )
+            self._owned.append(streams)
+
+            async def publish(
+                job_id: str, task_id: str, attempt: int, stream: str, line: str
+            ) -> None:
+                await logs.publish_log(streams, job_id, task_id, attempt, stream, line)
+
+            self._log_sink = publish
+        if self._engine is None:
+            self._engine = Engine(
+                docker_url=s.docker_url,
+                concurrency=self._concurrency,
+                work_dir=s.work_dir,
+                instance=self.instance,
+                output_limit_bytes=s.output_limit_bytes,
+                output_file_limit_bytes=s.output_file_limit_bytes,
+                allow_network=s.allow_task_network,
+                log_lines_per_second=s.log_lines_per_second,
+            )
+            self._owned.append(self._engine)
+
+    async def _disconnect(self) -> None:
+        for owned in reversed(self._owned):
+            with contextlib.suppress(Exception):
+                if isinstance(owned, Database):
+                    await owned.disconnect()
+                elif isinstance(owned, redis.Redis):
+                    await owned.aclose()
+                elif isinstance(owned, Engine):
+                    owned.close()
+        self._owned.clear()
+
+    # --- taking work --------------------------------------------------------------------
+
+    async def _dispatch(self, burst: bool) -> None:
+        slots = asyncio.Semaphore(self._concurrency)
+        while not self._stopping.is_set():
+            if not await self._until_stopped(slots.acquire()):
+                return
+            token = f"{self.runner_id}:{uuid.uuid4().hex[:12]}"
+            try:
+                got = await queue.claim(
+                    self.redis, lease_seconds=self.settings.lease_seconds, token=token
+                )
+            except RedisError as exc:
+                slots.release()
+                log.warning("queue unavailable (%s); retrying", exc)
+                await self._until_stopped(asyncio.sleep(ERROR_PAUSE_SECONDS))
+                continue
+            if isinstance(got, queue.Delivery):
+                handler = asyncio.ensure_future(self._handle(got))
+                self._handlers.add(handler)
+                handler.add_done_callback(self._handlers.discard)
+                handler.add_done_callback(lambda _: slots.release())
+                continue
+            slots.release()
+            if burst and not self._handlers and got.next_due is None:
+                # Empty as far as Redis knows; Postgres may know better (a wiped queue).
+                found = await reconciler.reconcile(
+                    self.db,
+                    self.redis,
+                    retry_base_seconds=self.settings.retry_base_seconds,
+                    retry_max_seconds=self.settings.retry_max_seconds,
+                )
+                if found.enqueued == 0 and found.expired == 0:
+                    return
+                continue
+            wait = IDLE_WAIT_SECONDS
+            if got.next_due is not None:
+                wait = min(wait, max(got.next_due - time.time(), 0.0))
+            try:
+                await self._until_stopped(queue.wait_for_work(self.redis, wait))
+            except RedisError as exc:
+                log.warning("queue unavailable (%s); retrying", exc)
+                await self._until_stopped(asyncio.sleep(ERROR_PAUSE_SECONDS))
+
+    async def _until_stopped(self, work: Awaitable[T]) -> bool:
+        """Await ``work`` unless stop() comes first (then cancel it); True if it finished."""
+        job = asyncio.ensure_future(work)
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({job, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if job.done():
+            job.result()
+            return True
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job
+        # A semaphore acquired just as we cancelled must not leak a slot; harmless here
+        # because the dispatcher stops for good.
+        return False
+
+    # --- one task -----------------------------------------------------------------------
+
+    async def _handle(self, delivery: queue.Delivery) -> None:
+        try:
+            claim = await tr.claim_attempt(
+                self.db,
+                delivery.task_id,
+                runner_id=self.runner_id,
+                lease_seconds=self.settings.lease_seconds,
+            )
+            if claim is None:
+                await self._settle_stale(delivery)
+                return
+            outcome = await self._attempt(claim, delivery)
+            if outcome is None:
+                log.info(
+                    "task %s attempt %d lost its lease; nothing written",
+                    claim.task_id,
+                    claim.attempt,
+                )
+                return
+            after = await tr.finish_attempt(
+                self.db,
+                claim.task_id,
+                claim.attempt,
+                outcome,
+                retry_base_seconds=self.settings.retry_base_seconds,
+                retry_max_seconds=self.settings.retry_max_seconds,
+            )
+            if not after.applied:
+                log.warning(
+                    "task %s attempt %d was superseded; its result is discarded",
+                    claim.task_id,
+                    claim.attempt,
+                )
+                return
+            log.info("task %s attempt %d %s", claim.task_id, claim.attempt, outcome.status)
+            await self._hand_on(delivery, after.ready)
+        except Exception:
+            # The attempt's lease runs out and the reconciler retries it elsewhere; the
+            # runner itself must live on to run the next task.
+            log.exception("handling task %s failed", delivery.task_id)
+
+    async def _settle_stale(self, delivery: queue.Delivery) -> None:
+        """A delivery Postgres would not start: drop it, or put it back if merely early."""
+        row = await self.db.fetch_one(
+            "SELECT status, priority, not_before FROM tasks WHERE id = :id",
+            {"id": delivery.task_id},
+        )
+        with contextlib.suppress(RedisError):
+            if row is not None and row["status"] == "queued":
+                ready = tr.ReadyTask(delivery.task_id, int(row["priority"]), row["not_before"])
+                await queue.requeue(self.redis, delivery, ready)
+            else:
+                await queue.ack(self.redis, delivery)
+
+    async def _hand_on(self, delivery: queue.Delivery, ready: list[tr.ReadyTask]) -> None:
+        """Acknowledge the delivery and enqueue what became ready (the task itself on retry)."""
+        try:
+            again = [r for r in ready if r.task_id == delivery.task_id]
+            if again:
+                await queue.requeue(self.redis, delivery, again[0])
+            else:
+                await queue.ack(self.redis, delivery)
+            await queue.enqueue(self.redis, [r for r in ready if r.task_id != delivery.task_id])
+        except RedisError as exc:
+            # Committed in Postgres already: the reconciler enqueues it within a period.
+            log.warning("queue unavailable after finishing task %s (%s)", delivery.task_id, exc)
+
+    async def _attempt(self, claim: tr.Claim, delivery: queue.Delivery) -> tr.Outcome | None:
+        """Run one attempt; its outcome, or None when the lease was lost."""
+        spec_or_failure = self._build_spec(claim)
+        if isinstance(spec_or_failure, tr.Outcome):
+            return spec_or_failure
+        spec = spec_or_failure
+        timeout = claim.timeout_s or spec.timeout_s or self.settings.default_timeout_seconds
+        key = (claim.task_id, claim.attempt)
+        stop = self._running[key] = Stop()
+        if self._shutting_down:
+            stop.request(StopReason.SHUTDOWN)
+        live = None
+        if self._log_sink is not None:
+            live = LivePublisher(self._log_sink, claim.job_id, claim.task_id, claim.attempt)
+        beat = asyncio.ensure_future(self._heartbeat(claim, delivery, stop))
+
+        async def on_created(container_id: str) -> None:
+            try:
+                recorded = await tr.record_container(
+                    self.db, claim.task_id, claim.attempt, container_id
+                )
+            except Exception as exc:  # only a cleanup aid: the labels find it too
+                log.warning("recording container of task %s failed: %s", claim.task_id, exc)
+                return
+            if not recorded:
+                stop.request(StopReason.LOST)
+
+        try:
+            result = await self.engine.run(
+                spec,
+                AttemptLabels(
+                    self.instance,
+                    self.runner_id,
+                    claim.job_id,
+                    claim.task_id,
+                    claim.attempt,
+                ),
+                payload=claim.payload,
+                inputs=claim.inputs,
+                time_limit=float(timeout),
+                stop=stop,
+                on_line=live.offer if live is not None else None,
+                on_created=on_created,
+            )
+        except PayloadError as exc:
+            return _failed(FailureKind.TASK, f"the task type's container spec is invalid: {exc}")
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            del self._running[key]
+            if live is not None:
+                self._spawn_background(_quietly(live.close()))
+        if stop.reason == StopReason.LOST:
+            return None
+        return self._outcome(claim, spec, timeout, result)
+
+    def _build_spec(self, claim: tr.Claim) -> ContainerSpec | tr.Outcome:
+        task_type = self.task_types.get(claim.task_type)
+        if task_type is None:
+            return _failed(
+                FailureKind.INFRASTRUCTURE,
+                f"runner {self.runner_id} has no plugin for task type {claim.task_type!r}",
+            )
+        context = TaskContext(
+            job_id=claim.job_id,
+            task_id=claim.task_id,
+            task_name=claim.task_name,
+            attempt=claim.attempt,
+            inputs=claim.inputs,
+            allowed_images=self.settings.allowed_images,
+        )
+        try:
+            spec = task_type.build_spec(claim.payload, context)
+        except PayloadError as exc:
+            return _failed(FailureKind.TASK, f"payload refused: {exc.message}")
+        except Exception as exc:  # a plugin bug fails its task, not the runner
+            log.exception("task type %s failed to build a spec", claim.task_type)
+            return _failed(
+                FailureKind.TASK,
+                f"task type {claim.task_type!r} failed to build its container spec:"
+                f" {type(exc).__name__}: {exc}",
+            )
+        if spec.network == NetworkPolicy.EGRESS and not self.settings.allow_task_network:
+            return _failed(
+                FailureKind.TASK,
+                f"task type {claim.task_type!r} needs network egress, which this deployment"
+                " does not allow (HOMERUN_ALLOW_TASK_NETWORK)",
+            )
+        return spec
+
+    def _outcome(
+        self, claim: tr.Claim, spec: ContainerSpec, timeout: float, r: RunResult
+    ) -> tr.Outcome:
+        captured: dict[str, Any] = {
+            "exit_code": r.exit_code,
+            "stdout": r.stdout,
+            "stdout_truncated": r.stdout_truncated,
+            "stderr": r.stderr,
+            "stderr_truncated": r.stderr_truncated,
+        }
+        if r.stopped == StopReason.CANCELLED:
+            return tr.Outcome(AttemptStatus.CANCELLED, error="cancelled while running", **captured)
+        if r.stopped == StopReason.SHUTDOWN:
+            return _failed(
+                FailureKind.INFRASTRUCTURE,
+                "the runner shut down before the task finished; it runs again elsewhere",
+                **captured,
+            )
+        if r.engine_error is not None:
+            return _failed(FailureKind.INFRASTRUCTURE, r.engine_error, **captured)
+        if r.start_error is not None:
+            return _failed(FailureKind.TASK, r.start_error, **captured)
+        if r.timed_out:
+            return _failed(
+                FailureKind.TIMEOUT, f"timed out after {timeout:g} s and was killed", **captured
+            )
+        if r.exit_code != 0:
+            reason = f"exited with code {r.exit_code}"
+            if r.oom_killed:
+                mib = spec.limits.memory_bytes // (1024 * 1024)
+                reason += f": killed for using more than its memory limit ({mib} MiB)"
+            return _failed(FailureKind.TASK, reason, **captured)
+        limit = self.settings.output_file_limit_bytes
+        if r.output_file_size > limit:
+            return _failed(
+                FailureKind.TASK,
+                f"{OUTPUT_FILE} is {r.output_file_size} bytes; the limit is {limit}",
+                **captured,
+            )
+        run = FinishedRun(
+            task_type=claim.task_type,
+            exit_code=r.exit_code,
+            stdout=r.stdout,
+            stderr=r.stderr,
+            stdout_truncated=r.stdout_truncated,
+            stderr_truncated=r.stderr_truncated,
+            output_file=r.output_file,
+        )
+        try:
+            output = self.pm.hook.task_output(run=run)
+        except PayloadError as exc:
+            return _failed(FailureKind.TASK, f"bad output: {exc.message}", **captured)
+        return tr.Outcome(AttemptStatus.SUCCEEDED, output=output, **captured)
+
+    # --- while an attempt runs ----------------------------------------------------------
+
+    async def _heartbeat(self, claim: tr.Claim, delivery: queue.Delivery, stop: Stop) -> None:
+        every = self.settings.heartbeat_seconds
+        while True:
+            await asyncio.sleep(every)
+            try:
+                beat = await tr.heartbeat(
+                    self.db,
+                    claim.task_id,
+                    claim.attempt,
+                    lease_seconds=self.settings.lease_seconds,
+                )
+            except Exception as exc:  # keep trying; the lease decides
+                log.warning("heartbeat for task %s failed: %s", claim.task_id, exc)
+                continue
+            if not beat.alive:
+                stop.request(StopReason.LOST)
+                return
+            if beat.cancel_requested:
+                stop.request(StopReason.CANCELLED)
+                return
+            with contextlib.suppress(RedisError):
+                await queue.extend(self.redis, delivery, lease_seconds=self.settings.lease_seconds)
+
+    async def _watch_cancels(self) -> None:
+        """Kill cancelled attempts: pub/sub at once, cancel keys as the backup."""
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(keys.CANCEL_CHANNEL)
+                    polled = 0.0
+                    while True:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=CANCEL_POLL_SECONDS
+                        )
+                        if message is not None:
+                            pair = queue.parse_cancel_message(message["data"])
+                            if pair is not None:
+                                self._cancel(pair)
+                        if self._running and time.monotonic() - polled >= CANCEL_POLL_SECONDS:
+                            polled = time.monotonic()
+                            for pair in await queue.cancelled_attempts(self.redis, self._running):
+                                self._cancel(pair)
+            except RedisError as exc:
+                log.warning("cancel channel unavailable (%s); retrying", exc)
+                await asyncio.sleep(ERROR_PAUSE_SECONDS)
+
+    def _cancel(self, pair: tuple[str, int]) -> None:
+        stop = self._running.get(pair)
+        if stop is not None:
+            log.info("cancelling task %s attempt %d", *pair)
+            stop.request(StopReason.CANCELLED)
+
+    async def _reconcile_periodically(self) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.reconcile_seconds)
+            try:
+                await reconciler.reconcile_if_first(
+                    self.db,
+                    self.redis,
+                    period_seconds=s.reconcile_seconds,
+                    retry_base_seconds=s.retry_base_seconds,
+                    retry_max_seconds=s.retry_max_seconds,
+                )
+                await reconciler.sweep(
+                    self.db,
+                    self.engine,
+                    runner_id=self.runner_id,
+                    work_dir=s.work_dir,
+                    instance=self.instance,
+                    startup=False,
+                )
+            except Exception as exc:  # next period tries again
+                log.warning("reconciling failed: %s", exc)
+
+    # --- shutting down ------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Let running attempts finish within the grace period, then hand them back."""
+        if self._handlers:
+            log.info(
+                "waiting up to %gs for %d running tasks",
+                self.settings.shutdown_grace_seconds,
+                len(self._handlers),
+            )
+            await asyncio.wait(set(self._handlers), timeout=self.settings.shutdown_grace_seconds)
+        self._shutting_down = True
+        for stop in self._running.values():
+            stop.request(StopReason.SHUTDOWN)
+        if self._handlers:
+            # Killing and reporting takes a moment; the engine bounds how long.
+            _, pending = await asyncio.wait(set(self._handlers), timeout=30)
+            for handler in pending:
+                handler.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _spawn_background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _failed(kind: FailureKind, error: str, **captured: Any) -> tr.Outcome:
+    return tr.Outcome(AttemptStatus.FAILED, error=error, failure_kind=kind, **captured)
+
+
+async def _quietly(work: Awaitable[None]) -> None:
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await work

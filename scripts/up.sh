@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# make up: a Docker engine in a Swarm, the images, the stack deployed and healthy, one sample
+# job run, and HOMERUN_URL / HOMERUN_TOKEN written for the CLI. Run again, it changes nothing.
+#
+# Environment:
+#   HOMERUN_STACK         stack name, default homerun (every object is named <stack>_...)
+#   HOMERUN_API_PORT      the published API port, default 8000
+#   HOMERUN_REGISTRY      registry host[:port] the images come from, default none (local images)
+#   HOMERUN_ENV_FILE      where URL and token go, default .homerun/env for the default stack,
+#                         .homerun/stacks/<stack>/env for any other
+#   HOMERUN_UP_TIMEOUT    seconds to wait for a healthy stack, default 300
+#   HOMERUN_COMPOSE_ARGS  extra arguments for `python -m stack.compose` (e.g. --api-replicas 3)
+#   HOMERUN_SKIP_IMAGES=1 do not run scripts/images.sh (the caller just did)
+#   HOMERUN_SKIP_SAMPLE=1 do not run the sample job
+# With the Pulumi CLI installed and logged in (`pulumi whoami` works) and a Pulumi stack
+# selected, the deployment is `pulumi up`; otherwise `docker stack deploy`, with the same
+# topology (stack/topology.py) rendered to a compose file.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
+STACK="${HOMERUN_STACK:-homerun}"
+PORT="${HOMERUN_API_PORT:-8000}"
+STATE=".homerun/stacks/$STACK"
+if [ "$STACK" = homerun ]; then
+    ENV_FILE="${HOMERUN_ENV_FILE:-.homerun/env}"
+else
+    ENV_FILE="${HOMERUN_ENV_FILE:-$STATE/env}"
+fi
+TIMEOUT="${HOMERUN_UP_TIMEOUT:-300}"
+
+log() { printf '[up] %s\n' "$*" >&2; }
+
+mkdir -p "$STATE"
+[ -f .homerun/.gitignore ] || printf '# local state of make up: secrets, env, caches\n*\n' >.homerun/.gitignore
+
+scripts/ensure-docker.sh
+[ "${HOMERUN_SKIP_IMAGES:-0}" = 1 ] || scripts/images.sh
+
+use_pulumi() {
+    command -v pulumi >/dev/null && [ -f Pulumi.yaml ] && pulumi whoami >/dev/null 2>&1 \
+        && pulumi stack --show-name >/dev/null 2>&1
+}
+
+# shellcheck disable=SC2206 # word splitting of the extra arguments is the point
+compose_args=(--stack "$STACK" --port "$PORT" --auto-modes ${HOMERUN_COMPOSE_ARGS:-})
+[ -z "${HOMERUN_REGISTRY:-}" ] || compose_args+=(--registry "$HOMERUN_REGISTRY")
+
+# The runner's work directory is bind-mounted from the same host path (stack/topology.py
+# WORK_DIR); a bind mount's source must exist on the node before the task starts.
+mkdir -p /var/lib/homerun/work
+
+if use_pulumi; then
+    # The Pulumi stack's own config (Pulumi.yaml documents every key) decides names and port;
+    # the outputs say what it deployed.
+    log "deploying with pulumi up (Pulumi stack $(pulumi stack --show-name))"
+    pulumi up --yes --skip-preview
+    STACK="$(pulumi stack output stack)"
+    PORT="$(pulumi stack output apiUrl | sed 's/.*://')"
+    STATE=".homerun/stacks/$STACK"
+    mkdir -p "$STATE"
+    echo pulumi >"$STATE/deployer"
+else
+    # The preflight (stack/modes.py) picks dnsrr + host-mode ports where the kernel has no
+    # IPVS, and prints what it chose.
+    "$PY" -m stack.compose "${compose_args[@]}" -o "$STATE/compose.yml"
+    echo compose >"$STATE/deployer"
+    resolve=never # local images: there is no registry digest to pin
+    [ -z "${HOMERUN_REGISTRY:-}" ] || resolve=always
+    log "docker stack deploy $STACK"
+    # Docker says "Updating service" for every existing service even when its spec is
+    # unchanged (and then nothing restarts); only creations and removals are news.
+    docker stack deploy --prune --resolve-image "$resolve" -c "$STATE/compose.yml" "$STACK" \
+        | { grep -v '^Updating service' || true; } | sed 's/^/[up]   /' >&2
+fi
+
+# An unchanged spec is not redeployed, so roll out images rebuilt under the same tag.
+"$PY" scripts/stackctl.py refresh "$STACK"
+"$PY" scripts/stackctl.py wait "$STACK" --timeout "$TIMEOUT"
+
+URL="http://127.0.0.1:$PORT"
+TOKEN_FILE="$STATE/secrets/admin-token"
+if [ "${HOMERUN_SKIP_SAMPLE:-0}" != 1 ]; then
+    "$PY" scripts/stackctl.py sample-job "$URL" "$TOKEN_FILE"
+fi
+
+new_env="$(printf 'HOMERUN_URL=%s\nHOMERUN_TOKEN=%s\n' "$URL" "$(cat "$TOKEN_FILE")")"
+if [ "$(cat "$ENV_FILE" 2>/dev/null)" != "$new_env" ]; then
+    (umask 077 && printf '%s\n' "$new_env" >"$ENV_FILE")
+    log "wrote HOMERUN_URL and HOMERUN_TOKEN to $ENV_FILE"
+fi
+log "homerun is up: API at $URL (stack $STACK; token in $ENV_FILE)"
+echo "$URL"

@@ -1,0 +1,105 @@
+"""Helpers for the API tests: an in-process app with its lifespan, tokens, table counts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pluggy
+from starlette.applications import Starlette
+
+from core.app import create_app
+from core.settings import Settings
+from core.tokens import create_token
+from plugins.manager import make_plugin_manager
+from tests.integration.api.plugin import EchoPlugin
+
+TABLES = ("tokens", "jobs", "tasks", "task_dependencies", "attempts", "results", "events")
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    return make_plugin_manager([EchoPlugin()], load_entry_points=False)
+
+
+def settings_for(
+    database_url: str, queue_redis_url: str, events_redis_url: str, **overrides: Any
+) -> Settings:
+    """Settings for a test app: private databases and Redis, a rate limit out of the way."""
+    base = Settings(
+        database_url=database_url,
+        queue_redis_url=queue_redis_url,
+        events_redis_url=events_redis_url,
+        rate_limit_per_second=1000.0,
+        rate_limit_burst=1000,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def running_api(settings: Settings) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    app = create_app(settings, plugin_manager=plugin_manager())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield app, client
+
+
+async def new_token(dsn: str, name: str = "t", *, admin: bool = False) -> tuple[str, str]:
+    """(token_id, plaintext), created on the primary through core.tokens."""
+    from databases import Database
+
+    db = Database(dsn)
+    await db.connect()
+    try:
+        return await create_token(db, name, admin=admin)
+    finally:
+        await db.disconnect()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def row_counts(dsn: str) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {t: int(await conn.fetchval(f"SELECT count(*) FROM {t}")) for t in TABLES}
+    finally:
+        await conn.close()
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[Any] | Any], within: float = 10.0, message: str = ""
+) -> Any:
+    """The async twin of tests.conftest.wait_for: polls without blocking the event loop."""
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {message or condition}")
+        await asyncio.sleep(0.02)
+
+
+def metric(name: str, **labels: str) -> float:
+    """A sample of the process-wide registry; without labels, the sum over every label set."""
+    from core.metrics import REGISTRY
+
+    if labels:
+        return float(REGISTRY.get_sample_value(name, labels) or 0.0)
+    return sum(
+        sample.value
+        for family in REGISTRY.collect()
+        for sample in family.samples
+        if sample.name == name
+    )

@@ -1,0 +1,104 @@
+"""Tokens, the admin token from a file, and the per-token rate limit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from databases import Database
+
+from core import tokens
+from tests.conftest import free_port
+from tests.integration.api.conftest import Api
+from tests.integration.api.support import bearer, metric, running_api
+
+pytestmark = pytest.mark.integration
+
+
+async def test_token_lifecycle(api: Api) -> None:
+    db = Database(api.db.primary)
+    await db.connect()
+    try:
+        token_id, plaintext = await tokens.create_token(db, "ci")
+        assert plaintext.startswith(tokens.TOKEN_PREFIX)
+        stored = await db.fetch_one("SELECT hash FROM tokens WHERE id = :id", {"id": token_id})
+        assert stored is not None and bytes(stored["hash"]) == tokens.hash_token(plaintext)
+        assert plaintext.encode() not in bytes(stored["hash"])  # only the hash is kept
+        listed = {t.id: t for t in await tokens.list_tokens(db)}
+        assert listed[token_id].name == "ci" and listed[token_id].revoked_at is None
+
+        ok = await api.client.get("/v1/task-types", headers=bearer(plaintext))
+        assert ok.status_code == 200
+        assert await tokens.revoke_token(db, token_id) is True
+        assert await tokens.revoke_token(db, token_id) is False  # already revoked
+        assert await tokens.revoke_token(db, "not-a-uuid") is False
+        assert [
+            t.revoked_at is not None for t in await tokens.list_tokens(db) if t.id == token_id
+        ] == [True]
+    finally:
+        await db.disconnect()
+    refused = await api.client.get("/v1/task-types", headers=bearer(plaintext))
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_admin_token_comes_from_settings_and_is_upserted(api: Api) -> None:
+    settings = dataclasses.replace(api.settings, admin_token="hr_admin-secret-from-a-file")
+    async with running_api(settings) as (app, client):
+        first_id = app.state.homerun.admin_token_id
+        r = await client.get("/v1/jobs", headers=bearer("hr_admin-secret-from-a-file"))
+        assert r.status_code == 200
+    async with running_api(settings) as (app, _):  # a restart, or a second replica
+        assert app.state.homerun.admin_token_id == first_id
+    db = Database(api.db.primary)
+    await db.connect()
+    try:
+        rows = await db.fetch_all("SELECT is_admin FROM tokens WHERE name = 'admin'")
+    finally:
+        await db.disconnect()
+    assert [bool(r["is_admin"]) for r in rows] == [True]
+
+
+async def test_rate_limit_is_shared_across_api_replicas(api: Api, token: str) -> None:
+    settings = dataclasses.replace(api.settings, rate_limit_per_second=0.5, rate_limit_burst=4)
+    limited = metric("homerun_rate_limited_total")
+    async with running_api(settings) as (_, one), running_api(settings) as (_, two):
+        statuses = []
+        for client in (one, two, one, two):
+            statuses.append((await client.get("/v1/task-types", headers=bearer(token))).status_code)
+        assert statuses == [200, 200, 200, 200]
+        refused = await two.get("/v1/task-types", headers=bearer(token))
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(refused.headers["retry-after"]) <= 2
+        # Another token has its own bucket.
+        assert (await one.get("/healthz")).status_code == 200
+    assert metric("homerun_rate_limited_total") == limited + 1
+
+
+async def test_rate_limit_fails_open_without_redis(api: Api, token: str) -> None:
+    settings = dataclasses.replace(
+        api.settings,
+        queue_redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        rate_limit_per_second=0.5,
+        rate_limit_burst=1,
+    )
+    errors = metric("homerun_rate_limiter_errors_total")
+    async with running_api(settings) as (_, client):
+        for _ in range(3):
+            assert (await client.get("/v1/task-types", headers=bearer(token))).status_code == 200
+    assert metric("homerun_rate_limiter_errors_total") == errors + 3
+
+
+async def test_request_metrics_use_route_templates(api: Api, token: str) -> None:
+    before = metric(
+        "homerun_http_requests_total", method="GET", route="/v1/jobs/{job_id}", status="404"
+    )
+    for _ in range(2):
+        await api.client.get("/v1/jobs/00000000-0000-4000-8000-000000000000", headers=bearer(token))
+    after = metric(
+        "homerun_http_requests_total", method="GET", route="/v1/jobs/{job_id}", status="404"
+    )
+    assert after == before + 2
+    text = (await api.client.get("/metrics")).text
+    assert "homerun_http_request_seconds_bucket" in text

@@ -1,0 +1,255 @@
+"""The job API's happy paths against a real primary, streaming replica and queue Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from databases import Database
+
+from core import keys, queue, transitions
+from core.models import AttemptStatus, FailureKind
+from tests.conftest import free_port
+from tests.integration.api.conftest import Api
+from tests.integration.api.support import bearer, metric, new_token, running_api, wait_until
+from tests.integration.replica import PgCluster
+
+pytestmark = pytest.mark.integration
+
+
+def pipeline(**top: Any) -> dict[str, Any]:
+    return {
+        "name": "nightly build",
+        "labels": {"team": "infra", "env": "ci"},
+        "tasks": [
+            {"name": "fetch", "type": "shell", "payload": {"script": "echo hi"}, "priority": 5},
+            {"name": "build", "type": "echo", "payload": {"message": "b"}, "depends_on": ["fetch"]},
+            {
+                "type": "echo",
+                "payload": {"message": "c"},
+                "depends_on": ["fetch", "build"],
+                "timeout_s": 30,
+                "max_attempts": 2,
+            },
+        ],
+        **top,
+    }
+
+
+async def test_submit_read_cancel(api: Api, token: str) -> None:
+    h = bearer(token)
+    response = await api.client.post("/v1/jobs", json=pipeline(), headers=h)
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["status"] == "queued" and job["labels"] == {"team": "infra", "env": "ci"}
+    tasks = {t["name"]: t for t in job["tasks"]}
+    assert list(tasks) == ["fetch", "build", "task-3"]  # unnamed tasks are named by position
+    assert {n: t["status"] for n, t in tasks.items()} == {
+        "fetch": "queued",
+        "build": "pending",
+        "task-3": "pending",
+    }
+    assert tasks["task-3"]["depends_on"] == ["build", "fetch"]
+    assert tasks["task-3"]["timeout_s"] == 30 and tasks["task-3"]["max_attempts"] == 2
+    assert tasks["build"]["max_attempts"] == api.settings.default_max_attempts
+
+    # Only the ready task went to the queue Redis.
+    client = aioredis.Redis.from_url(api.settings.queue_redis_url)
+    try:
+        assert await queue.queued_task_ids(client) == {tasks["fetch"]["id"]}
+    finally:
+        await client.aclose()
+
+    got = await api.client.get(f"/v1/jobs/{job['id']}", headers=h)
+    assert got.status_code == 200 and got.json() == job
+
+    # Run the first task through the state machine so it has attempts and results.
+    db = Database(api.db.primary)
+    await db.connect()
+    try:
+        fetch_id = tasks["fetch"]["id"]
+        claim = await transitions.claim_attempt(db, fetch_id, runner_id="r1", lease_seconds=30)
+        assert claim is not None
+        await transitions.finish_attempt(
+            db,
+            fetch_id,
+            1,
+            transitions.Outcome(
+                AttemptStatus.FAILED,
+                exit_code=3,
+                stdout="out",
+                stderr="e" * 10,
+                stderr_truncated=True,
+                error="exit 3",
+                failure_kind=FailureKind.TASK,
+            ),
+            retry_base_seconds=0,
+        )
+        claim = await transitions.claim_attempt(db, fetch_id, runner_id="r2", lease_seconds=30)
+        assert claim is not None and claim.attempt == 2
+        await transitions.finish_attempt(
+            db,
+            fetch_id,
+            2,
+            transitions.Outcome(
+                AttemptStatus.SUCCEEDED, exit_code=0, stdout="hi\n", output={"artifact": "a.tgz"}
+            ),
+        )
+    finally:
+        await db.disconnect()
+
+    detail = (await api.client.get(f"/v1/jobs/{job['id']}/tasks/{fetch_id}", headers=h)).json()
+    assert detail["status"] == "succeeded" and detail["payload"] == {"script": "echo hi"}
+    assert [a["status"] for a in detail["attempts"]] == ["failed", "succeeded"]
+    first, second = detail["attempts"]
+    assert first["runner_id"] == "r1" and first["failure_kind"] == "task"
+    assert first["result"]["exit_code"] == 3 and first["result"]["stderr_truncated"] is True
+    assert second["result"]["stdout"] == "hi\n" and second["result"]["stdout_truncated"] is False
+    assert detail["result"] == second["result"]
+    assert detail["result"]["output"] == {"artifact": "a.tgz"} == detail["output"]
+
+    cancelled = await api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=h)
+    assert cancelled.status_code == 202
+    body = cancelled.json()
+    assert body["status"] == "cancelled" and body["cancel_requested"] is True
+    assert {t["name"]: t["status"] for t in body["tasks"]} == {
+        "fetch": "succeeded",
+        "build": "cancelled",
+        "task-3": "cancelled",
+    }
+    # Cancelling again is harmless.
+    again = await api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=h)
+    assert again.status_code == 202 and again.json()["status"] == "cancelled"
+
+
+async def test_idempotency_key_returns_the_same_job(api: Api, token: str) -> None:
+    h = {**bearer(token), "Idempotency-Key": "deploy-42"}
+    first = await api.client.post("/v1/jobs", json=pipeline(), headers=h)
+    # Same JSON, keys in another order: the same request.
+    reordered = dict(reversed(list(pipeline().items())))
+    second = await api.client.post("/v1/jobs", json=reordered, headers=h)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json()["id"] == first.json()["id"]
+    conflict = await api.client.post("/v1/jobs", json=pipeline(name="other"), headers=h)
+    assert conflict.status_code == 409
+    # Keys belong to a token: another token's identical key is another job.
+    _, other = await new_token(api.db.primary, "bob")
+    theirs = await api.client.post(
+        "/v1/jobs", json=pipeline(), headers={**bearer(other), "Idempotency-Key": "deploy-42"}
+    )
+    assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
+
+
+async def test_list_filters_and_paginates_newest_first(
+    api: Api, token: str, other_token: str
+) -> None:
+    h = bearer(token)
+    ids = []
+    for i in range(7):
+        labels = {"team": "a" if i % 2 else "b", "n": str(i)}
+        r = await api.client.post("/v1/jobs", json=pipeline(labels=labels), headers=h)
+        ids.append(r.json()["id"])
+    await api.client.post("/v1/jobs", json=pipeline(), headers=bearer(other_token))
+    await api.client.post(f"/v1/jobs/{ids[0]}/cancel", headers=h)
+
+    seen, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await api.client.get("/v1/jobs", params=params, headers=h)).json()
+        assert len(page["jobs"]) <= 3
+        seen += [j["id"] for j in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids[::-1]  # newest first, each once, none of the other token's
+
+    team_a = (await api.client.get("/v1/jobs", params={"label": "team:a"}, headers=h)).json()
+    assert {j["id"] for j in team_a["jobs"]} == {ids[i] for i in (1, 3, 5)}
+    both = await api.client.get(
+        "/v1/jobs", params=[("label", "team:a"), ("label", "n:3")], headers=h
+    )
+    assert [j["id"] for j in both.json()["jobs"]] == [ids[3]]
+    cancelled = await api.client.get("/v1/jobs", params={"status": "cancelled"}, headers=h)
+    assert [j["id"] for j in cancelled.json()["jobs"]] == [ids[0]]
+    either = await api.client.get(
+        "/v1/jobs", params=[("status", "cancelled"), ("status", "queued")], headers=h
+    )
+    assert len(either.json()["jobs"]) == 7
+
+
+async def test_job_is_accepted_when_the_queue_redis_is_down(
+    api: Api, token: str, queue_redis_url: str
+) -> None:
+    dead = dataclasses.replace(api.settings, queue_redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    before = metric("homerun_enqueue_failures_total")
+    async with running_api(dead) as (_, client):
+        r = await client.post("/v1/jobs", json=pipeline(), headers=bearer(token))
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        # Read-your-writes still holds without Redis: the read goes to the primary.
+        got = await client.get(f"/v1/jobs/{job_id}", headers=bearer(token))
+        assert got.status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["queue_redis"]["up"] is False
+    assert metric("homerun_enqueue_failures_total") == before + 1
+    # Postgres holds the job: the queued task is there for the reconciler.
+    db = Database(api.db.primary)
+    await db.connect()
+    try:
+        queued = await db.fetch_val(
+            "SELECT count(*) FROM tasks WHERE job_id = :j AND status = 'queued'", {"j": job_id}
+        )
+    finally:
+        await db.disconnect()
+    assert queued == 1
+
+
+async def test_read_your_writes_with_a_lagging_replica(
+    api: Api, token: str, pg_cluster: PgCluster
+) -> None:
+    """Replay on the replica is paused, so it lags forever: a token still sees its writes,
+    through a second API replica that shares only Postgres and the queue Redis."""
+    pg_cluster.replica.sql("SELECT pg_wal_replay_pause()")
+    try:
+        async with running_api(api.settings) as (_, other):
+            r = await api.client.post("/v1/jobs", json=pipeline(), headers=bearer(token))
+            job_id = r.json()["id"]
+            # 1. The recent-write mark in Redis pins this token's reads to the primary.
+            primary_reads = metric("homerun_db_reads_total", target="primary")
+            listed = await other.get("/v1/jobs", headers=bearer(token))
+            assert [j["id"] for j in listed.json()["jobs"]] == [job_id]
+            assert metric("homerun_db_reads_total", target="primary") > primary_reads
+
+            # 2. Without the mark, a single job missing on the replica is fetched from the primary.
+            redis = aioredis.Redis.from_url(api.settings.queue_redis_url)
+            try:
+                for key in await redis.keys(keys.recent_write("*")):
+                    await redis.delete(key)
+            finally:
+                await redis.aclose()
+            replica_reads = metric("homerun_db_reads_total", target="replica")
+            got = await other.get(f"/v1/jobs/{job_id}", headers=bearer(token))
+            assert got.status_code == 200 and got.json()["status"] == "queued"
+            assert metric("homerun_db_reads_total", target="replica") > replica_reads
+            # ... while a list, which has no such check, shows the replica's stale view.
+            stale = await other.get("/v1/jobs", headers=bearer(token))
+            assert stale.json()["jobs"] == []
+
+            # 3. A cancel through one API replica is seen at once through the other.
+            await api.client.post(f"/v1/jobs/{job_id}/cancel", headers=bearer(token))
+            after = await other.get(f"/v1/jobs/{job_id}", headers=bearer(token))
+            assert after.json()["status"] == "cancelled"
+    finally:
+        pg_cluster.replica.sql("SELECT pg_wal_replay_resume()")
+
+    database = api.db.replica.rsplit("/", 1)[1]
+
+    async def caught_up() -> bool:
+        query = f"SELECT status = 'cancelled' FROM jobs WHERE id = '{job_id}'"
+        return pg_cluster.replica_has(database, query)
+
+    await wait_until(caught_up, message="the replica to replay the job and its cancellation")

@@ -1,0 +1,69 @@
+"""``GET /v1/task-types`` from ``core.app.create_app``: every plugin's types, as registered."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+
+import homerun_wordcount
+import httpx
+import pytest
+from databases import Database
+
+from core.app import create_app
+from core.settings import Settings
+from core.tokens import create_token
+from plugins.builtin import container, python, shell
+
+pytestmark = pytest.mark.integration
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    db = Database(settings.database_url)
+    await db.connect()
+    try:
+        _, token = await create_token(db, "plugins")
+    finally:
+        await db.disconnect()
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://homerun.test",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
+            yield client
+
+
+@pytest.fixture
+def settings(migrated_database_url: str, queue_redis_url: str) -> Settings:
+    return Settings(database_url=migrated_database_url, queue_redis_url=queue_redis_url)
+
+
+async def test_lists_the_builtins_and_the_entry_point_plugin(settings: Settings) -> None:
+    async with serving(settings) as client:
+        response = await client.get("/v1/task-types")
+    assert response.status_code == 200
+    listed = {t["name"]: t for t in response.json()["task_types"]}
+    assert list(listed) == ["container", "python", "shell", "wordcount"]
+    for module in (container, python, shell):
+        entry = listed[module.NAME]
+        assert entry["payload_schema"] == module.PAYLOAD_SCHEMA
+        assert entry["description"] == module.TASK_TYPE.description
+    assert listed["wordcount"]["payload_schema"] == homerun_wordcount.PAYLOAD_SCHEMA
+
+
+async def test_a_disabled_plugin_is_not_listed(settings: Settings) -> None:
+    disabled = dataclasses.replace(settings, disabled_plugins=("wordcount",))
+    async with serving(disabled) as client:
+        response = await client.get("/v1/task-types")
+    names = [t["name"] for t in response.json()["task_types"]]
+    assert names == ["container", "python", "shell"]
+
+
+async def test_requires_a_token(settings: Settings) -> None:
+    async with serving(settings) as client:
+        response = await client.get("/v1/task-types", headers={"Authorization": ""})
+    assert response.status_code == 401

@@ -1,0 +1,314 @@
+"""Runner fixtures: a fresh database, private Redis, a private instance label on the engine.
+
+Runners run in-process (``Runner(...).run()`` as a task) when the test needs no killing,
+and as ``python -m runners.service`` subprocesses when it SIGKILLs or SIGSTOPs them.
+Every container a test's runners make carries the test's own ``homerun.instance`` label;
+whatever is left is removed afterwards, and tests that care assert there is nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import pytest
+import redis.asyncio as aioredis
+from databases import Database
+
+from core import queue
+from core import transitions as tr
+from core.settings import Settings
+from plugins.hookspecs import hookimpl
+from plugins.manager import make_plugin_manager
+from plugins.tasktypes import ContainerSpec, PayloadError, TaskContext, TaskType
+from runners.containers import LABEL_INSTANCE
+from runners.worker import Runner
+
+T = TypeVar("T")
+
+SHELL_IMAGE = "homerun/task-shell:0.1.0"
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[T]], within: float, what: str, interval: float = 0.05
+) -> T:
+    """Poll an async condition until truthy; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = await condition()
+            if value:
+                return value
+        except Exception as exc:  # keep polling until the deadline
+            last = exc
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {within}s waiting for {what}") from last
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def instance(docker_client: docker.DockerClient) -> Iterator[str]:
+    name = f"test-runner-{uuid.uuid4().hex[:10]}"
+    yield name
+    for container in containers_of(docker_client, name):
+        container.remove(force=True)
+
+
+def containers_of(client: docker.DockerClient, instance: str) -> list[Any]:
+    return list(client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}))
+
+
+@pytest.fixture
+def settings(
+    migrated_database_url: str,
+    queue_redis_url: str,
+    events_redis_url: str,
+    instance: str,
+    tmp_path: Path,
+) -> Settings:
+    # Short leases and periods so that crash recovery takes seconds, not minutes.
+    return Settings(
+        database_url=migrated_database_url,
+        queue_redis_url=queue_redis_url,
+        events_redis_url=events_redis_url,
+        runner_id=f"{instance}-inproc",
+        runner_concurrency=2,
+        lease_seconds=2.0,
+        heartbeat_seconds=0.5,
+        reconcile_seconds=0.5,
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.2,
+        shutdown_grace_seconds=5.0,
+        default_timeout_seconds=60,
+        output_limit_bytes=4096,
+        instance=instance,
+        work_dir=str(tmp_path / "work"),
+    )
+
+
+@pytest.fixture
+async def db(migrated_database_url: str) -> AsyncIterator[Database]:
+    database = Database(migrated_database_url)
+    await database.connect()
+    yield database
+    await database.disconnect()
+
+
+@pytest.fixture
+async def qredis(queue_redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(queue_redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def token_id(db: Database) -> str:
+    tid = str(uuid.uuid4())
+    await db.execute(
+        "INSERT INTO tokens (id, name, hash, webhook_secret) VALUES (:id, 't', :h, 's')",
+        {"id": tid, "h": uuid.uuid4().bytes},
+    )
+    return tid
+
+
+@dataclass
+class Jobs:
+    """Submits jobs the way the API does: commit in Postgres, then enqueue."""
+
+    db: Database
+    redis: aioredis.Redis
+    token_id: str
+
+    async def submit(self, *tasks: tr.NewTask, enqueue: bool = True) -> tr.Created:
+        created = await tr.create_job(self.db, tr.NewJob(list(tasks)), token_id=self.token_id)
+        if enqueue:
+            await queue.enqueue(self.redis, created.ready)
+        return created
+
+    async def cancel(self, job_id: str) -> tr.Aftermath:
+        after = await tr.cancel_job(self.db, job_id)
+        for task_id, attempt in after.cancel_running:
+            await queue.signal_cancel(self.redis, task_id, attempt)
+        return after
+
+    async def job_status(self, job_id: str) -> str:
+        return str(await self.db.fetch_val("SELECT status FROM jobs WHERE id = :j", {"j": job_id}))
+
+    async def tasks(self, job_id: str) -> dict[str, dict[str, Any]]:
+        rows = await self.db.fetch_all(
+            "SELECT * FROM tasks WHERE job_id = :j ORDER BY name", {"j": job_id}
+        )
+        return {r["name"]: dict(r._mapping) for r in rows}
+
+    async def attempts(self, task_id: str) -> list[dict[str, Any]]:
+        rows = await self.db.fetch_all(
+            "SELECT * FROM attempts WHERE task_id = :t ORDER BY number", {"t": task_id}
+        )
+        return [dict(r._mapping) for r in rows]
+
+    async def results(self, task_id: str) -> list[dict[str, Any]]:
+        rows = await self.db.fetch_all(
+            "SELECT * FROM results WHERE task_id = :t ORDER BY attempt", {"t": task_id}
+        )
+        return [dict(r._mapping) for r in rows]
+
+    async def finished(self, job_id: str) -> bool:
+        return await self.job_status(job_id) in {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture
+def jobs(db: Database, qredis: aioredis.Redis, token_id: str) -> Jobs:
+    return Jobs(db, qredis, token_id)
+
+
+def shell(name: str, script: str, **kwargs: Any) -> tr.NewTask:
+    return tr.NewTask(name, "shell", {"script": script}, **kwargs)
+
+
+class ThrowawayTypes:
+    """Task types that only these tests need: a missing image, a payload always refused."""
+
+    @hookimpl
+    def register_task_types(self, register: Callable[[TaskType], None]) -> None:
+        def missing_image(payload: Mapping[str, Any], ctx: TaskContext) -> ContainerSpec:
+            return ContainerSpec(image="homerun/test-no-such-image:0", argv=["true"])
+
+        def refuse(payload: Mapping[str, Any], ctx: TaskContext) -> ContainerSpec:
+            raise PayloadError("this payload is never good enough", ("x",))
+
+        register(TaskType("test-missing-image", "no such image", {"type": "object"}, missing_image))
+        register(TaskType("test-refuse", "refuses every payload", {"type": "object"}, refuse))
+
+
+@pytest.fixture
+def pm() -> Iterator[Any]:
+    extra = ThrowawayTypes()
+    manager = make_plugin_manager(extra_plugins=[extra], load_entry_points=False)
+    yield manager
+    manager.unregister(extra)
+
+
+class InProcess:
+    """A runner as a task of the test's event loop."""
+
+    def __init__(self, settings: Settings, pm: Any) -> None:
+        self.runner = Runner(settings, pm)
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> Runner:
+        self.task = asyncio.ensure_future(self.runner.run())
+        return self.runner
+
+    async def stop(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.runner.stop()
+            await asyncio.wait_for(self.task, 60)
+        if self.task is not None and self.task.done():
+            self.task.result()
+
+
+@pytest.fixture
+async def start_runner(settings: Settings, pm: Any) -> AsyncIterator[Callable[..., Runner]]:
+    started: list[InProcess] = []
+
+    def start(**overrides: Any) -> Runner:
+        proc = InProcess(replace(settings, **overrides), pm)
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        await proc.stop()
+
+
+# --- runner subprocesses ---------------------------------------------------------------
+
+
+def settings_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMERUN_")}
+    env.update(
+        HOMERUN_DATABASE_URL=settings.database_url,
+        HOMERUN_QUEUE_REDIS_URL=settings.queue_redis_url,
+        HOMERUN_EVENTS_REDIS_URL=settings.events_redis_url,
+        HOMERUN_RUNNER_CONCURRENCY=str(settings.runner_concurrency),
+        HOMERUN_LEASE_SECONDS=str(settings.lease_seconds),
+        HOMERUN_HEARTBEAT_SECONDS=str(settings.heartbeat_seconds),
+        HOMERUN_RECONCILE_SECONDS=str(settings.reconcile_seconds),
+        HOMERUN_RETRY_BASE_SECONDS=str(settings.retry_base_seconds),
+        HOMERUN_RETRY_MAX_SECONDS=str(settings.retry_max_seconds),
+        HOMERUN_SHUTDOWN_GRACE_SECONDS=str(settings.shutdown_grace_seconds),
+        HOMERUN_INSTANCE=settings.instance,
+        HOMERUN_WORK_DIR=settings.work_dir,
+    )
+    env.update(overrides)
+    return env
+
+
+class RunnerProcess:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "runners.service"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def kill(self) -> None:
+        if self.alive:
+            self.proc.kill()
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        if self.alive:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def spawn_runner(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., RunnerProcess]]:
+    spawned: list[RunnerProcess] = []
+
+    def spawn(runner_id: str, **overrides: str) -> RunnerProcess:
+        env = settings_env(settings, HOMERUN_RUNNER_ID=runner_id, **overrides)
+        proc = RunnerProcess(env, tmp_path / f"{runner_id}.log")
+        spawned.append(proc)
+        return proc
+
+    yield spawn
+    for proc in spawned:
+        if proc.alive:
+            proc.signal(signal.SIGCONT)
+            proc.kill()
+
+
+def running_containers(client: docker.DockerClient, instance: str) -> Sequence[Any]:
+    return [c for c in containers_of(client, instance) if c.status == "running"]

@@ -1,0 +1,192 @@
+"""The engine layer on a real Docker engine: lock-down, bounds, and removal in every path."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from plugins.tasktypes import ContainerSpec, Limits, PayloadError
+from runners.containers import AttemptLabels, Engine, RunResult, Stop, StopReason
+from tests.integration.runners.conftest import SHELL_IMAGE, containers_of, eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def engine(instance: str, tmp_path: Path) -> AsyncIterator[Engine]:
+    engine = Engine(
+        docker_url=None,
+        concurrency=2,
+        work_dir=str(tmp_path / "work"),
+        instance=instance,
+        output_limit_bytes=1000,
+        output_file_limit_bytes=100,
+        allow_network=False,
+        log_lines_per_second=1000,
+    )
+    yield engine
+    engine.close()
+
+
+def labels(instance: str, task: str = "task-1") -> AttemptLabels:
+    return AttemptLabels(instance, "runner-1", "job-1", task, 1)
+
+
+async def run(engine: Engine, instance: str, script: str, **kwargs: Any) -> RunResult:
+    spec = ContainerSpec(
+        image=SHELL_IMAGE,
+        argv=["/bin/sh", "/homerun/task.sh"],
+        files={"/homerun/task.sh": script.encode()},
+        **kwargs,
+    )
+    return await engine.run(
+        spec, labels(instance), payload={"p": 1}, inputs={"up": [1]}, time_limit=20, stop=Stop()
+    )
+
+
+async def test_the_container_is_locked_down(
+    engine: Engine, instance: str, docker_client: docker.DockerClient
+) -> None:
+    spec = ContainerSpec(
+        image=SHELL_IMAGE,
+        argv=["sleep", "30"],
+        limits=Limits(memory_bytes=64 * 2**20, cpus=0.5, pids=32, tmpfs_bytes=8 * 2**20),
+    )
+    stop = Stop()
+    running = asyncio.ensure_future(
+        engine.run(spec, labels(instance), payload={}, inputs={}, time_limit=30, stop=stop)
+    )
+    [container] = await eventually(
+        lambda: asyncio.to_thread(containers_of, docker_client, instance), 20, "the container"
+    )
+    host = container.attrs["HostConfig"]
+    stop.request(StopReason.CANCELLED)
+    result = await running
+    assert result.stopped == StopReason.CANCELLED and result.exit_code == 137
+    assert host["NetworkMode"] == "none"
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert container.attrs["Config"]["User"] == "65534:65534"
+    assert host["PidsLimit"] == 32
+    assert host["Memory"] == host["MemorySwap"] == 64 * 2**20
+    assert host["NanoCpus"] == 500_000_000
+    assert host["LogConfig"]["Type"] == "none"
+    assert host["Tmpfs"]["/tmp"].startswith(f"size={8 * 2**20},")
+    assert host["Tmpfs"]["/homerun"].startswith(f"size={8 * 2**20},")
+    assert container.labels["homerun.instance"] == instance
+    assert container.labels["homerun.task"] == "task-1"
+    assert container.labels["homerun.attempt"] == "1"
+    assert container.labels["homerun.runner"] == "runner-1"
+    assert containers_of(docker_client, instance) == []
+
+
+async def test_files_inputs_and_output_are_placed_and_collected(
+    engine: Engine, instance: str, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    result = await run(
+        engine,
+        instance,
+        "cat /homerun/input.json /homerun/inputs/up.json; echo;"
+        " echo scratch > /homerun/scratch && cat /homerun/scratch;"
+        " echo x > /homerun/input.json || echo input-read-only;"
+        " touch /etc/x || echo root-read-only;"
+        " echo '{\"v\": 1}' > /homerun/output.json; echo oops >&2",
+    )
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        '{"p": 1}[1]',
+        "scratch",
+        "input-read-only",
+        "root-read-only",
+    ]
+    assert result.stderr.endswith("oops\n")
+    assert result.output_file == b'{"v": 1}\n'
+    assert containers_of(docker_client, instance) == []
+    assert not any((tmp_path / "work" / instance).iterdir())
+
+
+async def test_output_is_bounded_and_flagged(engine: Engine, instance: str) -> None:
+    result = await run(
+        engine,
+        instance,
+        "head -c 5000000 /dev/zero | tr '\\0' x; echo small >&2;"
+        " head -c 1000 /dev/zero | tr '\\0' y > /homerun/output.json",
+    )
+    assert result.exit_code == 0
+    assert len(result.stdout) == 1000 and result.stdout_truncated
+    assert result.stderr == "small\n" and not result.stderr_truncated
+    # output.json over its limit is not read at all, but its size is reported.
+    assert result.output_file is None and result.output_file_size == 1000
+
+
+async def test_time_out_kills_and_removes(
+    engine: Engine, instance: str, docker_client: docker.DockerClient
+) -> None:
+    spec = ContainerSpec(image=SHELL_IMAGE, argv=["sh", "-c", "trap '' TERM; sleep 30"])
+    result = await engine.run(
+        spec, labels(instance), payload={}, inputs={}, time_limit=0.5, stop=Stop()
+    )
+    assert result.timed_out and result.exit_code == 137 and result.seconds < 10
+    assert containers_of(docker_client, instance) == []
+
+
+async def test_a_missing_command_is_the_tasks_fault_a_missing_image_the_engines(
+    engine: Engine, instance: str, docker_client: docker.DockerClient
+) -> None:
+    no_command = await engine.run(
+        ContainerSpec(image=SHELL_IMAGE, argv=["/no/such/program"]),
+        labels(instance),
+        payload={},
+        inputs={},
+        time_limit=10,
+        stop=Stop(),
+    )
+    assert no_command.start_error is not None and no_command.engine_error is None
+    no_image = await engine.run(
+        ContainerSpec(image="homerun/test-no-such-image:0", argv=["true"]),
+        labels(instance, "task-2"),
+        payload={},
+        inputs={},
+        time_limit=10,
+        stop=Stop(),
+    )
+    assert no_image.engine_error is not None and no_image.start_error is None
+    assert containers_of(docker_client, instance) == []
+
+
+async def test_a_spec_may_not_place_files_over_the_runners_own(
+    engine: Engine, instance: str
+) -> None:
+    for path in ("/homerun/output.json", "/homerun/inputs/x.json", "relative", "/proc/x"):
+        with pytest.raises(PayloadError):
+            await engine.run(
+                ContainerSpec(image=SHELL_IMAGE, argv=["true"], files={path: b""}),
+                labels(instance),
+                payload={},
+                inputs={},
+                time_limit=10,
+                stop=Stop(),
+            )
+
+
+async def test_a_cancelled_caller_still_removes_its_container(
+    engine: Engine, instance: str, docker_client: docker.DockerClient
+) -> None:
+    spec = ContainerSpec(image=SHELL_IMAGE, argv=["sleep", "30"])
+    running = asyncio.ensure_future(
+        engine.run(spec, labels(instance), payload={}, inputs={}, time_limit=30, stop=Stop())
+    )
+    await eventually(
+        lambda: asyncio.to_thread(containers_of, docker_client, instance), 20, "the container"
+    )
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    # The caller was cancelled mid-wait; the shielded cleanup still ran to the end.
+    assert containers_of(docker_client, instance) == []

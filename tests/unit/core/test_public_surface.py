@@ -1,0 +1,56 @@
+"""The API modules' public names, pinned: changing one is a deliberate act."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+SURFACE = {
+    "core.app": {"ROUTE_MODULES", "create_app"},
+    "core.auth": {"Principal", "require_token"},
+    "core.consistency": {"Reads"},
+    "core.cursor": {"decode_cursor", "encode_cursor"},
+    "core.errors": {
+        "UNAVAILABLE_ERRORS",
+        "unavailable_handler",
+        "ApiError",
+        "Detail",
+        "api_error_handler",
+        "error_body",
+        "error_response",
+        "http_exception_handler",
+        "internal_error_handler",
+    },
+    "core.limits": {"BodyLimitMiddleware", "BodyTooLarge", "RateLimiter", "Verdict"},
+    "core.openapi": {"build_openapi"},
+    "core.server": {"serve"},
+    "core.state": {"AppState", "get_state"},
+    "core.tokens": {
+        "TOKEN_PREFIX",
+        "TokenInfo",
+        "create_token",
+        "ensure_admin_token",
+        "hash_token",
+        "list_tokens",
+        "revoke_token",
+    },
+    "core.validation": {
+        "MAX_ATTEMPTS_LIMIT",
+        "MAX_TIMEOUT_SECONDS",
+        "JobSchemas",
+        "JobValidator",
+        "find_cycle",
+        "parse_json",
+        "request_hash",
+    },
+    "core.views": {"JOB_COLUMNS", "job_json", "list_jobs", "load_job", "load_task", "task_json"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SURFACE))
+def test_public_names(name: str) -> None:
+    module = importlib.import_module(name)
+    assert set(module.__all__) == SURFACE[name]
+    for attr in module.__all__:
+        assert hasattr(module, attr), f"{name}.{attr}"
