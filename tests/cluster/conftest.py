@@ -14,6 +14,7 @@ import os
 import shlex
 import subprocess
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +55,9 @@ class Node:
     def hostname(self) -> str:
         return f"{NAME}-node{self.index}"
 
-    def client(self, timeout: int = 120) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.host, timeout=timeout)
+    def client(self, timeout: int = 120) -> closing[docker.DockerClient]:
+        """``with node.client() as c:`` a client of this node's engine, closed afterwards."""
+        return closing(docker.DockerClient(base_url=self.host, timeout=timeout))
 
 
 @dataclass(frozen=True)
