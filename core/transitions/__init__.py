@@ -5,6 +5,10 @@ the runner and the reconciler cannot disagree about what a transition means. Eac
 function runs in one transaction and returns what the caller must do after the commit
 (enqueue ready tasks, signal cancellations); Redis is only ever told about committed facts.
 
+Lock order: every transition locks the job row before any of its task rows (and the
+job row serialises the job's event numbers), so two transitions of one job queue up
+behind each other instead of deadlocking.
+
 Attempt writes are fenced: ``tasks.attempts`` holds the number of the latest attempt, and
 a write about attempt N applies only while N is still the latest and still running. A
 runner that stalled past its lease and wakes up finds its writes refused.

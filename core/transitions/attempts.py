@@ -16,7 +16,7 @@ from databases.core import Connection
 
 from core.models import AttemptStatus, FailureKind, JobStatus, TaskStatus
 from core.outbox import record_event
-from core.transitions.common import now
+from core.transitions.common import lock_job_of_task, now
 from core.transitions.settle import conclude_attempt
 from core.transitions.types import Aftermath, Claim, Heartbeat, Outcome
 
@@ -30,6 +30,7 @@ async def claim_attempt(
     cancelled) is stale: the caller acknowledges it and moves on.
     """
     async with db.connection() as conn, conn.transaction():
+        await lock_job_of_task(conn, task_id)
         task = await conn.fetch_one(
             "SELECT t.id, t.job_id, t.name, t.type, t.payload, t.status, t.attempts,"
             " t.timeout_s, t.not_before, j.status AS job_status"
@@ -213,6 +214,7 @@ async def expire_leases(
 async def _lock_running_attempt(
     conn: Connection, task_id: str, attempt: int, *, expired_only: bool = False
 ) -> Mapping[str, Any] | None:
+    await lock_job_of_task(conn, task_id)
     task = await conn.fetch_one(
         "SELECT t.id, t.job_id, t.name, t.status, t.attempts, t.max_attempts, t.priority,"
         " j.cancel_requested FROM tasks t JOIN jobs j ON j.id = t.job_id"

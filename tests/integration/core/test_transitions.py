@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -148,3 +149,36 @@ async def test_idempotent_create(db: Database, token_id: str) -> None:
         await tr.create_job(
             db, pipeline(), token_id=token_id, idempotency_key="k", request_hash="h2"
         )
+
+
+async def test_cancel_racing_claims_neither_deadlocks_nor_loses_a_task(
+    migrated_database_url: str, token_id: str
+) -> None:
+    # Separate pools so the claims and the cancel really run in parallel transactions.
+    pools = [Database(migrated_database_url) for _ in range(4)]
+    for pool in pools:
+        await pool.connect()
+    try:
+        for _ in range(5):
+            job = tr.NewJob([tr.NewTask(f"t{i}", "shell", {}) for i in range(12)])
+            created = await tr.create_job(pools[0], job, token_id=token_id)
+            claims = [
+                tr.claim_attempt(pools[i % 3], r.task_id, runner_id="r", lease_seconds=10)
+                for i, r in enumerate(created.ready)
+            ]
+            results = await asyncio.gather(
+                *claims, tr.cancel_job(pools[3], created.job_id), return_exceptions=True
+            )
+            assert not [r for r in results if isinstance(r, BaseException)]
+            cancel = results[-1]
+            assert isinstance(cancel, tr.Aftermath)
+            claimed = {c.task_id for c in results[:-1] if isinstance(c, tr.Claim)}
+            # Whatever was claimed before the cancel is signalled; the rest is cancelled.
+            assert {task_id for task_id, _ in cancel.cancel_running} == claimed
+            left = await statuses(pools[0], created.job_id)
+            assert sorted(left.values()) == sorted(
+                ["running"] * len(claimed) + ["cancelled"] * (12 - len(claimed))
+            )
+    finally:
+        for pool in pools:
+            await pool.disconnect()
