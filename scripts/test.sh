@@ -3,6 +3,7 @@
 # Postgres, Redis, a Docker engine and a single-node Swarm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/${VENV:-.venv}/bin:$PATH"
 scripts/ensure-docker.sh
 scripts/images.sh
 scripts/lint.sh
