@@ -4,9 +4,10 @@ An event reaches a client by one of two roads: relayed through the streams Redis
 back from Postgres (replay, or a gap in the stream). Both render it with ``render`` from the
 same ``events`` row, so a client cannot tell which road an event took.
 
-On the job stream an event's entry ID is ``<seq>-0``: a stream rejects an ID that is not
-above its last one, which makes relaying the same event twice a no-op (see
-``runners.relay``), and lets a reader resume at any ``seq`` with ``XREAD ... <seq>-0``.
+On the job stream an event's entry ID is ``<seq>-0``, on the token stream
+``<token_seq>-0``: a stream rejects an ID that is not above its last one, which makes
+relaying the same event twice a no-op (see ``runners.relay``), and lets a reader resume at
+any number with ``XREAD ... <n>-0``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ __all__ = [
 TERMINAL_JOB_EVENTS = frozenset(f"job.{s.value}" for s in JobStatus if s.terminal)
 LOG_EVENT = "task.log"
 
-# Columns ``render`` needs, for every query that reads events.
-EVENT_COLUMNS = "e.job_id, e.seq, e.type, e.task_id, e.attempt, e.data::text AS data, e.created_at"
+# Columns ``render`` and the relay need, for every query that reads events.
+EVENT_COLUMNS = (
+    "e.job_id, e.seq, e.token_seq, e.type, e.task_id, e.attempt, e.data::text AS data, e.created_at"
+)
 
 
 class Row(Protocol):

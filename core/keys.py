@@ -47,7 +47,9 @@ def job_stream(job_id: str) -> str:
 
 
 def token_stream(token_id: str) -> str:
-    return f"{PREFIX}:tokenevents:{token_id}"
+    # Entry ids are "<token_seq>-0". (Streams under the former "tokenevents" kind had
+    # time-based ids, which would refuse every such append; they are left to expire.)
+    return f"{PREFIX}:tokenfeed:{token_id}"
 
 
 def log_stream(job_id: str) -> str:

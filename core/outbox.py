@@ -1,8 +1,10 @@
 """Record a job's events in the same transaction as the change they describe.
 
 The ``events`` table is both the job's permanent history and the transactional outbox
-that the notifier relays to the streams Redis. Taking the next sequence number locks the
-job row, so a job's events are numbered in commit order with no gap.
+that the notifier relays to the streams Redis. Each event is numbered twice: ``seq`` within
+its job, ``token_seq`` within its job's token (the feed of ``GET /v1/events``). Taking a
+number locks the job's row, then the token's (the job row first, as in every transition),
+and the lock is held until commit: so both numberings follow commit order, with no gap.
 """
 
 from __future__ import annotations
@@ -26,20 +28,31 @@ async def record_event(
     task_id: str | None = None,
     attempt: int | None = None,
 ) -> int:
-    """Append one event to ``job_id``'s history; return its sequence number.
+    """Append one event to ``job_id``'s history; return its sequence number in the job.
 
     Must run inside the caller's transaction on the primary.
     """
-    seq: int = await conn.fetch_val(
-        "UPDATE jobs SET event_seq = event_seq + 1 WHERE id = :job_id RETURNING event_seq",
+    job = await conn.fetch_one(
+        "UPDATE jobs SET event_seq = event_seq + 1 WHERE id = :job_id"
+        " RETURNING event_seq, token_id",
         {"job_id": job_id},
     )
+    if job is None:
+        raise LookupError(f"no job {job_id}")  # callers lock the job first: a bug if seen
+    token_seq: int = await conn.fetch_val(
+        "UPDATE tokens SET event_seq = event_seq + 1 WHERE id = :token_id RETURNING event_seq",
+        {"token_id": job["token_id"]},
+    )
+    seq = int(job["event_seq"])
     await conn.execute(
-        "INSERT INTO events (job_id, seq, type, task_id, attempt, data)"
-        " VALUES (:job_id, :seq, :type, :task_id, :attempt, CAST(:data AS jsonb))",
+        "INSERT INTO events (job_id, seq, token_id, token_seq, type, task_id, attempt, data)"
+        " VALUES (:job_id, :seq, :token_id, :token_seq, :type, :task_id, :attempt,"
+        " CAST(:data AS jsonb))",
         {
             "job_id": job_id,
             "seq": seq,
+            "token_id": job["token_id"],
+            "token_seq": token_seq,
             "type": type,
             "task_id": task_id,
             "attempt": attempt,

@@ -1,22 +1,34 @@
-"""A job's event stream for Server-Sent Events: replay from Postgres, then live from Redis.
+"""Event feeds for Server-Sent Events: replay from Postgres, then live from Redis.
 
-Event ids and ``Last-Event-ID``
-    Status events are numbered per job (``seq`` 1..n, no gaps). Task log lines are not in
-    Postgres; they come from the job's log stream, whose entry ids are Redis ids. An SSE
-    ``id:`` is the client's cursor over both: ``<seq>`` while no log line has been sent, and
-    ``<seq>/<log entry id>`` after that; every event (status or log) carries the cursor as
-    it stands after that event. Resuming with ``Last-Event-ID`` therefore continues both
-    the status events after ``seq`` (no gap, no duplicate, from Postgres if need be) and the
-    log lines after the log entry (as far as the bounded log stream still holds them).
+Two feeds share one machinery (``_Feed``): a job's (``GET /v1/jobs/{id}/events``) and a
+token's (``GET /v1/events``, every job of the token). Both carry status events numbered in
+commit order with no gap — ``seq`` within the job, ``token_seq`` within the token (see
+``core.outbox``) — that the notifier appends to the job's or the token's stream under the
+entry id ``<number>-0``.
 
 Delivery order
-    Status events are sent strictly in ``seq`` order. Live, they are read from the job
-    stream, where the notifier appends them under the entry id ``<seq>-0``; whenever the
-    next entry is not ``seq + 1`` (a trimmed or emptied stream, a Redis restart) the missing
-    events are read from the primary first. When the stream stays quiet for a heartbeat
-    interval the primary is asked too, so even a stopped notifier only delays events.
-    Log lines are interleaved by time; the terminal job event is always the last event,
-    after which the response ends.
+    Status events are sent strictly in number order. A feed first replays the events after
+    its cursor from Postgres (the replica, with the primary behind it), then reads its
+    stream with ``XREAD BLOCK``. Whenever the next entry is not ``number + 1`` (a trimmed or
+    emptied stream, a Redis restart, or on a token stream an event that reached it after a
+    later one of another job) the missing events are read from the primary first: a lagging
+    replica must not cause a skip. When the stream stays quiet for a heartbeat interval the
+    primary is asked too, so even a stopped notifier only delays events.
+
+A job's feed: ids, logs, end
+    Task log lines are not in Postgres; they come from the job's log stream, whose entry
+    ids are Redis ids. An SSE ``id:`` is the client's cursor over both: ``<seq>`` while no
+    log line has been sent, and ``<seq>/<log entry id>`` after that; every event (status or
+    log) carries the cursor as it stands after that event. Resuming with ``Last-Event-ID``
+    therefore continues both the status events after ``seq`` (no gap, no duplicate, from
+    Postgres if need be) and the log lines after the log entry (as far as the bounded log
+    stream still holds them). Log lines are interleaved by time; the terminal job event is
+    always the last event, after which the response ends.
+
+A token's feed: ids, start, no end
+    ``id:`` is the event's ``token_seq``, and ``Last-Event-ID`` resumes right after it.
+    Without a cursor the feed starts at the present (the token's latest number, read on the
+    primary). It never ends on its own and carries no log lines.
 
 When the streams Redis fails mid-stream the response ends; the client reconnects with
 ``Last-Event-ID`` and gets 503 with ``Retry-After`` until the Redis is back.
@@ -29,10 +41,11 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
+from redis.typing import KeyT, StreamIdT
 
 from core import keys
 from core.db import Databases
@@ -47,12 +60,21 @@ from core.events import (
 )
 from core.logs import LOG_STREAM_MAXLEN
 
-__all__ = ["BadCursor", "Cursor", "JobStream", "TokenStream", "frame", "streams_client"]
+__all__ = [
+    "BadCursor",
+    "Cursor",
+    "JobStream",
+    "TokenCursor",
+    "TokenStream",
+    "frame",
+    "streams_client",
+]
 
 BATCH = 200
 _STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_SEQ = re.compile(r"[0-9]{1,19}")
 _MAX_U64 = 2**64 - 1
-_MAX_SEQ = 2**63 - 1  # events.seq is a bigint
+_MAX_SEQ = 2**63 - 1  # events.seq and events.token_seq are bigints
 
 
 def _is_stream_id(text: str) -> bool:
@@ -87,8 +109,16 @@ class BadCursor(ValueError):
     """A ``Last-Event-ID`` this endpoint never sent."""
 
 
+def _parse_seq(text: str, raw: str) -> int:
+    if not _SEQ.fullmatch(text) or int(text) > _MAX_SEQ:
+        raise BadCursor(f"not an event id of this stream: {raw[:100]!r}")
+    return int(text)
+
+
 @dataclass
 class Cursor:
+    """Where a client stands in a job's feed."""
+
     seq: int = 0  # last status event sent
     log: str = "0-0"  # last log stream entry sent
 
@@ -97,147 +127,145 @@ class Cursor:
         if raw is None or raw.strip() == "":
             return cls()
         seq_text, sep, log = raw.strip().partition("/")
-        valid_seq = re.fullmatch(r"[0-9]{1,19}", seq_text) and int(seq_text) <= _MAX_SEQ
-        if not valid_seq or (sep and not _is_stream_id(log)):
+        seq = _parse_seq(seq_text, raw)
+        if sep and not _is_stream_id(log):
             raise BadCursor(f"not an event id of this stream: {raw[:100]!r}")
-        return cls(int(seq_text), log if sep else "0-0")
+        return cls(seq, log if sep else "0-0")
 
     def __str__(self) -> str:
         return str(self.seq) if self.log == "0-0" else f"{self.seq}/{self.log}"
 
 
-def _log_time(entry_id: str) -> float:
-    return int(entry_id.split("-", 1)[0]) / 1000
+@dataclass
+class TokenCursor:
+    """Where a client stands in a token's feed."""
+
+    seq: int = 0  # token_seq of the last event sent
+
+    @classmethod
+    def parse(cls, raw: str) -> TokenCursor:
+        return cls(_parse_seq(raw.strip(), raw))
+
+    def __str__(self) -> str:
+        return str(self.seq)
 
 
-def _log_ts(entry_id: str, fields: dict[str, str]) -> float:
-    """When a line was printed: the publisher's clock (µs), else the entry id's (ms)."""
-    try:
-        return float(fields["ts"])
-    except (KeyError, ValueError):
-        return _log_time(entry_id)
+class _Position(Protocol):
+    seq: int  # the number of the last status event sent
+
+    def __str__(self) -> str: ...
 
 
-def _after(entry_id: str) -> str:
-    """The exclusive XRANGE start just after ``entry_id``."""
-    return "(" + entry_id
+C = TypeVar("C", bound=_Position)
 
 
-class JobStream:
-    """One client's view of one job's events; iterate ``frames()``."""
+@dataclass(frozen=True)
+class _Source:
+    """Whose status events a feed carries, and the stream the notifier appends them to."""
+
+    number: str  # the events column that numbers them without gaps
+    owner_column: str  # the events column that picks them
+    owner: str
+    key: str
+
+    @classmethod
+    def job(cls, job_id: str) -> _Source:
+        return cls("seq", "job_id", job_id, keys.job_stream(job_id))
+
+    @classmethod
+    def token(cls, token_id: str) -> _Source:
+        return cls("token_seq", "token_id", token_id, keys.token_stream(token_id))
+
+
+def _entries(reply: Any) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    """An XREAD reply as {stream: [(entry id, fields)]}, for RESP2 (list) and RESP3 (dict)."""
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    return {str(name): [(str(i), dict(f)) for i, f in items] for name, items in pairs}
+
+
+class _Feed(Generic[C]):
+    """One client's view of one source's status events; iterate ``frames()``.
+
+    Subclasses add what else their feed carries by overriding the hooks ``_status_frame``,
+    ``_rows``, ``_entry``, ``_reads`` and ``_live``, and end it by setting ``finished``.
+    """
 
     def __init__(
         self,
         db: Databases,
         streams: redis.Redis,
-        job_id: str,
-        cursor: Cursor,
+        source: _Source,
+        cursor: C,
         *,
         heartbeat_seconds: float,
     ) -> None:
         self.db = db
         self.streams = streams
-        self.job_id = job_id
+        self.source = source
         self.cursor = cursor
         self.heartbeat_seconds = heartbeat_seconds
         self.finished = False
-        self._job_key = keys.job_stream(job_id)
-        self._log_key = keys.log_stream(job_id)
 
-    # --- sources
     async def _events(self, after: int, *, upto: int | None = None, primary: bool) -> list[Row]:
+        """The source's status events numbered after ``after`` (up to ``upto``), in order."""
+        number = f"e.{self.source.number}"
         query = (
-            f"SELECT {EVENT_COLUMNS} FROM events e WHERE e.job_id = :job_id AND e.seq > :after"
-            + (" AND e.seq <= :upto" if upto is not None else "")
-            + " ORDER BY e.seq LIMIT :n"
+            f"SELECT {EVENT_COLUMNS}, {number} AS feed_seq FROM events e"
+            f" WHERE e.{self.source.owner_column} = :owner AND {number} > :after"
+            + (f" AND {number} <= :upto" if upto is not None else "")
+            + f" ORDER BY {number} LIMIT :n"
         )
-        values: dict[str, Any] = {"job_id": self.job_id, "after": after, "n": BATCH}
+        values: dict[str, Any] = {"owner": self.source.owner, "after": after, "n": BATCH}
         if upto is not None:
             values["upto"] = upto
         return list(await self.db.read_all(query, values, primary=primary))
 
-    async def _logs(self, count: int = LOG_STREAM_MAXLEN) -> list[tuple[str, dict[str, str]]]:
-        entries: Any = await self.streams.xrange(self._log_key, _after(self.cursor.log), "+", count)
-        return [(str(i), dict(f)) for i, f in entries or []]
-
-    # --- frames
+    # --- hooks
     def _status_frame(self, seq: int, kind: str, body: str) -> bytes:
         self.cursor.seq = seq
-        if kind in TERMINAL_JOB_EVENTS:
-            self.finished = True
         return frame(kind, body, str(self.cursor))
 
-    def _log_frame(self, entry_id: str, fields: dict[str, str]) -> bytes:
-        self.cursor.log = entry_id
-        body = {
-            "job_id": self.job_id,
-            "task_id": fields.get("task_id"),
-            "attempt": int(fields.get("attempt") or 0),
-            "stream": fields.get("stream"),
-            "line": fields.get("line", ""),
-            "truncated": fields.get("truncated") == "1",
-            "ts": _log_ts(entry_id, fields),
-        }
-        return frame(LOG_EVENT, json.dumps(body, separators=(",", ":")), str(self.cursor))
-
-    async def _rows_with_logs(self, rows: list[Row]) -> AsyncIterator[bytes]:
-        """Send status rows (the next ones in seq order) with the log lines that precede them."""
-        logs = await self._logs() if rows else []
+    async def _rows(self, rows: list[Row]) -> AsyncIterator[bytes]:
+        """Send status rows from Postgres: the ones that are next in order."""
         for row in rows:
-            seq = int(row["seq"])
-            if seq != self.cursor.seq + 1:
-                continue  # already sent (a replay racing the live stream)
-            terminal = row["type"] in TERMINAL_JOB_EVENTS
-            when = row["created_at"].timestamp()
-            while logs and (terminal or _log_ts(*logs[0]) < when):
-                yield self._log_frame(*logs.pop(0))
-            yield self._status_frame(seq, row["type"], render(row))
-            if self.finished:
-                return
-        for entry in logs:
-            yield self._log_frame(*entry)
+            seq = int(row["feed_seq"])
+            if seq == self.cursor.seq + 1:  # else already sent (a replay racing the stream)
+                yield self._status_frame(seq, row["type"], render(row))
 
+    async def _entry(self, seq: int, fields: dict[str, str]) -> AsyncIterator[bytes]:
+        """Send the stream entry that is the next status event."""
+        yield self._status_frame(seq, fields["type"], fields["event"])
+
+    def _reads(self) -> dict[KeyT, StreamIdT]:
+        """The streams to XREAD, each with the entry id to read after."""
+        return {self.source.key: stream_id(self.cursor.seq)}
+
+    # --- the machinery
     async def _replay(self, *, primary: bool) -> AsyncIterator[bytes]:
         while not self.finished:
             rows = await self._events(self.cursor.seq, primary=primary)
             if not rows:
                 return
-            async for chunk in self._rows_with_logs(rows):
+            async for chunk in self._rows(rows):
                 yield chunk
             if len(rows) < BATCH:
                 return
 
-    async def _already_finished(self) -> bool:
-        if self.cursor.seq == 0:
-            return False
-        kind = await self.db.read_val(
-            "SELECT type FROM events WHERE job_id = :job_id AND seq = :seq",
-            {"job_id": self.job_id, "seq": self.cursor.seq},
-            primary=True,
-        )
-        if kind is None:
-            raise BadCursor(f"job {self.job_id} has no event {self.cursor.seq}")
-        return kind in TERMINAL_JOB_EVENTS
-
-    async def check(self) -> None:
-        """Validate the cursor against the job; raises ``BadCursor``."""
-        self.finished = await self._already_finished()
-
     async def frames(self) -> AsyncIterator[bytes]:
-        """Every event after the cursor until the terminal one; ends on a Redis failure."""
+        """Every event after the cursor, until ``finished``; ends on a Redis failure."""
         try:
             async for chunk in self._replay(primary=False):
                 yield chunk
             last_write = time.monotonic()
             while not self.finished:
                 reply = await self.streams.xread(
-                    {self._job_key: stream_id(self.cursor.seq), self._log_key: self.cursor.log},
+                    self._reads(),
                     count=BATCH,
                     block=max(1, int(self.heartbeat_seconds * 1000)),
                 )
                 sent = False
                 if reply:
-                    async for chunk in self._live(reply):
+                    async for chunk in self._live(_entries(reply)):
                         sent = True
                         yield chunk
                 else:
@@ -255,81 +283,168 @@ class JobStream:
             # The client reconnects with Last-Event-ID and hears 503 until Redis is back.
             return
 
-    async def _live(self, reply: Any) -> AsyncIterator[bytes]:
-        entries = _entries(reply)
-        for entry_id, fields in entries.get(self._log_key, []):
-            yield self._log_frame(entry_id, fields)
-        for entry_id, fields in entries.get(self._job_key, []):
+    async def _live(
+        self, entries: dict[str, list[tuple[str, dict[str, str]]]]
+    ) -> AsyncIterator[bytes]:
+        for entry_id, fields in entries.get(self.source.key, []):
             seq = seq_of(entry_id)
             if seq <= self.cursor.seq:
                 continue
             if seq > self.cursor.seq + 1:
-                # A gap: the stream lost entries (trimmed, or Redis came back empty).
+                # A gap: the stream lacks entries (trimmed, Redis came back empty, or on a
+                # token stream passed by a later event), but they are committed.
                 while self.cursor.seq < seq - 1 and not self.finished:
                     rows = await self._events(self.cursor.seq, upto=seq - 1, primary=True)
                     if not rows:
                         break
-                    async for chunk in self._rows_with_logs(rows):
+                    async for chunk in self._rows(rows):
                         yield chunk
             if self.finished or seq != self.cursor.seq + 1:
                 return
-            if fields.get("type") in TERMINAL_JOB_EVENTS:
-                for log_entry in await self._logs():
-                    yield self._log_frame(*log_entry)
-            yield self._status_frame(seq, fields["type"], fields["event"])
+            async for chunk in self._entry(seq, fields):
+                yield chunk
             if self.finished:
                 return
 
 
-def _entries(reply: Any) -> dict[str, list[tuple[str, dict[str, str]]]]:
-    """An XREAD reply as {stream: [(entry id, fields)]}, for RESP2 (list) and RESP3 (dict)."""
-    pairs = reply.items() if isinstance(reply, dict) else reply
-    return {str(name): [(str(i), dict(f)) for i, f in items] for name, items in pairs}
-
-
-class TokenStream:
-    """Every status event of a token's jobs, live, for dashboards (``GET /v1/events``).
-
-    Read from the token's stream in the streams Redis; ``id:`` is the entry id there, and
-    ``Last-Event-ID`` resumes after it while the (bounded) stream still holds it. Unlike a
-    job's stream this feed is not backed by a Postgres replay: each event names its job and
-    ``seq``, and ``GET /v1/jobs/{id}/events`` with that ``seq`` gives the complete story.
-    Without ``Last-Event-ID`` it starts at the present. It never ends on its own.
-    """
+class JobStream(_Feed[Cursor]):
+    """A job's status events and log lines, from the start to its terminal event."""
 
     def __init__(
         self,
+        db: Databases,
         streams: redis.Redis,
-        token_id: str,
-        last_event_id: str | None,
+        job_id: str,
+        cursor: Cursor,
         *,
         heartbeat_seconds: float,
     ) -> None:
-        if last_event_id is not None and not _is_stream_id(last_event_id.strip()):
-            raise BadCursor(f"not an event id of this stream: {last_event_id[:100]!r}")
-        self.streams = streams
-        self.key = keys.token_stream(token_id)
-        self.cursor = last_event_id.strip() if last_event_id is not None else None
-        self.heartbeat_seconds = heartbeat_seconds
+        super().__init__(
+            db, streams, _Source.job(job_id), cursor, heartbeat_seconds=heartbeat_seconds
+        )
+        self.job_id = job_id
+        self._log_key = keys.log_stream(job_id)
 
-    async def frames(self) -> AsyncIterator[bytes]:
-        try:
-            if self.cursor is None:
-                # Pin "now" to a concrete id: re-sending "$" would skip whatever arrives
-                # between two reads.
-                newest = await self.streams.xrevrange(self.key, "+", "-", 1)
-                self.cursor = str(newest[0][0]) if newest else "0-0"
-            while True:
-                reply = await self.streams.xread(
-                    {self.key: self.cursor},
-                    count=BATCH,
-                    block=max(1, int(self.heartbeat_seconds * 1000)),
-                )
-                if not reply:
-                    yield HEARTBEAT
-                    continue
-                for entry_id, fields in _entries(reply).get(self.key, []):
-                    self.cursor = entry_id
-                    yield frame(fields["type"], fields["event"], entry_id)
-        except _REDIS_FAILURES:
+    async def _logs(self, count: int = LOG_STREAM_MAXLEN) -> list[tuple[str, dict[str, str]]]:
+        entries: Any = await self.streams.xrange(self._log_key, _after(self.cursor.log), "+", count)
+        return [(str(i), dict(f)) for i, f in entries or []]
+
+    def _log_frame(self, entry_id: str, fields: dict[str, str]) -> bytes:
+        self.cursor.log = entry_id
+        body = {
+            "job_id": self.job_id,
+            "task_id": fields.get("task_id"),
+            "attempt": int(fields.get("attempt") or 0),
+            "stream": fields.get("stream"),
+            "line": fields.get("line", ""),
+            "truncated": fields.get("truncated") == "1",
+            "ts": _log_ts(entry_id, fields),
+        }
+        return frame(LOG_EVENT, json.dumps(body, separators=(",", ":")), str(self.cursor))
+
+    # --- hooks
+    def _status_frame(self, seq: int, kind: str, body: str) -> bytes:
+        if kind in TERMINAL_JOB_EVENTS:
+            self.finished = True
+        return super()._status_frame(seq, kind, body)
+
+    async def _rows(self, rows: list[Row]) -> AsyncIterator[bytes]:
+        """Send status rows (the next ones in seq order) with the log lines that precede them."""
+        logs = await self._logs() if rows else []
+        for row in rows:
+            seq = int(row["feed_seq"])
+            if seq != self.cursor.seq + 1:
+                continue  # already sent (a replay racing the live stream)
+            terminal = row["type"] in TERMINAL_JOB_EVENTS
+            when = row["created_at"].timestamp()
+            while logs and (terminal or _log_ts(*logs[0]) < when):
+                yield self._log_frame(*logs.pop(0))
+            yield self._status_frame(seq, row["type"], render(row))
+            if self.finished:
+                return
+        for entry in logs:
+            yield self._log_frame(*entry)
+
+    async def _entry(self, seq: int, fields: dict[str, str]) -> AsyncIterator[bytes]:
+        if fields.get("type") in TERMINAL_JOB_EVENTS:
+            for log_entry in await self._logs():
+                yield self._log_frame(*log_entry)
+        async for chunk in super()._entry(seq, fields):
+            yield chunk
+
+    def _reads(self) -> dict[KeyT, StreamIdT]:
+        return {**super()._reads(), self._log_key: self.cursor.log}
+
+    async def _live(
+        self, entries: dict[str, list[tuple[str, dict[str, str]]]]
+    ) -> AsyncIterator[bytes]:
+        for entry_id, fields in entries.get(self._log_key, []):
+            yield self._log_frame(entry_id, fields)
+        async for chunk in super()._live(entries):
+            yield chunk
+
+    async def check(self) -> None:
+        """Validate the cursor against the job; raises ``BadCursor``."""
+        if self.cursor.seq == 0:
             return
+        kind = await self.db.read_val(
+            "SELECT type FROM events WHERE job_id = :job_id AND seq = :seq",
+            {"job_id": self.job_id, "seq": self.cursor.seq},
+            primary=True,
+        )
+        if kind is None:
+            raise BadCursor(f"job {self.job_id} has no event {self.cursor.seq}")
+        self.finished = kind in TERMINAL_JOB_EVENTS
+
+
+class TokenStream(_Feed[TokenCursor]):
+    """Every status event of a token's jobs (``GET /v1/events``); never ends on its own."""
+
+    def __init__(
+        self,
+        db: Databases,
+        streams: redis.Redis,
+        token_id: str,
+        cursor: TokenCursor | None,
+        *,
+        heartbeat_seconds: float,
+    ) -> None:
+        super().__init__(
+            db,
+            streams,
+            _Source.token(token_id),
+            cursor or TokenCursor(),
+            heartbeat_seconds=heartbeat_seconds,
+        )
+        self.token_id = token_id
+        self._from_present = cursor is None
+
+    async def check(self) -> None:
+        """Place a missing cursor at the present, or validate it; raises ``BadCursor``."""
+        latest = int(
+            await self.db.read_val(
+                "SELECT event_seq FROM tokens WHERE id = :id", {"id": self.token_id}, primary=True
+            )
+            or 0
+        )
+        if self._from_present:
+            self.cursor.seq = latest
+        elif self.cursor.seq > latest:
+            raise BadCursor(f"this token has no event {self.cursor.seq} yet")
+
+
+def _log_time(entry_id: str) -> float:
+    return int(entry_id.split("-", 1)[0]) / 1000
+
+
+def _log_ts(entry_id: str, fields: dict[str, str]) -> float:
+    """When a line was printed: the publisher's clock (µs), else the entry id's (ms)."""
+    try:
+        return float(fields["ts"])
+    except (KeyError, ValueError):
+        return _log_time(entry_id)
+
+
+def _after(entry_id: str) -> str:
+    """The exclusive XRANGE start just after ``entry_id``."""
+    return "(" + entry_id

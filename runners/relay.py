@@ -5,14 +5,19 @@ lock on that job, so two replicas never interleave one job's events. It reads th
 unrelayed events in ``seq`` order, appends them in one Lua call, marks them relayed, and
 commits (which releases the lock).
 
-Idempotence: each event goes to the job stream under the explicit ID ``<seq>-0``. A
-notifier that died after appending but before committing leaves the events unrelayed in
-Postgres; whoever relays them next gets "ID equal or smaller" from the stream, and the
-script then skips the event (and its copy on the token stream), so nothing is doubled.
+Idempotence: each event goes to the job stream under the explicit ID ``<seq>-0`` and to
+the token stream under ``<token_seq>-0``. A notifier that died after appending but before
+committing leaves the events unrelayed in Postgres; whoever relays them next gets "ID equal
+or smaller" from each stream, and the script then skips that append, so nothing is doubled.
 Redis remembers a stream's last ID after trimming, so this holds for a trimmed stream too.
 
+The token stream is shared by all of a token's jobs, which different notifiers relay at
+the same time: an event can reach it after a later one of another job. The stream refuses
+it like a repeat, and readers of the token stream fill that gap in ``token_seq`` from
+Postgres. (Per job nothing is ever refused that way: one notifier at a time, in order.)
+
 An emptied Redis (restart without persistence) takes the next events as if new; the events
-it lost are in Postgres, and the SSE endpoint fills any gap in ``seq`` from there.
+it lost are in Postgres, and the SSE endpoints fill any gap in the numbers from there.
 """
 
 from __future__ import annotations
@@ -36,29 +41,33 @@ RELAY_LOCK_NS = 0x686E  # "hn"
 BATCH = 500
 
 # KEYS: job stream, token stream, log stream.
-# ARGV: maxlen, ttl after the job ended, token stream ttl, then 4 values per event:
-#       entry id, type, rendered event, "1" if terminal else "0".
-# Stops at the first real error so a job's events never land out of order.
+# ARGV: maxlen, ttl after the job ended, token stream ttl, then 5 values per event:
+#       job stream entry id, token stream entry id, type, rendered event, "1" if terminal.
+# "equal or smaller" means "already there, or passed by": skip that append. Stops at the
+# first other error so a job's events never land out of order.
 _RELAY_LUA = """
 local maxlen, ttl, token_ttl = ARGV[1], ARGV[2], ARGV[3]
-local added = 0
-for i = 4, #ARGV, 4 do
-  local id, kind, body, terminal = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', maxlen, id, 'type', kind, 'event', body)
+local function append(key, id, kind, body)
+  local r = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, id, 'type', kind, 'event', body)
   if type(r) == 'table' and r.err then
     if not string.find(r.err, 'equal or smaller', 1, true) then
-      return redis.error_reply(r.err)
+      error(r)
     end
-  else
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'type', kind, 'event', body)
-    added = added + 1
+    return 0
   end
-  if terminal == '1' then
+  return 1
+end
+local added, token_added = 0, 0
+for i = 4, #ARGV, 5 do
+  local kind, body = ARGV[i + 2], ARGV[i + 3]
+  added = added + append(KEYS[1], ARGV[i], kind, body)
+  token_added = token_added + append(KEYS[2], ARGV[i + 1], kind, body)
+  if ARGV[i + 4] == '1' then
     redis.call('EXPIRE', KEYS[1], ttl)
     redis.call('EXPIRE', KEYS[3], ttl)
   end
 end
-if added > 0 then
+if token_added > 0 then
   redis.call('EXPIRE', KEYS[2], token_ttl)
 end
 return added
@@ -107,7 +116,7 @@ class Relay:
             if not locked:
                 return Relayed(locked=False)
             rows = await conn.fetch_all(
-                f"SELECT {EVENT_COLUMNS}, j.token_id FROM events e JOIN jobs j ON j.id = e.job_id"
+                f"SELECT {EVENT_COLUMNS}, e.token_id FROM events e"
                 " WHERE e.job_id = :job_id AND e.relayed_at IS NULL ORDER BY e.seq LIMIT :n",
                 {"job_id": job_id, "n": BATCH},
             )
@@ -129,6 +138,7 @@ class Relay:
         for row in rows:
             args += [
                 stream_id(int(row["seq"])),
+                stream_id(int(row["token_seq"])),
                 row["type"],
                 render(row),
                 "1" if row["type"] in TERMINAL_JOB_EVENTS else "0",

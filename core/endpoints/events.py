@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from core.auth import require_token
 from core.errors import ApiError, Detail
-from core.sse import BadCursor, Cursor, JobStream, TokenStream
+from core.sse import BadCursor, Cursor, JobStream, TokenCursor, TokenStream
 from core.state import AppState, get_state
 
 __all__ = ["openapi_paths", "routes"]
@@ -33,8 +33,12 @@ _HEADERS = {
 }
 
 
-def _bad_cursor(exc: BadCursor) -> ApiError:
-    detail = Detail(["header", "Last-Event-ID"], "not an id this stream sent")
+_HEADER = ["header", "Last-Event-ID"]
+_SINCE = ["query", "since"]
+
+
+def _bad_cursor(exc: BadCursor, loc: list[str] = _HEADER) -> ApiError:
+    detail = Detail(loc, "not an id this stream sent")
     return ApiError(400, "bad_request", str(exc), [detail])
 
 
@@ -87,18 +91,36 @@ async def job_events(request: Request) -> Response:
     return _stream(stream.frames())
 
 
+def _token_cursor(request: Request) -> tuple[TokenCursor | None, list[str]]:
+    """The client's place in its token's feed (None: the present), and where it came from.
+
+    ``Last-Event-ID`` wins over ``?since=``: a browser's EventSource reconnects to the same
+    URL with the header, and must resume where it was, not where it first started.
+    """
+    given = [
+        (request.headers.get("last-event-id"), _HEADER),
+        (request.query_params.get("since"), _SINCE),
+    ]
+    for raw, loc in given:
+        if raw is not None and raw.strip() != "":
+            try:
+                return TokenCursor.parse(raw), loc
+            except BadCursor as exc:
+                raise _bad_cursor(exc, loc) from None
+    return None, _HEADER
+
+
 async def token_events(request: Request) -> Response:
     principal = await require_token(request)
     state = get_state(request)
+    cursor, loc = _token_cursor(request)
+    streams = await _streams(state)
+    heartbeat = state.settings.sse_heartbeat_seconds
+    feed = TokenStream(state.db, streams, principal.id, cursor, heartbeat_seconds=heartbeat)
     try:
-        feed = TokenStream(
-            await _streams(state),
-            principal.id,
-            request.headers.get("last-event-id"),
-            heartbeat_seconds=state.settings.sse_heartbeat_seconds,
-        )
+        await feed.check()
     except BadCursor as exc:
-        raise _bad_cursor(exc) from None
+        raise _bad_cursor(exc, loc) from None
     return _stream(feed.frames())
 
 
@@ -133,7 +155,7 @@ _SSE = {
     }
 }
 _COMMON = {
-    "400": _error("A Last-Event-ID this stream never sent."),
+    "400": _error("A Last-Event-ID (or since) this stream never sent."),
     "401": _error("Missing, malformed, unknown or revoked bearer token."),
     "429": _error("Per-token rate limit exceeded.", _RETRY_AFTER),
     "503": _error("The streams Redis is unavailable; reconnect after Retry-After.", _RETRY_AFTER),
@@ -167,10 +189,23 @@ openapi_paths: dict[str, Any] = {
     "/v1/events": {
         "get": {
             "operationId": "tokenEvents",
-            "summary": "Live status events of all the token's jobs (for dashboards)",
-            "description": "Starts at the present unless Last-Event-ID is given; never ends.",
+            "summary": "Status events of all the token's jobs, live and resumable (dashboards)",
+            "description": "Status events of every job of the token in token order (id ="
+            " per-token seq, no gap, no duplicate, replayed from Postgres when needed). Starts"
+            " after Last-Event-ID, else after `since`, else at the present; never ends. No"
+            " task.log events. Comment lines are heartbeats.",
             "security": [{"bearer": []}],
-            "parameters": [_LAST_EVENT_ID],
+            "parameters": [
+                _LAST_EVENT_ID,
+                {
+                    "name": "since",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 0},
+                    "description": "Start after this event id (0: the token's whole history)"
+                    " when there is no Last-Event-ID.",
+                },
+            ],
             "responses": {"200": {"description": "The event stream.", "content": _SSE}, **_COMMON},
         }
     },
