@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: up down test test-unit lint images bench venv deps
+.PHONY: up down test test-cluster cluster cluster-down lint images bench venv deps
 
 ## up: install what is missing, build images, deploy the stack, run a sample job
 up: deps
@@ -14,9 +14,21 @@ up: deps
 down:
 	scripts/down.sh
 
-## test: the whole suite — lint, types, unit, integration and e2e on a real Swarm
+## test: the whole suite — lint, types, unit, integration, e2e on a real Swarm, multi-node
 test: deps
 	scripts/test.sh
+
+## test-cluster: only the multi-node suite (part of make test): node loss on a 3-node Swarm
+test-cluster: deps
+	scripts/test-cluster.sh
+
+## cluster: a Swarm of extra engines on this machine (NODES=3); the host's Swarm is untouched
+cluster: deps
+	scripts/cluster.sh up $(or $(NODES),3)
+
+## cluster-down: remove it all, leaving the host as it was
+cluster-down:
+	scripts/cluster.sh down
 
 ## lint: ruff and mypy --strict
 lint: venv

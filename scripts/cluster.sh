@@ -7,6 +7,7 @@
 #   scripts/cluster.sh kill NODE     SIGKILL a node's engine and everything it runs (node loss)
 #   scripts/cluster.sh start NODE    start a killed node's engine again; it rejoins by itself
 #   scripts/cluster.sh images [...]  build the homerun images, push them to the registry
+#   scripts/cluster.sh deploy [STACK]  images, then the homerun stack (scripts/up.sh) on it
 #   scripts/cluster.sh docker NODE ARGS...   the docker CLI against NODE (1..N)
 #
 # Each node is its own dockerd in its own network namespace, with its own data root, exec
@@ -157,6 +158,11 @@ engine_pid() {
 start_engine() {
     local i="$1"
     engine_pid "$i" >/dev/null && return 0
+    # After a kill: no process of the old engine may linger, and its containerd pidfile must
+    # go, for dockerd takes a live pid there for its containerd, and the kernel may have
+    # given that pid to another process since.
+    [ -z "$(node_pids "$i")" ] || kill_node "$i"
+    rm -f "$RUN/node$i/containerd/containerd.pid"
     write_daemon_json "$i"
     # nsenter, not `ip netns exec`: the latter remounts /sys and hides the cgroup mounts.
     # A UTS namespace of its own gives the node its own hostname in `docker node ls`.
@@ -364,6 +370,7 @@ cmd_down() {
         remove_cgroups "$i"
     done
     stop_registries
+    forget_stacks
     ip link del "$BRIDGE" 2>/dev/null || true
     remove_rules
     unmount_under "$DIR"
@@ -412,6 +419,35 @@ cmd_images() {
     done
 }
 
+# The homerun stack on the cluster, deployed by `make up`'s own script pointed at the manager:
+# images from the cluster's registry, services placed by the node labels, and two settings
+# only this one-machine cluster needs: the runner's Docker socket named after its node (a
+# Swarm mount template; the nodes share the host's filesystem), and the API reached on
+# node1's address. dnsrr and host-mode ports are chosen by up.sh's own preflight (no IPVS).
+cmd_deploy() {
+    [ -s "$STATE" ] || die "no cluster: run 'scripts/cluster.sh up' first"
+    local stack="${1:-$NAME}" port="${HOMERUN_API_PORT:-8000}"
+    cmd_images
+    echo "$stack" >>"$DIR/stacks"
+    local socket='/var/run/docker-{{.Node.Hostname}}.sock'
+    DOCKER_HOST="unix://$(sock 1)" HOMERUN_STACK="$stack" HOMERUN_API_PORT="$port" \
+        HOMERUN_REGISTRY="$REGISTRY" HOMERUN_SKIP_IMAGES=1 \
+        HOMERUN_API_URL="http://$(node_ip 1):$port" HOMERUN_ENV_FILE="$DIR/$stack.env" \
+        HOMERUN_COMPOSE_ARGS="--placement-labels --docker-socket $socket ${HOMERUN_COMPOSE_ARGS:-}" \
+        "$ROOT/scripts/up.sh"
+    log "stack $stack: the API answers on port $port of every node ($(node_ip 1) ...); URL and token in $DIR/$stack.env"
+}
+
+# What a stack deployed here left on the host: its secrets and its runners' work directory.
+forget_stacks() {
+    local stack
+    [ -s "$DIR/stacks" ] || return 0
+    while read -r stack; do
+        [[ "$stack" =~ ^[a-z0-9][a-z0-9_-]*$ ]] || continue
+        rm -rf "$ROOT/.homerun/stacks/$stack" "/var/lib/homerun/work/$stack"
+    done < <(sort -u "$DIR/stacks")
+}
+
 lock() {
     mkdir -p /run/homerun-cluster
     exec 9>"/run/homerun-cluster/$NAME.lock"
@@ -428,8 +464,9 @@ main() {
         kill) [ $# = 1 ] || die "kill NODE"; lock; kill_node "$1"; log "node$1 killed" ;;
         start) [ $# = 1 ] || die "start NODE"; lock; start_engine "$1"; wait_engine "$1"; log "node$1 started" ;;
         images) lock; cmd_images "$@" ;;
+        deploy) lock; cmd_deploy "$@" ;;
         docker) [ $# -ge 1 ] || die "docker NODE ARGS..."; local i="$1"; shift; ndocker "$i" "$@" ;;
-        *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 }
 

@@ -7,4 +7,5 @@ export PATH="$PWD/${VENV:-.venv}/bin:$PATH"
 scripts/ensure-docker.sh
 scripts/images.sh
 scripts/lint.sh
+# Everything, the multi-node suite (tests/cluster, also `make test-cluster`) included.
 exec pytest -p no:cacheprovider "$@"

@@ -79,7 +79,9 @@ fi
 "$PY" scripts/stackctl.py refresh "$STACK"
 "$PY" scripts/stackctl.py wait "$STACK" --timeout "$TIMEOUT"
 
-URL="http://127.0.0.1:$PORT"
+# HOMERUN_API_URL: where this machine reaches the API when not on its own loopback (the
+# test cluster of scripts/cluster.sh, whose nodes have addresses of their own).
+URL="${HOMERUN_API_URL:-http://127.0.0.1:$PORT}"
 TOKEN_FILE="$STATE/secrets/admin-token"
 if [ "${HOMERUN_SKIP_SAMPLE:-0}" != 1 ]; then
     "$PY" scripts/stackctl.py sample-job "$URL" "$TOKEN_FILE"

@@ -29,12 +29,7 @@ SCRIPT = ROOT / "scripts" / "cluster.sh"
 NAME = "hrtest"
 SUBNET = "10.213.1"
 NODES = 3
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "cluster: brings up a multi-node Swarm of extra engines on this machine"
-    )
+STACK = "hrclu"  # the homerun stack test_stack.py deploys on the cluster
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -154,7 +149,13 @@ def host_leftovers(name: str) -> list[str]:
     found += [f"cgroup {p}" for p in Path("/sys/fs/cgroup").glob(f"*/homerun-{name}-*")]
     found += [
         f"dir {p}"
-        for p in (ROOT / ".homerun" / "cluster" / name, Path("/run/homerun-cluster") / name)
+        for p in (
+            ROOT / ".homerun" / "cluster" / name,
+            Path("/run/homerun-cluster") / name,
+            # what the stack deployed on it kept on the host: secrets, runners' work files
+            ROOT / ".homerun" / "stacks" / STACK,
+            Path("/var/lib/homerun/work") / STACK,
+        )
         if p.exists()
     ]
     found += [
@@ -174,7 +175,11 @@ def cluster() -> Iterator[Cluster]:
     run_script(env, "down")
     try:
         run_script(env, "up", str(NODES))
-        state = read_state(ROOT / ".homerun" / "cluster" / NAME / "state.env")
+        state_file = ROOT / ".homerun" / "cluster" / NAME / "state.env"
+        first = state_file.read_text()
+        run_script(env, "up", str(NODES))  # idempotent: the same nodes, nothing new
+        assert state_file.read_text() == first
+        state = read_state(state_file)
         nodes = tuple(
             Node(
                 index=i,
