@@ -3,7 +3,8 @@
 For each concurrency the floor (one hardened container through the Docker SDK: create,
 start, wait, logs, remove, on the shell task's image) is measured right before homerun
 (a trivial ``shell`` job through the real API, queue, runner and notifier), so both see the
-same machine load. Figures are printed, never asserted: timing on a shared machine is noisy.
+same machine load. Figures are printed, never asserted: timing on a shared machine is noisy;
+``--repeat`` measures each pair again and prints the median ratio with its range.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--samples", type=int, default=40, help="items per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="floor/homerun pairs per concurrency level"
+    )
     parser.add_argument(
         "--wait",
         choices=["sse", "poll"],
@@ -42,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.stack import private_stack
 
     with private_stack(runner_concurrency=max(args.concurrency)) as stack:
-        for c in args.concurrency:
+        for c in [c for c in args.concurrency for _ in range(args.repeat)]:
             floor += measure_floor([c], args.samples)
             print(f"floor   {describe(floor[-1])}", flush=True)
             figures, samples = measure_pipeline(stack, c, args.samples, args.wait)

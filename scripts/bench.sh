@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh                         40 jobs at each of concurrency 1, 2, 4
 #   scripts/bench.sh --samples 100           more samples, steadier percentiles
+#   scripts/bench.sh --repeat 3              3 floor/homerun pairs each: median ratio and range
 #   scripts/bench.sh --floor-only            the Docker SDK floor alone
 #   scripts/bench.sh --wait poll             follow jobs by polling instead of SSE
 set -euo pipefail

@@ -150,7 +150,17 @@ _LAST_EVENT_ID = {
 }
 _SSE = {
     "text/event-stream": {
-        "schema": {"type": "string"},
+        # Before OpenAPI 3.2 (and its itemSchema), a stream's schema describes each event.
+        "schema": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "id": {"type": "string"},
+                "event": {"type": "string"},
+                "data": {"type": "string", "contentMediaType": "application/json"},
+                "retry": {"type": "integer"},
+            },
+        },
         "description": "Server-Sent Events; see docs/events.md for the event types and ids.",
     }
 }
