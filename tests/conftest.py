@@ -6,6 +6,8 @@ database, so suites run side by side on one machine never see each other's data.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
 import socket
@@ -13,8 +15,9 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -46,6 +49,32 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: 
     raise AssertionError(
         f"timed out after {timeout}s waiting for {message or condition}"
     ) from last_exc
+
+
+async def eventually(
+    condition: Callable[[], Any],
+    within: float = 15.0,
+    message: str = "",
+    interval: float = 0.02,
+) -> Any:
+    """The async twin of ``wait_for``: polls a plain or async condition without blocking
+    the event loop; fails after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = condition()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value
+        except Exception as exc:  # keep polling until the deadline
+            last_exc = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {within}s waiting for {message or condition}"
+            ) from last_exc
+        await asyncio.sleep(interval)
 
 
 class RedisServer:

@@ -11,7 +11,12 @@ from starlette.applications import Starlette
 
 from core.migrate import migrate
 from core.settings import Settings
-from tests.integration.api.support import new_token, running_api, settings_for, wait_until
+from tests.conftest import eventually
+from tests.integration.api.support import (
+    new_token,
+    running_api,
+    settings_for,
+)
 from tests.integration.replica import PgCluster, start_cluster
 
 
@@ -40,7 +45,7 @@ async def replicated_db(pg_cluster: PgCluster) -> AsyncIterator[ReplicatedDb]:
     async def replica_has_schema() -> bool:
         return pg_cluster.replica_has(name, "SELECT to_regclass('public.jobs') IS NOT NULL")
 
-    await wait_until(replica_has_schema, within=30, message="the schema on the replica")
+    await eventually(replica_has_schema, within=30, message="the schema on the replica")
     yield ReplicatedDb(primary, replica)
     pg_cluster.drop_database(primary)
 

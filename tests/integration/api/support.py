@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import inspect
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -73,22 +70,6 @@ async def row_counts(dsn: str) -> dict[str, int]:
         return {t: int(await conn.fetchval(f"SELECT count(*) FROM {t}")) for t in TABLES}
     finally:
         await conn.close()
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[Any] | Any], within: float = 10.0, message: str = ""
-) -> Any:
-    """The async twin of tests.conftest.wait_for: polls without blocking the event loop."""
-    deadline = time.monotonic() + within
-    while True:
-        value = condition()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {message or condition}")
-        await asyncio.sleep(0.02)
 
 
 def metric(name: str, **labels: str) -> float:

@@ -11,9 +11,14 @@ from databases import Database
 
 from core import keys, queue, transitions
 from core.models import AttemptStatus, FailureKind
-from tests.conftest import free_port
+from tests.conftest import eventually, free_port
 from tests.integration.api.conftest import Api
-from tests.integration.api.support import bearer, metric, new_token, running_api, wait_until
+from tests.integration.api.support import (
+    bearer,
+    metric,
+    new_token,
+    running_api,
+)
 from tests.integration.replica import PgCluster
 
 pytestmark = pytest.mark.integration
@@ -252,4 +257,6 @@ async def test_read_your_writes_with_a_lagging_replica(
         query = f"SELECT status = 'cancelled' FROM jobs WHERE id = '{job_id}'"
         return pg_cluster.replica_has(database, query)
 
-    await wait_until(caught_up, message="the replica to replay the job and its cancellation")
+    await eventually(
+        caught_up, within=10, message="the replica to replay the job and its cancellation"
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import eventually
 from tests.integration.api.conftest import ReplicatedDb
 from tests.integration.api.support import (
     bearer,
@@ -14,7 +15,6 @@ from tests.integration.api.support import (
     new_token,
     running_api,
     settings_for,
-    wait_until,
 )
 from tests.integration.replica import PgCluster
 
@@ -43,7 +43,9 @@ async def test_replica_outage_is_invisible_to_clients(
             r = await client.post("/v1/jobs", json=JOB, headers=bearer(reader))
             seeded.append(r.json()["id"])
         # The reader's reads leave the primary once its read-your-writes window is over.
-        await wait_until(lambda: _not(state.reads.pinned(reader_id)), message="the pin to end")
+        await eventually(
+            lambda: _not(state.reads.pinned(reader_id)), within=10, message="the pin to end"
+        )
 
         replica_reads = metric("homerun_db_reads_total", target="replica")
         listed = await client.get("/v1/jobs", headers=bearer(reader))
@@ -80,14 +82,18 @@ async def test_replica_outage_is_invisible_to_clients(
         workers = [asyncio.create_task(writer_loop()) for _ in range(2)]
         workers += [asyncio.create_task(reader_loop(i)) for i in range(3)]
         try:
-            await wait_until(lambda: len(answers) > 40, message="traffic before the outage")
+            await eventually(
+                lambda: len(answers) > 40, within=10, message="traffic before the outage"
+            )
             fallbacks = metric("homerun_replica_fallbacks_total")
 
             await asyncio.to_thread(pg_cluster.replica.stop)
-            await wait_until(lambda: not state.db.replica_up, message="the replica marked down")
+            await eventually(
+                lambda: not state.db.replica_up, within=10, message="the replica marked down"
+            )
             during = len(answers)
-            await wait_until(
-                lambda: len(answers) > during + 80, message="traffic during the outage"
+            await eventually(
+                lambda: len(answers) > during + 80, within=10, message="traffic during the outage"
             )
             assert metric("homerun_replica_fallbacks_total") > fallbacks
             ready = await client.get("/readyz")
@@ -102,10 +108,11 @@ async def test_replica_outage_is_invisible_to_clients(
             assert 'homerun_replica_fallbacks_total{reason="replica_down"}' in metrics_text
 
             await asyncio.to_thread(pg_cluster.replica.start)
-            await wait_until(lambda: state.db.replica_up, within=30, message="the replica back")
+            await eventually(lambda: state.db.replica_up, within=30, message="the replica back")
             back = metric("homerun_db_reads_total", target="replica")
-            await wait_until(
+            await eventually(
                 lambda: metric("homerun_db_reads_total", target="replica") > back + 20,
+                within=10,
                 message="reads served by the replica again",
             )
             assert (await client.get("/readyz")).json()["replica"]["up"] is True
@@ -138,7 +145,9 @@ async def test_primary_outage_is_a_clear_503_for_writes_while_reads_go_on(
     async with running_api(settings) as (app, client):
         state = app.state.homerun
         job_id = (await client.post("/v1/jobs", json=JOB, headers=bearer(reader))).json()["id"]
-        await wait_until(lambda: _not(state.reads.pinned(reader_id)), message="the pin to end")
+        await eventually(
+            lambda: _not(state.reads.pinned(reader_id)), within=10, message="the pin to end"
+        )
         await asyncio.to_thread(pg_cluster.primary.stop)
         try:
             refused = await client.post("/v1/jobs", json=JOB, headers=bearer(reader))
@@ -158,8 +167,8 @@ async def test_primary_outage_is_a_clear_503_for_writes_while_reads_go_on(
             assert r.status_code in (201, 503), r.text
             return r.status_code == 201
 
-        await wait_until(accepted, message="writes to work again")
+        await eventually(accepted, within=10, message="writes to work again")
         assert (await client.get("/readyz")).status_code == 200
-    await wait_until(
+    await eventually(
         lambda: pg_cluster.streaming(), within=30, message="the replica to stream again"
     )

@@ -293,18 +293,6 @@ async def in_thread(func: Any, *args: Any) -> Any:
     return await asyncio.to_thread(func, *args)
 
 
-async def eventually(condition: Any, within: float = 15.0, message: str = "") -> Any:
-    """``tests.conftest.wait_for`` for an async condition."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {message or condition}")
-        await asyncio.sleep(0.02)
-
-
 async def entries(streams: aioredis.Redis, key: str) -> list[tuple[str, dict[str, str]]]:
     """XRANGE of a whole stream, typed (the fixture's client decodes responses)."""
     found: Any = await streams.xrange(key)

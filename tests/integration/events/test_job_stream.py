@@ -20,11 +20,11 @@ from core.models import AttemptStatus
 from core.settings import Settings
 from homerun import sse
 from runners.relay import Relay
+from tests.conftest import eventually
 from tests.integration.events.harness import (
     ApiProcess,
     Follower,
     api_process,
-    eventually,
     expected_status_events,
     finish,
     in_thread,

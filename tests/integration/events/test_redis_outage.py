@@ -12,12 +12,11 @@ from databases import Database
 from core import keys
 from core import transitions as tr
 from core.settings import Settings
-from tests.conftest import RedisServer, wait_for
+from tests.conftest import RedisServer, eventually, wait_for
 from tests.integration.events.harness import (
     ApiProcess,
     Follower,
     entries,
-    eventually,
     expected_status_events,
     finish,
     in_thread,

@@ -21,12 +21,11 @@ from core.events import EVENT_COLUMNS, render
 from core.settings import Settings
 from homerun import sse
 from runners.relay import Relay
-from tests.conftest import RedisServer, wait_for
+from tests.conftest import RedisServer, eventually, wait_for
 from tests.integration.events.harness import (
     ApiProcess,
     api_process,
     entries,
-    eventually,
     in_thread,
     make_token,
     notifiers,

@@ -15,9 +15,8 @@ from core import transitions as tr
 from core.models import AttemptStatus, FailureKind
 from core.settings import Settings
 from runners.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
-from tests.conftest import free_port
+from tests.conftest import eventually, free_port
 from tests.integration.events.harness import (
-    eventually,
     make_token,
     notifiers,
     ok,

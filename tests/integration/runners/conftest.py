@@ -13,9 +13,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,23 +36,6 @@ from runners.worker import Runner
 T = TypeVar("T")
 
 SHELL_IMAGE = "homerun/task-shell:0.1.0"
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[T]], within: float, what: str, interval: float = 0.05
-) -> T:
-    """Poll an async condition until truthy; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = await condition()
-            if value:
-                return value
-        except Exception as exc:  # keep polling until the deadline
-            last = exc
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {within}s waiting for {what}") from last
 
 
 @pytest.fixture(scope="session")

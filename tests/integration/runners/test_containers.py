@@ -12,7 +12,11 @@ import pytest
 
 from plugins.tasktypes import ContainerSpec, Limits, PayloadError
 from runners.containers import AttemptLabels, Engine, RunResult, Stop, StopReason
-from tests.integration.runners.conftest import SHELL_IMAGE, containers_of, eventually
+from tests.conftest import eventually
+from tests.integration.runners.conftest import (
+    SHELL_IMAGE,
+    containers_of,
+)
 
 pytestmark = pytest.mark.integration
 

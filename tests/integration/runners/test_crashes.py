@@ -20,11 +20,11 @@ import redis.asyncio as aioredis
 from core.settings import Settings
 from runners.containers import LABEL_RUNNER
 from runners.worker import Runner
+from tests.conftest import eventually
 from tests.integration.runners.conftest import (
     Jobs,
     RunnerProcess,
     containers_of,
-    eventually,
     running_containers,
     shell,
 )

@@ -17,10 +17,10 @@ from core import keys
 from core.settings import Settings
 from core.transitions import MAX_INFRASTRUCTURE_RETRIES, NewTask
 from runners.worker import Runner
+from tests.conftest import eventually
 from tests.integration.runners.conftest import (
     Jobs,
     containers_of,
-    eventually,
     running_containers,
     shell,
 )
