@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +10,7 @@ from databases import Database
 
 from core import transitions as tr
 from core.models import AttemptStatus, FailureKind, JobStatus, TaskStatus
+from core.tokens import create_token
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +25,8 @@ async def db(migrated_database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def token_id(db: Database) -> str:
-    tid = str(uuid.uuid4())
-    await db.execute(
-        "INSERT INTO tokens (id, name, hash, webhook_secret) VALUES (:id, 't', :h, 's')",
-        {"id": tid, "h": uuid.uuid4().bytes},
-    )
-    return tid
+    token_id, _ = await create_token(db, "test")
+    return token_id
 
 
 def pipeline() -> tr.NewJob:

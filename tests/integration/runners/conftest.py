@@ -27,6 +27,7 @@ from databases import Database
 from core import queue
 from core import transitions as tr
 from core.settings import Settings
+from core.tokens import create_token
 from plugins.hookspecs import hookimpl
 from plugins.manager import make_plugin_manager
 from plugins.tasktypes import ContainerSpec, PayloadError, TaskContext, TaskType
@@ -102,12 +103,8 @@ async def qredis(queue_redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture
 async def token_id(db: Database) -> str:
-    tid = str(uuid.uuid4())
-    await db.execute(
-        "INSERT INTO tokens (id, name, hash, webhook_secret) VALUES (:id, 't', :h, 's')",
-        {"id": tid, "h": uuid.uuid4().bytes},
-    )
-    return tid
+    token_id, _ = await create_token(db, "test")
+    return token_id
 
 
 @dataclass
