@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import ModuleType
 
 import jsonschema
@@ -48,7 +48,7 @@ class TaskTypeRegistry(Mapping[str, TaskType]):
     def __getitem__(self, name: str) -> TaskType:
         return self._types[name]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._types))
 
     def __len__(self) -> int:
