@@ -32,34 +32,30 @@ async def record_event(
 
     Must run inside the caller's transaction on the primary.
     """
-    job = await conn.fetch_one(
-        "UPDATE jobs SET event_seq = event_seq + 1 WHERE id = :job_id"
-        " RETURNING event_seq, token_id",
-        {"job_id": job_id},
-    )
-    if job is None:
-        raise LookupError(f"no job {job_id}")  # callers lock the job first: a bug if seen
-    token_seq: int = await conn.fetch_val(
-        "UPDATE tokens SET event_seq = event_seq + 1 WHERE id = :token_id RETURNING event_seq",
-        {"token_id": job["token_id"]},
-    )
-    seq = int(job["event_seq"])
-    await conn.execute(
-        "INSERT INTO events (job_id, seq, token_id, token_seq, type, task_id, attempt, data)"
-        " VALUES (:job_id, :seq, :token_id, :token_seq, :type, :task_id, :attempt,"
-        " CAST(:data AS jsonb))",
+    # One statement, one round trip: four used to be a third of an attempt's trips to
+    # Postgres. ``token`` reads ``job``, so the job's row is locked before the token's.
+    row = await conn.fetch_one(
+        "WITH job AS ("
+        " UPDATE jobs SET event_seq = event_seq + 1 WHERE id = :job_id"
+        " RETURNING id, event_seq, token_id"
+        "), token AS ("
+        " UPDATE tokens SET event_seq = event_seq + 1 WHERE id = (SELECT token_id FROM job)"
+        " RETURNING event_seq"
+        "), event AS ("
+        " INSERT INTO events (job_id, seq, token_id, token_seq, type, task_id, attempt, data)"
+        " SELECT job.id, job.event_seq, job.token_id, token.event_seq, :type,"
+        " CAST(:task_id AS uuid), CAST(:attempt AS integer), CAST(:data AS jsonb)"
+        " FROM job, token RETURNING job_id, seq"
+        ") SELECT seq, pg_notify(:channel, CAST(job_id AS text)) FROM event",
         {
             "job_id": job_id,
-            "seq": seq,
-            "token_id": job["token_id"],
-            "token_seq": token_seq,
             "type": type,
             "task_id": task_id,
             "attempt": attempt,
             "data": json.dumps(dict(data or {})),
+            "channel": EVENTS_CHANNEL,
         },
     )
-    await conn.execute(
-        "SELECT pg_notify(:channel, :job_id)", {"channel": EVENTS_CHANNEL, "job_id": str(job_id)}
-    )
-    return seq
+    if row is None:
+        raise LookupError(f"no job {job_id}")  # callers lock the job first: a bug if seen
+    return int(row["seq"])
