@@ -3,6 +3,11 @@
 A read that the replica cannot answer (down, restarting, cancelled by recovery) is retried
 on the primary at once; the replica is then marked down and probed in the background until
 it answers again. Callers choose ``primary=True`` for reads that must see their own writes.
+
+The other way round, a read meant for the primary that the primary cannot answer goes to
+the replica while the replica is up: with the primary gone, the replica holds the newest
+data there is (a write it had not received yet is out of reach either way), so reads keep
+working through a primary outage instead of failing with it. Writes have no such way out.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ Row = Mapping[str, Any]
 # SQLSTATE classes that mean "this server cannot answer now", not "your query is wrong":
 # 08 connection exception, 57 operator intervention (shutdown, recovery), 53 resources.
 _UNAVAILABLE_CLASSES = ("08", "57", "53")
+# asyncpg waits 60 s for a connection by default: a server whose node vanished (SYNs
+# unanswered) would hold every request that long before any fallback could start.
+CONNECT_TIMEOUT_SECONDS = 5.0
 # 40001 on a hot standby: the statement was cancelled by a conflict with recovery.
 _RETRY_ELSEWHERE = ("40001",)
 
@@ -59,10 +67,17 @@ class Databases:
         on_read: Callable[[str], None] | None = None,
         pool_max: int = 10,
     ) -> None:
-        self.primary = Database(primary_url, min_size=1, max_size=pool_max)
-        self.replica = Database(replica_url, min_size=1, max_size=pool_max) if replica_url else None
+        pool: dict[str, Any] = {
+            "min_size": 1,
+            "max_size": pool_max,
+            "timeout": CONNECT_TIMEOUT_SECONDS,
+        }
+        self.primary = Database(primary_url, **pool)
+        self.replica = Database(replica_url, **pool) if replica_url else None
         self.replica_up = False
         self.fallbacks = 0
+        # Reads meant for the primary that the replica answered while the primary was down.
+        self.primary_fallbacks = 0
         self._probe_seconds = probe_seconds
         self._replica_timeout = replica_timeout_seconds
         self._on_fallback = on_fallback
@@ -135,9 +150,34 @@ class Databases:
             self.fallbacks += 1
             if self._on_fallback is not None:
                 self._on_fallback("replica_down")
-        result = await getattr(self.primary, method)(query, values)
+        try:
+            result = await getattr(self.primary, method)(query, values)
+        except Exception as exc:
+            if not _is_unavailable(exc) or self.replica is None or not self.replica_up:
+                raise
+            return await self._read_replica_for_primary(method, query, values, exc)
         if self._on_read is not None:
             self._on_read("primary")
+        return result
+
+    async def _read_replica_for_primary(
+        self, method: str, query: str, values: dict[str, Any], primary_error: BaseException
+    ) -> Any:
+        """The primary is unavailable: the replica answers instead, or the primary's error
+        stands (the caller's 503 should name the primary, the server that was asked)."""
+        assert self.replica is not None
+        self.primary_fallbacks += 1
+        log.warning("primary read failed (%s); answering from the replica", primary_error)
+        try:
+            result = await asyncio.wait_for(
+                getattr(self.replica, method)(query, values), self._replica_timeout
+            )
+        except Exception as exc:
+            if _is_unavailable(exc):
+                self._mark_down()
+            raise primary_error from exc
+        if self._on_read is not None:
+            self._on_read("replica")
         return result
 
     # --- replica health
@@ -165,6 +205,9 @@ class Databases:
             return
 
     def replica_state(self) -> dict[str, Any]:
-        if self.replica is None:
-            return {"configured": False, "up": False, "fallbacks": self.fallbacks}
-        return {"configured": True, "up": self.replica_up, "fallbacks": self.fallbacks}
+        return {
+            "configured": self.replica is not None,
+            "up": self.replica is not None and self.replica_up,
+            "fallbacks": self.fallbacks,
+            "primary_fallbacks": self.primary_fallbacks,
+        }

@@ -428,7 +428,17 @@ def _readiness() -> dict[str, Any]:
                 {
                     "configured": {"type": "boolean"},
                     "up": {"type": "boolean"},
-                    "fallbacks": {"type": "integer", "minimum": 0},
+                    "fallbacks": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Reads meant for the replica that the primary answered.",
+                    },
+                    "primary_fallbacks": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Reads meant for the primary that the replica answered "
+                        "while the primary was down.",
+                    },
                 }
             ),
             "error": {"type": "object", "description": "Present when not ready."},

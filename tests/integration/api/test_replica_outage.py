@@ -102,6 +102,7 @@ async def test_replica_outage_is_invisible_to_clients(
                 "configured": True,
                 "up": False,
                 "fallbacks": state.db.fallbacks,
+                "primary_fallbacks": 0,
             }
             metrics_text = (await client.get("/metrics")).text
             assert "homerun_replica_up 0.0" in metrics_text
@@ -139,14 +140,21 @@ async def test_primary_outage_is_a_clear_503_for_writes_while_reads_go_on(
         queue_redis_url,
         events_redis_url,
         database_replica_url=replicated_db.replica,
-        read_your_writes_seconds=0.2,
+        # Long enough that the token's reads are still pinned to the primary when it goes.
+        read_your_writes_seconds=600,
     )
     reader_id, reader = await new_token(replicated_db.primary, "reader")
     async with running_api(settings) as (app, client):
         state = app.state.homerun
         job_id = (await client.post("/v1/jobs", json=JOB, headers=bearer(reader))).json()["id"]
+        assert await state.reads.pinned(reader_id)
         await eventually(
-            lambda: _not(state.reads.pinned(reader_id)), within=10, message="the pin to end"
+            lambda: pg_cluster.replica_has(
+                replicated_db.primary.rsplit("/", 1)[1],
+                f"SELECT EXISTS (SELECT 1 FROM jobs WHERE id = '{job_id}')",
+            ),
+            within=30,
+            message="the job on the replica",
         )
         await asyncio.to_thread(pg_cluster.primary.stop)
         try:
@@ -156,9 +164,14 @@ async def test_primary_outage_is_a_clear_503_for_writes_while_reads_go_on(
             assert refused.headers["retry-after"] == "2"
             ready = await client.get("/readyz")
             assert ready.status_code == 503 and ready.json()["primary"]["up"] is False
-            # The replica still answers reads.
+            # Reads pinned to the primary are answered by the replica while it is gone.
             got = await client.get(f"/v1/jobs/{job_id}", headers=bearer(reader))
             assert got.status_code == 200 and got.json()["id"] == job_id
+            listed = await client.get("/v1/jobs", headers=bearer(reader))
+            assert listed.status_code == 200
+            assert [j["id"] for j in listed.json()["jobs"]] == [job_id]
+            assert state.db.primary_fallbacks >= 2
+            assert (await client.get("/readyz")).json()["replica"]["primary_fallbacks"] >= 2
         finally:
             await asyncio.to_thread(pg_cluster.primary.start)
 
