@@ -76,6 +76,11 @@ class Settings:
     allowed_images: tuple[str, ...] = ()
     allow_task_network: bool = False
     docker_url: str | None = None
+    # Registry (host[:port]) that task images named without one are pulled from and run
+    # as, e.g. homerun/task-shell:0.1.0 -> <registry>/homerun/task-shell:0.1.0. Empty: such
+    # images must already be on the engine (single node, built there).
+    task_image_registry: str = ""
+    image_pull_timeout_seconds: float = 300.0
     # Labels every task container, so runners (and test suites) sharing one engine only
     # ever sweep their own deployment's containers. Empty: derived from database_url.
     instance: str = ""
@@ -147,6 +152,7 @@ DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
 _AT_LEAST_ONE = frozenset(
     {
         "port",
+        "image_pull_timeout_seconds",
         "max_body_bytes",
         "max_tasks_per_job",
         "max_payload_bytes",

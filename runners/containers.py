@@ -13,6 +13,10 @@ which also needs the operator's ``allow_task_network``:
   keeps at most ``output_limit_bytes`` per stream;
 - labels tie the container to its instance, runner, job, task and attempt.
 
+An image the engine lacks is pulled first (``runners/images.py``), from the operator's
+registry when the task type names it without one; a stop during the pull ends the attempt
+before any container exists.
+
 The engine's blocking calls run in a thread pool of the runner's own, sized for its
 concurrency, so waiting containers cannot starve the rest. The container and the
 attempt's workspace are removed in every path, shielded from cancellation.
@@ -39,7 +43,7 @@ import requests
 from docker.types import LogConfig, Mount, Ulimit
 
 from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
-from runners import capture, workspace
+from runners import capture, images, workspace
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +132,7 @@ class RunResult:
     oom_killed: bool = False
     # The task's command could not be started (no such executable): the task's fault.
     start_error: str | None = None
-    # The engine failed us (image missing, daemon error): not the task's fault.
+    # The engine failed us (image missing or not pullable, daemon error): not the task's fault.
     engine_error: str | None = None
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -153,6 +157,8 @@ class Engine:
         output_file_limit_bytes: int,
         allow_network: bool,
         log_lines_per_second: float,
+        image_registry: str,
+        image_pull_timeout: float,
     ) -> None:
         # Each running attempt holds two connections (wait, attach) and a thread for each.
         pool = 4 * concurrency + 4
@@ -167,8 +173,11 @@ class Engine:
         self.output_file_limit = output_file_limit_bytes
         self.allow_network = allow_network
         self.log_rate = log_lines_per_second
+        self.image_registry = image_registry
+        self.puller = images.Puller(self.client, self.call, timeout=image_pull_timeout)
 
     def close(self) -> None:
+        self.puller.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
@@ -203,13 +212,8 @@ class Engine:
             space = await self.call(
                 workspace.prepare, root, payload=payload, inputs=inputs, files=spec.files
             )
-            try:
-                container = await self.call(self._create, spec, space, labels)
-            except docker.errors.ImageNotFound:
-                result.engine_error = f"image {spec.image} is not on this Docker engine"
-                return result
-            except (docker.errors.DockerException, requests.RequestException) as exc:
-                result.engine_error = f"creating the container failed: {exc}"
+            container = await self._create_pulling(spec, space, labels, stop, result)
+            if container is None:
                 return result
             # Recording the container (a Postgres write) overlaps with attaching and
             # starting it; it only has to land before the attempt is finished.
@@ -231,6 +235,60 @@ class Engine:
         finally:
             result.seconds = time.monotonic() - started
             await _shielded(self._cleanup(container, root))
+
+    async def _create_pulling(
+        self,
+        spec: ContainerSpec,
+        space: workspace.Workspace,
+        labels: AttemptLabels,
+        stop: Stop,
+        result: RunResult,
+    ) -> Any:
+        """Create the container, pulling its image first if the engine lacks it.
+
+        None, with ``result`` saying why, when there is no container to run.
+        """
+        image = images.qualify(spec.image, self.image_registry)
+        try:
+            return await self.call(self._create, image, spec, space, labels)
+        except docker.errors.ImageNotFound:
+            pass
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            result.engine_error = f"creating the container failed: {exc}"
+            return None
+        if not images.is_qualified(image):
+            # No registry configured: an unqualified name would be looked up on Docker
+            # Hub, where anyone may own the name (``homerun/...`` included).
+            result.engine_error = (
+                f"image {image} is not on this Docker engine, and no registry to pull it"
+                " from is set (HOMERUN_TASK_IMAGE_REGISTRY)"
+            )
+            return None
+        pulling = asyncio.ensure_future(self.puller.ensure(image))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({pulling, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if not pulling.done():
+            # Only this attempt's wait ends; other attempts may still want the pull.
+            pulling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pulling
+            result.stopped = stop.reason
+            return None
+        try:
+            pulling.result()
+        except images.PullError as exc:
+            result.engine_error = str(exc)
+            return None
+        try:
+            return await self.call(self._create, image, spec, space, labels)
+        except docker.errors.ImageNotFound:
+            result.engine_error = f"image {image} was pulled but is not on the engine any more"
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            result.engine_error = f"creating the container failed: {exc}"
+        return None
 
     async def _execute(
         self,
@@ -305,7 +363,7 @@ class Engine:
             result.stderr, result.stderr_truncated = err.text(), err.truncated
 
     def _create(
-        self, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels
+        self, image: str, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels
     ) -> Any:
         limits = spec.limits
         mounts = [
@@ -328,7 +386,7 @@ class Engine:
             HOMERUN_ATTEMPT=str(labels.attempt),
         )
         return self.client.containers.create(
-            image=spec.image,
+            image=image,
             command=list(spec.argv),
             # An image's entrypoint would change what argv means; the spec says it all.
             entrypoint=[],

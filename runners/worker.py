@@ -190,6 +190,8 @@ class Runner:
                 output_file_limit_bytes=s.output_file_limit_bytes,
                 allow_network=s.allow_task_network,
                 log_lines_per_second=s.log_lines_per_second,
+                image_registry=s.task_image_registry,
+                image_pull_timeout=s.image_pull_timeout_seconds,
             )
             self._owned.append(self._engine)
 

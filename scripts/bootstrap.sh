@@ -12,6 +12,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v psql >/dev/null || need+=(postgresql)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v dockerd >/dev/null || need+=(docker.io)
+# The registry the image-pull tests (and scripts/cluster.sh) run.
+command -v docker-registry >/dev/null || need+=(docker-registry)
 if ((${#need[@]})); then
     echo "bootstrap: installing ${need[*]}"
     apt-get update -qq

@@ -32,6 +32,8 @@ async def engine(instance: str, tmp_path: Path) -> AsyncIterator[Engine]:
         output_file_limit_bytes=100,
         allow_network=False,
         log_lines_per_second=1000,
+        image_registry="",
+        image_pull_timeout=30.0,
     )
     yield engine
     engine.close()

@@ -20,6 +20,8 @@ def test_every_field_reads_its_variable() -> None:
             "HOMERUN_ALLOW_TASK_NETWORK": "yes",
             "HOMERUN_ALLOWED_IMAGES": "alpine:*, busybox:1 ,",
             "HOMERUN_DATABASE_REPLICA_URL": "postgresql://u@replica/db",
+            "HOMERUN_TASK_IMAGE_REGISTRY": "registry.example:5000",
+            "HOMERUN_IMAGE_PULL_TIMEOUT_SECONDS": "42.5",
         }
     )
     assert settings.port == 9001
@@ -27,6 +29,8 @@ def test_every_field_reads_its_variable() -> None:
     assert settings.allow_task_network is True
     assert settings.allowed_images == ("alpine:*", "busybox:1")
     assert settings.database_replica_url == "postgresql://u@replica/db"
+    assert settings.task_image_registry == "registry.example:5000"
+    assert settings.image_pull_timeout_seconds == 42.5
     assert Settings.from_env({}) == Settings(runner_id=settings.runner_id)
 
 
