@@ -6,7 +6,7 @@
 #   scripts/cluster.sh status        the nodes, their labels and state
 #   scripts/cluster.sh kill NODE     SIGKILL a node's engine and everything it runs (node loss)
 #   scripts/cluster.sh start NODE    start a killed node's engine again; it rejoins by itself
-#   scripts/cluster.sh images [...]  build the homerun images, push them to the registry
+#   scripts/cluster.sh images [...]  build the homerun images; serve the Hub's images to the nodes
 #   scripts/cluster.sh deploy [STACK]  images, then the homerun stack (scripts/up.sh) on it
 #   scripts/cluster.sh docker NODE ARGS...   the docker CLI against NODE (1..N)
 #
@@ -15,14 +15,19 @@
 # off a Linux bridge in the root namespace with one veth each, on a private /24: the bridge is
 # .1, node I is .(10+I). The host's own engine and its Swarm are never touched.
 #
-# A registry (Debian's docker-registry binary, run as a plain process) listens on the bridge
-# address, where every node engine trusts it as an insecure registry, and on a loopback port,
-# where the host's engine (which every engine trusts on 127.0.0.0/8) pushes. `images` builds
-# with the host's engine (builds need Debian's mirror; the nodes have no route off this
-# machine), pushes, and the nodes pull. Nothing is copied between engines by hand.
+# The nodes have no route off this machine, so they cannot reach Docker Hub. The cluster
+# gives them a Hub mirror instead: a registry (Debian's docker-registry binary, run as a plain
+# process) on the bridge address, set as every node engine's registry mirror; the host's
+# engine pushes to it on a loopback port (engines trust 127.0.0.0/8 without TLS). It holds
+# only the two official images the stack's own registry needs (registry:2, haproxy:2.6),
+# made from Debian's packages (images/standins/). homerun's images are built by the host's
+# engine (builds need Debian's mirror) and pushed by `make up` to the registry the stack
+# runs ON the Swarm, through a loopback forward to node1 (what `ssh -L` is to a remote
+# manager); the nodes pull them from it. Nothing is copied between engines by hand.
 #
 # Node labels (the ones stack/topology.py places by, see docs/multinode.md):
-#   node1          homerun.postgres=primary  homerun.redis=true   (the manager)
+#   node1          homerun.postgres=primary  homerun.redis=true  homerun.registry=true
+#                  (the manager)
 #   node2          homerun.postgres=replica  homerun.runner=true
 #   node3..N       homerun.runner=true
 #   (with N=1 node1 carries every label; with N=2 node2 is the only runner)
@@ -34,7 +39,8 @@
 # Environment:
 #   HOMERUN_CLUSTER_NAME           prefix of every object, default "hrc" (1-8 of [a-z0-9])
 #   HOMERUN_CLUSTER_SUBNET         first three octets of the /24, default 10.213.0
-#   HOMERUN_CLUSTER_REGISTRY_PORT  default 5000
+#   HOMERUN_CLUSTER_REGISTRY_PORT  the Hub mirror's port on the bridge, default 5000
+#   HOMERUN_REGISTRY_PORT          the stack's own registry port on every node, default 5000
 #   HOMERUN_CLUSTER_DIR            state, data roots and registry storage,
 #                                  default .homerun/cluster/<name>
 #
@@ -45,6 +51,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NAME="${HOMERUN_CLUSTER_NAME:-hrc}"
 NET="${HOMERUN_CLUSTER_SUBNET:-10.213.0}"
 REGISTRY_PORT="${HOMERUN_CLUSTER_REGISTRY_PORT:-5000}"
+# The port of the registry the homerun stack runs on the Swarm (on every node's loopback).
+STACK_REGISTRY_PORT="${HOMERUN_REGISTRY_PORT:-5000}"
 DIR="${HOMERUN_CLUSTER_DIR:-$ROOT/.homerun/cluster/$NAME}"
 # Exec roots hold containerd's sockets: keep the path short (unix socket paths max 107 bytes).
 RUN="/run/homerun-cluster/$NAME"
@@ -74,7 +82,7 @@ existing_nodes() {
 
 labels_of() {
     local i="$1" n="$2" l=()
-    [ "$i" = 1 ] && l+=(homerun.postgres=primary homerun.redis=true)
+    [ "$i" = 1 ] && l+=(homerun.postgres=primary homerun.redis=true homerun.registry=true)
     { [ "$i" = 2 ] || { [ "$n" = 1 ] && [ "$i" = 1 ]; }; } && l+=(homerun.postgres=replica)
     { [ "$i" -ge 2 ] || [ "$n" = 1 ]; } && l+=(homerun.runner=true)
     echo "${l[*]}"
@@ -139,6 +147,7 @@ write_daemon_json() {
   "pidfile": "$RUN/node$i.pid",
   "hosts": ["unix://$(sock "$i")"],
   "insecure-registries": ["$REGISTRY"],
+  "registry-mirrors": ["http://$REGISTRY"],
   "exec-opts": ["native.cgroupdriver=cgroupfs"],
   "cgroup-parent": "/$(cgroup "$i")",
   "labels": ["homerun.cluster=$NAME", "homerun.node=node$i"],
@@ -220,11 +229,11 @@ remove_cgroups() {
     true
 }
 
-# ---------------------------------------------------------------- registry
+# ---------------------------------------------------------------- the Hub mirror
 # One storage directory, served twice: on the bridge address, where the nodes pull from it
-# (they are started with it as an insecure registry), and on a free loopback port, where the
-# host's engine pushes to it (every engine trusts 127.0.0.0/8 without TLS, so the host's
-# configuration stays untouched). A repository is the same whichever address names it.
+# (their engines' registry mirror), and on a free loopback port, where the host's engine
+# pushes to it (every engine trusts 127.0.0.0/8 without TLS, so the host's configuration
+# stays untouched). A repository is the same whichever address names it.
 start_registry() {
     local which="$1" addr="$2" pidfile="$DIR/registry-$1.pid"
     if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then return 0; fi
@@ -253,6 +262,36 @@ EOF
     done
     echo "$addr" >"$DIR/registry-$which.addr"
     log "registry ($which side) $addr"
+}
+
+# The loopback end of the way to the stack's registry (port 5000 of node1, published by its
+# registry-proxy): where the host's engine pushes homerun's images. Engines trust 127.0.0.0/8
+# without TLS; node1's address would need the host's engine reconfigured.
+ensure_forward() {
+    local pidfile="$DIR/forward.pid" addr
+    if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        cat "$DIR/forward.addr"
+        return 0
+    fi
+    addr="127.0.0.1:$(free_port)"
+    # shellcheck disable=SC2016 # expanded by the inner sh, from its arguments
+    setsid -f sh -c 'echo $$ >"$1"; exec socat "TCP-LISTEN:$2,bind=127.0.0.1,fork,reuseaddr" "TCP:$3"' sh \
+        "$pidfile" "${addr#*:}" "$(node_ip 1):$STACK_REGISTRY_PORT" </dev/null >>"$DIR/forward.log" 2>&1 9>&-
+    local deadline=$((SECONDS + 10))
+    until [ -s "$pidfile" ] && (exec 3<>"/dev/tcp/127.0.0.1/${addr#*:}") 2>/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] || die "the forward to node1's registry port did not start"
+        sleep 0.1
+    done
+    echo "$addr" >"$DIR/forward.addr"
+    log "forward $addr -> $(node_ip 1):$STACK_REGISTRY_PORT (the stack's registry)"
+    echo "$addr"
+}
+
+stop_forward() {
+    local pid
+    pid="$(cat "$DIR/forward.pid" 2>/dev/null)" || return 0
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    rm -f "$DIR/forward.pid" "$DIR/forward.addr"
 }
 
 free_port() {
@@ -330,11 +369,13 @@ write_state() {
 
 # ---------------------------------------------------------------- commands
 # Debian's docker-registry is the registry binary (its service is not enabled: the
-# policy-rc.d of such machines, or us never starting it); busybox-static makes the tiny
-# image of the cluster's own smoke test (tests/cluster).
+# policy-rc.d of such machines, or us never starting it); socat is the forward to the
+# stack's registry; busybox-static makes the tiny image of the cluster's own smoke test
+# (tests/cluster).
 ensure_tools() {
     local need=()
     command -v docker-registry >/dev/null || need+=(docker-registry)
+    command -v socat >/dev/null || need+=(socat)
     [ -x /bin/busybox ] || need+=(busybox-static)
     ((${#need[@]})) || return 0
     log "installing ${need[*]} from Debian's packages"
@@ -369,6 +410,7 @@ cmd_down() {
         rm -f "$(sock "$i")"
         remove_cgroups "$i"
     done
+    stop_forward
     stop_registries
     forget_stacks
     ip link del "$BRIDGE" 2>/dev/null || true
@@ -391,47 +433,61 @@ cmd_status() {
     done
 }
 
+mirror_has() {
+    curl -fs -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+        "http://$(push_registry)/v2/$1/manifests/$2"
+}
+
+mirror_push() {
+    local push
+    push="$(push_registry)"
+    docker push -q "$push/$1" >/dev/null
+    docker rmi "$push/$1" >/dev/null
+    log "Hub mirror: ${1#library/} (nodes pull it as ${1#library/})"
+}
+
 cmd_images() {
     [ -s "$STATE" ] || die "no cluster: run 'scripts/cluster.sh up' first"
-    local tag push image i n
+    local tag push
     tag="${HOMERUN_IMAGE_TAG:-$("$ROOT/.venv/bin/python" -c 'import tomllib; print(tomllib.load(open("'"$ROOT"'/pyproject.toml", "rb"))["project"]["version"])')}"
     push="$(push_registry)"
     # Built by the host's engine, where image builds reach Debian's mirror (the nodes have no
     # route off this machine); a string of cache hits when `make images` already ran.
     [ "${HOMERUN_SKIP_IMAGES:-0}" = 1 ] || HOMERUN_IMAGE_TAG="$tag" HOMERUN_NO_PULL=1 "$ROOT/scripts/images.sh" "$@"
-    for image in $(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep "^homerun/.*:$tag\$"); do
-        # The extra tag exists only for the push; the host keeps its images as they were.
-        docker tag "$image" "$push/$image"
-        docker push -q "$push/$image" >/dev/null
-        docker rmi "$push/$image" >/dev/null
-        log "pushed $image: nodes pull it as $REGISTRY/$image"
-    done
-    # The runner starts task containers by the task type's image name (homerun/task-*:TAG)
-    # and never pulls: each runner node pulls it from the registry and names it so.
-    n="$(existing_nodes | wc -l)"
-    for i in $(existing_nodes); do
-        case " $(labels_of "$i" "$n") " in *" homerun.runner=true "*) ;; *) continue ;; esac
-        for image in $(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep "^homerun/task-.*:$tag\$"); do
-            ndocker "$i" pull -q "$REGISTRY/$image" >/dev/null
-            ndocker "$i" tag "$REGISTRY/$image" "$image"
-        done
-        log "node$i: task images pulled from $REGISTRY"
-    done
+    # The official images the stack's registry runs on, as the nodes' Hub mirror serves them
+    # (library/ is the Hub's namespace of official images). Pushed once: like the Hub's, they
+    # do not change under a deployed stack. The extra tags exist only for the push: the host
+    # keeps its images as they were.
+    if ! mirror_has library/registry 2; then
+        local out
+        out="$(docker build -f "$ROOT/images/standins/registry.Dockerfile" \
+            -t "$push/library/registry:2" "$ROOT/images/standins" 2>&1)" || { echo "$out" >&2; die "building the registry:2 stand-in failed"; }
+        mirror_push library/registry:2
+    fi
+    if ! mirror_has library/haproxy 2.6; then
+        docker tag "homerun/edge:$tag" "$push/library/haproxy:2.6" # Debian's HAProxy 2.6
+        mirror_push library/haproxy:2.6
+    fi
 }
 
-# The homerun stack on the cluster, deployed by `make up`'s own script pointed at the manager:
-# images from the cluster's registry, services placed by the node labels, and two settings
-# only this one-machine cluster needs: the runner's Docker socket named after its node (a
-# Swarm mount template; the nodes share the host's filesystem), and the API reached on
-# node1's address. dnsrr and host-mode ports are chosen by up.sh's own preflight (no IPVS).
+# The homerun stack on the cluster, deployed by `make up`'s own script pointed at the manager.
+# With no registry configured on a multi-node Swarm it runs one on the Swarm and pushes the
+# images there, through the forward to node1. Two settings only this one-machine cluster
+# needs: the runner's Docker socket named after its node (a Swarm mount template; the nodes
+# share the host's filesystem), and the API reached on node1's address. dnsrr and host-mode
+# ports are chosen by up.sh's own preflight (no IPVS).
 cmd_deploy() {
     [ -s "$STATE" ] || die "no cluster: run 'scripts/cluster.sh up' first"
-    local stack="${1:-$NAME}" port="${HOMERUN_API_PORT:-8000}"
+    local stack="${1:-$NAME}" port="${HOMERUN_API_PORT:-8000}" forward
+    # The host's engine holds the images it built (read before DOCKER_HOST names node1).
+    local builder="${DOCKER_HOST:-unix:///var/run/docker.sock}"
     cmd_images
+    forward="$(ensure_forward)"
     echo "$stack" >>"$DIR/stacks"
     local socket='/var/run/docker-{{.Node.Hostname}}.sock'
     DOCKER_HOST="unix://$(sock 1)" HOMERUN_STACK="$stack" HOMERUN_API_PORT="$port" \
-        HOMERUN_REGISTRY="$REGISTRY" HOMERUN_SKIP_IMAGES=1 \
+        HOMERUN_REGISTRY_PUSH="$forward" HOMERUN_PUSH_DOCKER_HOST="$builder" \
+        HOMERUN_SKIP_IMAGES=1 \
         HOMERUN_API_URL="http://$(node_ip 1):$port" HOMERUN_ENV_FILE="$DIR/$stack.env" \
         HOMERUN_COMPOSE_ARGS="--placement-labels --docker-socket $socket ${HOMERUN_COMPOSE_ARGS:-}" \
         "$ROOT/scripts/up.sh"

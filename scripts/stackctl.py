@@ -31,6 +31,7 @@ from docker.errors import APIError, NotFound
 
 # Run as a script from anywhere: the project root holds the `stack` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from stack.model import EndpointMode, PublishMode
 from stack.topology import StackConfig, build_topology
 
 NAMESPACE = "com.docker.stack.namespace"
@@ -244,7 +245,16 @@ def leftovers(stack: str) -> dict[str, list[str]]:
         "volumes": [v.name for v in client.volumes.list(filters=label)],
     }
     # Objects made by the Pulumi program carry the topology's names but not Docker's label.
-    topo = build_topology(StackConfig(stack=stack))
+    # Every optional part included (the registry and its per-node proxy), whatever this
+    # stack was deployed with.
+    topo = build_topology(
+        StackConfig(
+            stack=stack,
+            run_registry=True,
+            endpoint_mode=EndpointMode.DNSRR,
+            publish_mode=PublishMode.HOST,
+        )
+    )
     names = {
         "services": {s.name for s in topo.services},
         "networks": {n.name for n in topo.networks},

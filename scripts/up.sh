@@ -5,7 +5,16 @@
 # Environment:
 #   HOMERUN_STACK         stack name, default homerun (every object is named <stack>_...)
 #   HOMERUN_API_PORT      the published API port, default 8000
-#   HOMERUN_REGISTRY      registry host[:port] the images come from, default none (local images)
+#   HOMERUN_REGISTRY      registry host[:port] the images come from, default none: local images
+#                         on a one-node Swarm, the stack's own registry on a multi-node one
+#   HOMERUN_RUN_REGISTRY  1: run a registry on the Swarm (the stack's `registry` service) and
+#                         push the images there; 0: never; default auto: when HOMERUN_REGISTRY
+#                         is empty and the Swarm has more than one node
+#   HOMERUN_REGISTRY_PORT its port on every node's loopback, default 5000
+#   HOMERUN_REGISTRY_PUSH where this machine pushes to it, default 127.0.0.1:<that port>
+#                         (a forward when this machine is not a node, see scripts/cluster.sh)
+#   HOMERUN_PUSH_DOCKER_HOST  the engine holding the built images, default DOCKER_HOST
+#   HOMERUN_SKIP_PUSH=1   do not push the images to HOMERUN_REGISTRY (they are there already)
 #   HOMERUN_ENV_FILE      where URL and token go, default .homerun/env for the default stack,
 #                         .homerun/stacks/<stack>/env for any other
 #   HOMERUN_UP_TIMEOUT    seconds to wait for a healthy stack, default 300
@@ -47,6 +56,26 @@ use_pulumi() {
 compose_args=(--stack "$STACK" --port "$PORT" --auto-modes ${HOMERUN_COMPOSE_ARGS:-})
 [ -z "${HOMERUN_REGISTRY:-}" ] || compose_args+=(--registry "$HOMERUN_REGISTRY")
 
+# Every node pulls the images, so a Swarm of several nodes needs a registry: with none
+# configured, the stack runs its own (stack/topology.py, `registry` and `registry-proxy`).
+RUN_REGISTRY="${HOMERUN_RUN_REGISTRY:-auto}"
+REGISTRY_PORT="${HOMERUN_REGISTRY_PORT:-5000}"
+if [ "$RUN_REGISTRY" = auto ]; then
+    RUN_REGISTRY=0
+    if [ -z "${HOMERUN_REGISTRY:-}" ] && [ "$(docker node ls -q 2>/dev/null | wc -l)" -gt 1 ]; then
+        RUN_REGISTRY=1
+        log "a Swarm of several nodes and no HOMERUN_REGISTRY: running a registry on the Swarm"
+    fi
+fi
+case "$RUN_REGISTRY" in
+    0) ;;
+    1)
+        [ -z "${HOMERUN_REGISTRY:-}" ] || { log "HOMERUN_REGISTRY and HOMERUN_RUN_REGISTRY=1: choose one"; exit 2; }
+        compose_args+=(--run-registry --registry-port "$REGISTRY_PORT")
+        ;;
+    *) log "HOMERUN_RUN_REGISTRY must be 0, 1 or auto, not $RUN_REGISTRY"; exit 2 ;;
+esac
+
 # The runner's work directory is bind-mounted from the same host path (stack/topology.py
 # WORK_DIR); a bind mount's source must exist on the node before the task starts.
 mkdir -p /var/lib/homerun/work
@@ -67,7 +96,28 @@ else
     "$PY" -m stack.compose "${compose_args[@]}" -o "$STATE/compose.yml"
     echo compose >"$STATE/deployer"
     resolve=never # local images: there is no registry digest to pin
-    [ -z "${HOMERUN_REGISTRY:-}" ] || resolve=always
+    [ -z "${HOMERUN_REGISTRY:-}" ] && [ "$RUN_REGISTRY" = 0 ] || resolve=always
+    if [ -n "${HOMERUN_REGISTRY:-}" ] && [ "${HOMERUN_SKIP_PUSH:-0}" != 1 ]; then
+        # Your registry: the images built here go there first (`docker login` beforehand if
+        # it wants one).
+        DOCKER_HOST="${HOMERUN_PUSH_DOCKER_HOST:-${DOCKER_HOST:-}}" scripts/push-images.sh "$HOMERUN_REGISTRY"
+    fi
+    if [ "$RUN_REGISTRY" = 1 ]; then
+        # The registry first (rendered exactly as in the whole stack, so the second deploy
+        # leaves it be), then the images into it, then everything that pulls them.
+        "$PY" -m stack.compose "${compose_args[@]}" --registry-only -o "$STATE/registry.yml"
+        log "docker stack deploy $STACK: its registry"
+        docker stack deploy --resolve-image "$resolve" -c "$STATE/registry.yml" "$STACK" \
+            | { grep -v '^Updating service' || true; } | sed 's/^/[up]   /' >&2
+        "$PY" scripts/stackctl.py wait "$STACK" --timeout "$TIMEOUT"
+        push="${HOMERUN_REGISTRY_PUSH:-127.0.0.1:$REGISTRY_PORT}"
+        deadline=$((SECONDS + 60))
+        until curl -fs -o /dev/null "http://$push/v2/"; do
+            [ "$SECONDS" -lt "$deadline" ] || { log "the registry does not answer at $push"; exit 1; }
+            sleep 0.5
+        done
+        DOCKER_HOST="${HOMERUN_PUSH_DOCKER_HOST:-${DOCKER_HOST:-}}" scripts/push-images.sh "$push"
+    fi
     log "docker stack deploy $STACK"
     # Docker says "Updating service" for every existing service even when its spec is
     # unchanged (and then nothing restarts); only creations and removals are news.

@@ -14,9 +14,11 @@ def main() -> None:
     import pulumi
 
     from stack.components.edge import Edge
+    from stack.components.images import Images
     from stack.components.network import Networks
     from stack.components.postgres import Postgres
     from stack.components.redis import Redis
+    from stack.components.registry import Registry
     from stack.components.render import Refs
     from stack.components.secrets import Secrets
     from stack.components.services import App
@@ -24,25 +26,44 @@ def main() -> None:
     from stack.topology import build_topology
 
     deployment = read(pulumi.Config())
-    topology = build_topology(deployment.stack)
+    config = deployment.stack
+    topology = build_topology(config)
     name = topology.stack
 
     networks = Networks(f"{name}-networks", topology)
     secrets = Secrets(f"{name}-secrets", topology, deployment.secrets)
     refs = Refs(networks=networks.networks, secrets=secrets.secrets, configs={}, volumes={})
-    postgres = Postgres(f"{name}-postgres", topology, refs)
-    redis = Redis(f"{name}-redis", topology, refs)
+    # With its own registry the stack's images must be in it before any service pulls them.
+    pushed: list[pulumi.Resource] = []
+    if config.run_registry:
+        registry = Registry(f"{name}-registry", topology, refs, config.image_registry)
+        images = Images(
+            f"{name}-images",
+            config,
+            registry.ready,
+            pulumi.ResourceOptions(depends_on=[registry]),
+        )
+        pushed.append(images)
+    after_pushes = pulumi.ResourceOptions(depends_on=pushed)
+    postgres = Postgres(f"{name}-postgres", topology, refs, after_pushes)
+    redis = Redis(f"{name}-redis", topology, refs, after_pushes)
     # The API migrates the database at start-up and the runners need the queue: start the
     # application once its data services exist.
-    app = App(f"{name}-app", topology, refs, pulumi.ResourceOptions(depends_on=[postgres, redis]))
+    app = App(
+        f"{name}-app",
+        topology,
+        refs,
+        pulumi.ResourceOptions(depends_on=[postgres, redis, *pushed]),
+    )
     Edge(f"{name}-edge", topology, refs, pulumi.ResourceOptions(depends_on=[app]))
 
-    port = deployment.stack.api_port
+    port = config.api_port
     pulumi.export("stack", name)
     pulumi.export("apiUrl", f"http://localhost:{port}")
+    pulumi.export("registry", config.image_registry)
     pulumi.export("services", [svc.name for svc in topology.services])
-    pulumi.export("endpointMode", deployment.stack.endpoint_mode.value)
-    pulumi.export("publishMode", deployment.stack.publish_mode.value)
+    pulumi.export("endpointMode", config.endpoint_mode.value)
+    pulumi.export("publishMode", config.publish_mode.value)
 
 
 def _importable() -> None:

@@ -4,6 +4,10 @@ without Pulumi, and the one the end-to-end tests use.
     python -m stack.compose --stack homerun --auto-modes > compose.yml
     docker stack deploy --prune -c compose.yml homerun
 
+With ``--run-registry`` the stack runs its own registry; ``--registry-only`` renders just that
+part (its network, volume, config and services), to deploy it under the same stack name, push
+the images into it, then deploy the whole file, in which the part is rendered identically.
+
 Every top-level object carries an explicit ``name:`` (``<stack>_<key>``), so Swarm names are
 the ones the Pulumi program creates too; services become ``<stack>_<key>`` by Docker's rule.
 """
@@ -30,7 +34,13 @@ from stack.model import (
     duration,
 )
 from stack.modes import detect_modes
-from stack.topology import DEFAULT_TAG, StackConfig, build_topology, parse_resource
+from stack.topology import (
+    DEFAULT_TAG,
+    REGISTRY_SERVICE_KEYS,
+    StackConfig,
+    build_topology,
+    parse_resource,
+)
 
 __all__ = ["detect_modes", "main", "render", "render_yaml", "write_configs"]
 
@@ -43,7 +53,7 @@ def render(
     config_files: Mapping[str, Path],
 ) -> dict[str, Any]:
     """The compose document. Secret and config contents stay in files; only paths appear."""
-    return {
+    document = {
         "version": COMPOSE_VERSION,
         "services": {svc.key: _service(svc) for svc in topology.services},
         "networks": {
@@ -64,6 +74,8 @@ def render(
             c.key: {"name": c.name, "file": str(config_files[c.key])} for c in topology.configs
         },
     }
+    # A part of the stack (--registry-only) has no secrets: leave out what would be empty.
+    return {key: value for key, value in document.items() if value}
 
 
 def render_yaml(document: Mapping[str, Any]) -> str:
@@ -205,6 +217,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stack", default=d.stack, help="stack name, prefix of every object")
     p.add_argument("--registry", default=d.registry, help="registry host[:port] for images")
+    p.add_argument(
+        "--run-registry",
+        action="store_true",
+        help="run a registry on the Swarm and take the images from 127.0.0.1:<registry-port> "
+        "(instead of --registry)",
+    )
+    p.add_argument(
+        "--registry-port",
+        type=int,
+        default=d.registry_port,
+        help="the registry's port on every node",
+    )
+    p.add_argument("--registry-image", default=d.registry_image, help="image of the registry")
+    p.add_argument(
+        "--registry-proxy-image",
+        default=d.registry_proxy_image,
+        help="image of registry-proxy (HAProxy; used with host-mode ports)",
+    )
+    p.add_argument(
+        "--registry-only",
+        action="store_true",
+        help="with --run-registry: render only the registry's part of the stack, to deploy "
+        "and fill before the rest",
+    )
     p.add_argument("--tag", default=DEFAULT_TAG, help="image tag")
     p.add_argument("--api-replicas", type=int, default=d.api_replicas)
     p.add_argument("--runner-replicas", type=int, default=d.runner_replicas)
@@ -228,7 +264,7 @@ def _parser() -> argparse.ArgumentParser:
         "--placement-labels",
         action="store_true",
         help="constrain services to nodes labelled homerun.postgres=primary|replica, "
-        "homerun.redis=true, homerun.runner=true",
+        "homerun.redis=true, homerun.runner=true (and homerun.registry=true)",
     )
     p.add_argument(
         "--label-prefix", default=d.label_prefix, help="prefix of node and service labels"
@@ -282,6 +318,10 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         allowed_images=tuple(i.strip() for i in args.allowed_images.split(",") if i.strip()),
         resources=dict(args.resources),
         docker_socket=args.docker_socket,
+        run_registry=args.run_registry,
+        registry_port=args.registry_port,
+        registry_image=args.registry_image,
+        registry_proxy_image=args.registry_proxy_image,
     )
 
 
@@ -296,13 +336,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.registry_only and not config.run_registry:
+        parser.error("--registry-only needs --run-registry")
     topology = build_topology(config)
+    if args.registry_only:
+        topology = topology.only(s.key for s in topology.services if s.key in REGISTRY_SERVICE_KEYS)
     state = Path(".homerun") / "stacks" / config.stack
+    secret_files: dict[str, Path] = {}
     try:
-        secret_files = secretfiles.ensure(
-            args.secrets_dir or secretfiles.default_dir(config.stack),
-            generate=not args.no_generate_secrets,
-        )
+        if topology.secrets:
+            secret_files = secretfiles.ensure(
+                args.secrets_dir or secretfiles.default_dir(config.stack),
+                generate=not args.no_generate_secrets,
+            )
     except FileNotFoundError as exc:
         print(f"stack.compose: {exc}", file=sys.stderr)
         return 1
@@ -312,8 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.output.write_text(text)
     else:
         sys.stdout.write(text)
+    part = " (registry only)" if args.registry_only else ""
     print(
-        f"stack.compose: stack {config.stack}: endpoint_mode={config.endpoint_mode.value} "
+        f"stack.compose: stack {config.stack}{part}: endpoint_mode={config.endpoint_mode.value} "
         f"publish_mode={config.publish_mode.value}",
         file=sys.stderr,
     )

@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+# Swarm's embedded DNS, re-asked every second: a task that moved is found again at once.
+_SWARM_RESOLVERS = """resolvers swarm
+    nameserver dns 127.0.0.11:53
+    accepted_payload_size 8192
+    resolve_retries 3
+    timeout resolve 1s
+    timeout retry 1s
+    hold valid 1s
+    hold other 1s
+    hold refused 1s
+    hold nx 1s
+    hold timeout 1s
+    hold obsolete 1s
+"""
+
 
 def haproxy_cfg(*, listen_port: int, backend_host: str, backend_port: int, slots: int) -> str:
     """The edge proxy in front of the API: the only published port of the stack.
@@ -31,19 +46,7 @@ defaults
     option redispatch 1
     retry-on conn-failure empty-response
 
-resolvers swarm
-    nameserver dns 127.0.0.11:53
-    accepted_payload_size 8192
-    resolve_retries 3
-    timeout resolve 1s
-    timeout retry 1s
-    hold valid 1s
-    hold other 1s
-    hold refused 1s
-    hold nx 1s
-    hold timeout 1s
-    hold obsolete 1s
-
+{_SWARM_RESOLVERS}
 frontend api
     bind :{listen_port}
     monitor-uri /edge-healthz
@@ -55,4 +58,37 @@ backend api
     http-check expect status 200
     default-server inter 1s fall 2 rise 1 resolvers swarm resolve-prefer ipv4 init-addr none
     server-template api {slots} {backend_host}:{backend_port} check
+"""
+
+
+def registry_proxy_cfg(*, listen_port: int, backend_host: str, backend_port: int) -> str:
+    """``registry-proxy``: the stack's registry on every node's 127.0.0.1, without IPVS.
+
+    Engines pull from ``127.0.0.1:<port>`` (trusted without TLS), so every node must answer
+    there. A host-mode port exists only where a task runs; this proxy runs on every node,
+    holds the port and passes the bytes (TCP mode: the registry sees the client's Host and
+    builds its upload URLs from it) to the one registry task over the overlay. Timeouts are
+    inactivity timeouts, long enough for a big layer's upload or a slow pull.
+    """
+    return f"""# Rendered by stack/conffiles.py.
+global
+    log stdout format raw local0 warning
+    maxconn 1024
+
+defaults
+    mode tcp
+    log global
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+    retries 3
+
+{_SWARM_RESOLVERS}
+frontend registry
+    bind :{listen_port}
+    default_backend registry
+
+backend registry
+    default-server inter 2s fall 2 rise 1 resolvers swarm resolve-prefer ipv4 init-addr none
+    server-template registry 1 {backend_host}:{backend_port} check
 """

@@ -54,6 +54,10 @@ def read(cfg: pulumi.Config) -> Deployment:
         allowed_images=tuple(_strings(cfg, "allowedImages")),
         resources=_resources(cfg),
         docker_socket=cfg.get("dockerSocket") or d.docker_socket,
+        run_registry=_bool(cfg, "runRegistry", d.run_registry),
+        registry_port=_int(cfg, "registryPort", d.registry_port),
+        registry_image=cfg.get("registryImage") or d.registry_image,
+        registry_proxy_image=cfg.get("registryProxyImage") or d.registry_proxy_image,
     )
     secrets_dir = Path(cfg.get("secretsDir") or secretfiles.default_dir(stack.stack))
     return Deployment(stack, _secrets(cfg, secrets_dir))

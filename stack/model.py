@@ -8,7 +8,7 @@ same Swarm objects by construction.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -193,6 +193,23 @@ class Topology:
 
     def volume(self, key: str) -> Volume:
         return _by_key(self.volumes, key)
+
+    def only(self, keys: Iterable[str]) -> Topology:
+        """The named services and exactly the objects they refer to, unchanged: a part of the
+        stack that can be deployed first and then again, identically, with the rest."""
+        services = tuple(self.service(key) for key in keys)
+        networks = {n for svc in services for n in svc.networks}
+        secrets = {r.secret for svc in services for r in svc.secrets}
+        configs = {r.config for svc in services for r in svc.configs}
+        volumes = {m.source for svc in services for m in svc.mounts if m.type == "volume"}
+        return Topology(
+            self.stack,
+            tuple(n for n in self.networks if n.key in networks),
+            tuple(s for s in self.secrets if s.key in secrets),
+            tuple(c for c in self.configs if c.key in configs),
+            tuple(v for v in self.volumes if v.key in volumes),
+            services,
+        )
 
 
 _Keyed = TypeVar("_Keyed", Network, Secret, Config, Volume)

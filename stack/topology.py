@@ -11,11 +11,25 @@ Names services use to reach each other: network aliases equal to the service key
 identical in both renderings (the Swarm service names are ``<stack>_<key>`` in both, too):
     postgres-primary:5432  postgres-replica:5432  redis-queue:6379  redis-events:6379  api:8000
 
-Published: only the API's port, and only by ``edge`` (HAProxy, one task per node), which
+Published: the API's port, and only by ``edge`` (HAProxy, one task per node), which
 spreads requests over the API tasks it finds by DNS and retries a failed connection on
 another one. It is there on every host: with host-mode publishing (no IPVS) two API replicas
 on one node could not both bind the port, and with the routing mesh it still turns a rolling
 update's dying task into a retry instead of a failed request.
+
+The stack's own registry (``run_registry``)
+-------------------------------------------
+A multi-node Swarm needs the images on every node. With ``run_registry`` the stack runs
+``registry`` (Docker's ``registry:2``, one replica, its blobs on the ``registry`` volume) and
+every image is named ``127.0.0.1:<registry_port>/homerun/<name>:<tag>``: engines trust a
+registry on 127.0.0.0/8 without TLS, so that name works on every node as long as every node
+answers on that port (the design of Docker's own Swarm tutorial). With the routing mesh the
+registry publishes the port itself (ingress: every node answers). Without it (host-mode
+ports) ``registry-proxy`` (HAProxy in TCP mode, one task per node) holds the port on every
+node and forwards to ``registry:5000`` over the ``registry`` overlay. The registry's and the
+proxy's own images cannot come from the registry they provide: they are public images
+(``registry_image``, ``registry_proxy_image``). The images to push are ``IMAGE_NAMES``;
+the runner pulls task images from the same place (HOMERUN_TASK_IMAGE_REGISTRY).
 
 ``homerun/app``: command ``homerun api|runner|notifier`` (the entrypoint runs it as given);
 ``homerun-healthcheck`` is its health check. The runner starts as user 0 with the Docker socket
@@ -43,7 +57,9 @@ Placement
 With ``placement_labels`` off (the default, right for one node) nothing is constrained. On a
 multi-node Swarm turn it on and label nodes: ``homerun.postgres=primary``,
 ``homerun.postgres=replica`` (different nodes: the volumes are node-local), ``homerun.redis=true``
-and ``homerun.runner=true`` on any number of nodes. API replicas are spread by the scheduler.
+and ``homerun.runner=true`` on any number of nodes, and with ``run_registry``
+``homerun.registry=true`` on one node (its volume is node-local: the images live there). API
+replicas are spread by the scheduler.
 """
 
 from __future__ import annotations
@@ -76,6 +92,8 @@ from stack.model import (
 
 __all__ = [
     "DEFAULT_RESOURCES",
+    "IMAGE_NAMES",
+    "REGISTRY_SERVICE_KEYS",
     "SECRET_KEYS",
     "SERVICE_KEYS",
     "StackConfig",
@@ -86,6 +104,9 @@ __all__ = [
 ]
 
 DEFAULT_TAG = "0.1.0"
+# The homerun images (scripts/images.sh builds exactly these), all named homerun/<name>:<tag>.
+IMAGE_NAMES = ("app", "postgres", "redis", "edge", "task-shell", "task-python")
+# Services every stack has.
 SERVICE_KEYS = (
     "postgres-primary",
     "postgres-replica",
@@ -96,6 +117,8 @@ SERVICE_KEYS = (
     "notifier",
     "edge",
 )
+# Services only a stack with run_registry has; "registry-proxy" only with host-mode ports.
+REGISTRY_SERVICE_KEYS = ("registry", "registry-proxy")
 # Secret key -> what it holds. The file of each is named after its key (see stack.secretfiles).
 SECRET_KEYS = {
     "db-password": "password of the homerun database user",
@@ -115,6 +138,9 @@ DEFAULT_RESOURCES: Mapping[str, Resources] = {
     "runner": Resources(1.0, 512, 0.1, 128),
     "notifier": Resources(0.5, 256, 0.05, 64),
     "edge": Resources(0.5, 128, 0.05, 32),
+    # A layer upload is streamed to disk, but the registry buffers and hashes as it goes.
+    "registry": Resources(1.0, 512, 0.1, 64),
+    "registry-proxy": Resources(0.5, 128, 0.05, 32),
 }
 
 APP_PORT = 8000
@@ -125,6 +151,9 @@ PG_DB = "homerun"
 PG_REPLICATION_USER = "replicator"
 PG_DATA_MOUNT = "/var/lib/postgresql/data"
 EDGE_CONF = "/usr/local/etc/haproxy/haproxy.cfg"
+# The port registry:2 listens on in its container (and the proxy in its own).
+REGISTRY_PORT = 5000
+REGISTRY_DATA = "/var/lib/registry"
 DOCKER_SOCKET = "/var/run/docker.sock"
 # Users of the images (images/*.Dockerfile) that own their secret files.
 APP_UID = 10001
@@ -156,6 +185,11 @@ class StackConfig:
     # Per-service overrides of DEFAULT_RESOURCES.
     resources: Mapping[str, Resources] = field(default_factory=dict)
     docker_socket: str = DOCKER_SOCKET
+    # Run a registry on the Swarm and take the images from it (instead of ``registry``).
+    run_registry: bool = False
+    registry_port: int = 5000
+    registry_image: str = "registry:2"
+    registry_proxy_image: str = "haproxy:2.6"
 
     def __post_init__(self) -> None:
         check_stack_name(self.stack)
@@ -170,15 +204,41 @@ class StackConfig:
             raise ValueError("replicas must be >= 0")
         if not 1 <= self.api_port <= 65535:
             raise ValueError(f"api_port out of range: {self.api_port}")
+        if self.run_registry and self.registry:
+            raise ValueError(
+                f"run_registry and registry {self.registry!r} both name where images come "
+                "from: choose one"
+            )
+        if not 1 <= self.registry_port <= 65535:
+            raise ValueError(f"registry_port out of range: {self.registry_port}")
+        if self.run_registry and self.registry_port == self.api_port:
+            # Both are bound on every node (edge and registry or registry-proxy).
+            raise ValueError(f"registry_port and api_port are both {self.api_port}")
+        if self.run_registry and not (self.registry_image and self.registry_proxy_image):
+            raise ValueError("run_registry needs registry_image and registry_proxy_image")
         if self.runner_concurrency < 1:
             raise ValueError("runner_concurrency must be >= 1")
         unknown = set(self.resources) - set(DEFAULT_RESOURCES)
         if unknown:
             raise ValueError(f"resources for unknown services: {sorted(unknown)}")
 
+    @property
+    def image_registry(self) -> str:
+        """Where the services' images come from: host[:port], or "" for each node's own."""
+        if self.registry:
+            return self.registry.rstrip("/")
+        if self.run_registry:
+            return f"127.0.0.1:{self.registry_port}"
+        return ""
+
+    def local_image(self, name: str) -> str:
+        """One of IMAGE_NAMES as scripts/images.sh tags it on the machine that built it."""
+        return f"homerun/{name}:{self.tag}"
+
     def image(self, name: str) -> str:
-        prefix = f"{self.registry.rstrip('/')}/" if self.registry else ""
-        return f"{prefix}homerun/{name}:{self.tag}"
+        """One of IMAGE_NAMES as the services name it."""
+        registry = self.image_registry
+        return f"{registry}/{self.local_image(name)}" if registry else self.local_image(name)
 
     def resources_of(self, key: str) -> Resources:
         return self.resources.get(key, DEFAULT_RESOURCES[key])
@@ -216,7 +276,7 @@ def parse_resources(items: Iterable[str]) -> dict[str, Resources]:
 
 def build_topology(config: StackConfig) -> Topology:
     s = config.stack
-    networks = (
+    networks: tuple[Network, ...] = (
         # The API's front door and the notifier's way out to webhook receivers.
         Network("public", f"{s}_public", internal=False, encrypted=config.encrypt_networks),
         # Postgres and Redis live here only: no route out, nothing published.
@@ -224,7 +284,7 @@ def build_topology(config: StackConfig) -> Topology:
     )
     secrets = tuple(Secret(key, f"{s}_{key}") for key in SECRET_KEYS)
     volumes = tuple(Volume(k, f"{s}_{k}") for k in ("pg-primary", "pg-replica", "redis-queue"))
-    configs = (
+    configs: tuple[Config, ...] = (
         _config(
             s,
             "edge-conf",
@@ -237,7 +297,7 @@ def build_topology(config: StackConfig) -> Topology:
             ),
         ),
     )
-    services = (
+    services: tuple[Service, ...] = (
         _postgres(config, "primary"),
         _postgres(config, "replica"),
         _redis(config, "queue"),
@@ -247,6 +307,14 @@ def build_topology(config: StackConfig) -> Topology:
         _notifier(config),
         _edge(config),
     )
+    if config.run_registry:
+        # First: the registry part is deployed on its own before the rest (the images of
+        # the rest are pushed into it in between), and renders the same either way.
+        registry = _registry_part(config)
+        networks = registry.networks + networks
+        configs = registry.configs + configs
+        volumes = registry.volumes + volumes
+        services = registry.services + services
     return Topology(s, networks, secrets, configs, volumes, services)
 
 
@@ -415,6 +483,13 @@ def _runner(config: StackConfig) -> Service:
             "HOMERUN_ALLOWED_IMAGES": ",".join(config.allowed_images),
             "HOMERUN_DOCKER_URL": f"unix://{DOCKER_SOCKET}",
             "HOMERUN_WORK_DIR": WORK_DIR,
+            # Task types name their images unqualified (homerun/task-shell:<tag>); on a
+            # multi-node Swarm they come from where the stack's own images do.
+            **(
+                {"HOMERUN_TASK_IMAGE_REGISTRY": config.image_registry}
+                if config.image_registry
+                else {}
+            ),
         },
         networks=("data",),
         replicas=config.runner_replicas,
@@ -469,4 +544,70 @@ def _edge(config: StackConfig) -> Service:
             ),
         ),
         stop_grace_s=10.0,
+    )
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _registry_part(config: StackConfig) -> Topology:
+    """The stack's own registry: its network, volume, proxy config and services."""
+    s = config.stack
+    # Not internal: a published port needs the network's gateway.
+    networks = (
+        Network("registry", f"{s}_registry", internal=False, encrypted=config.encrypt_networks),
+    )
+    volumes = (Volume("registry", f"{s}_registry"),)
+    configs: tuple[Config, ...] = ()
+    services = [_registry(config)]
+    if config.publish_mode is PublishMode.HOST:
+        configs = (
+            _config(
+                s,
+                "registry-proxy-conf",
+                conffiles.registry_proxy_cfg(
+                    listen_port=REGISTRY_PORT, backend_host="registry", backend_port=REGISTRY_PORT
+                ),
+            ),
+        )
+        services.append(_registry_proxy(config))
+    return Topology(s, networks, (), configs, volumes, tuple(services))
+
+
+def _registry(config: StackConfig) -> Service:
+    # With the routing mesh every node answers on the published port; with host-mode ports
+    # registry-proxy publishes it on every node instead.
+    ingress = config.publish_mode is PublishMode.INGRESS
+    return Service(
+        **_common(config, "registry"),
+        image=config.registry_image,
+        command=(),
+        # `pulumi destroy` of a pushed image (keep_remotely off) and manual clean-ups.
+        env={"REGISTRY_STORAGE_DELETE_ENABLED": "true"},
+        networks=("registry",),
+        replicas=1,
+        mounts=(Mount("volume", "registry", REGISTRY_DATA),),
+        ports=(Port(REGISTRY_PORT, config.registry_port, PublishMode.INGRESS),) if ingress else (),
+        # registry:2 is Alpine: busybox wget is its only HTTP client.
+        healthcheck=Healthcheck(
+            test=("CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{REGISTRY_PORT}/v2/")
+        ),
+        constraints=config.constraint("registry", "true"),
+    )
+
+
+def _registry_proxy(config: StackConfig) -> Service:
+    return Service(
+        **_common(config, "registry-proxy"),
+        image=config.registry_proxy_image,
+        command=("haproxy", "-W", "-db", "-f", EDGE_CONF),
+        env={},
+        networks=("registry",),
+        # One per node: every node's engine pulls from its own 127.0.0.1.
+        replicas=None,
+        configs=(ConfigRef("registry-proxy-conf", EDGE_CONF),),
+        ports=(Port(REGISTRY_PORT, config.registry_port, PublishMode.HOST),),
+        healthcheck=Healthcheck(
+            test=("CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{REGISTRY_PORT}"),
+        ),
     )

@@ -6,6 +6,7 @@ the Swarm API instead of the compose file's. Components call it for each service
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -191,4 +192,22 @@ def stack_volume(
             for k, v in stack_labels(topology.stack).items()
         ],
         opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=True),
+    )
+
+
+def stack_config(
+    resource_name: str, topology: Topology, key: str, parent: pulumi.Resource
+) -> docker.ServiceConfig:
+    """A Swarm config of the stack. Its name ends in a hash of its content, so a changed file
+    is a new config and the services using it roll onto it (Swarm configs are immutable)."""
+    config = topology.config(key)
+    return docker.ServiceConfig(
+        resource_name,
+        name=config.name,
+        data=base64.b64encode(config.data.encode()).decode(),
+        labels=[
+            docker.ServiceConfigLabelArgs(label=k, value=v)
+            for k, v in stack_labels(topology.stack).items()
+        ],
+        opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -59,8 +59,10 @@ class Node:
 class Cluster:
     name: str
     nodes: tuple[Node, ...]
-    registry: str  # where the nodes pull from (the bridge address)
-    registry_push: str  # where the host's engine pushes to (loopback)
+    # The nodes' Docker Hub mirror (they cannot reach the Hub): where they pull from (the
+    # bridge address) and where the host's engine pushes to (loopback).
+    registry: str
+    registry_push: str
     env: dict[str, str]  # the environment scripts/cluster.sh is run with
 
     @property
@@ -161,7 +163,9 @@ def host_leftovers(name: str) -> list[str]:
     found += [
         f"process {line}"
         for line in out("ps", "-eo", "pid,args").splitlines()
-        if f"/{name}/" in line and ("dockerd" in line or "docker-registry" in line)
+        if (f"/{name}/" in line and ("dockerd" in line or "docker-registry" in line))
+        # the forward to the stack's registry on node1
+        or ("socat" in line and f"TCP:{SUBNET}." in line)
     ]
     return found
 

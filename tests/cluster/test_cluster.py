@@ -71,7 +71,11 @@ def test_nodes_are_ready_labelled_and_at_their_own_addresses(cluster: Cluster) -
         labels = {**node.labels, "homerun.cluster.node": f"node{node.index}"}
         assert attrs["Spec"]["Labels"] == labels
     # The documented layout (docs/multinode.md): primary and replica apart, runners on two.
-    assert cluster.node(1).labels == {"homerun.postgres": "primary", "homerun.redis": "true"}
+    assert cluster.node(1).labels == {
+        "homerun.postgres": "primary",
+        "homerun.redis": "true",
+        "homerun.registry": "true",
+    }
     assert cluster.node(2).labels == {"homerun.postgres": "replica", "homerun.runner": "true"}
     assert cluster.node(3).labels == {"homerun.runner": "true"}
 

@@ -56,7 +56,9 @@ class Stack:
         )
 
 
-def _run(script: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+def run_script(
+    script: str, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(ROOT / "scripts" / script)],
         cwd=ROOT,
@@ -169,10 +171,10 @@ def stack(docker_client: docker.DockerClient) -> Iterator[Stack]:
     }
     state = ROOT / ".homerun" / "stacks" / name
     try:
-        images = _run("images.sh", env, 1200)
+        images = run_script("images.sh", env, 1200)
         if images.returncode != 0:
             pytest.fail(f"scripts/images.sh failed ({images.returncode}):\n{images.stderr[-6000:]}")
-        up = _run("up.sh", env, UP_TIMEOUT_S + 300)
+        up = run_script("up.sh", env, UP_TIMEOUT_S + 300)
         if up.returncode != 0:
             pytest.fail(f"scripts/up.sh failed ({up.returncode}):\n{up.stderr[-6000:]}")
         token = (state / "secrets" / "admin-token").read_text().strip()
@@ -182,17 +184,17 @@ def stack(docker_client: docker.DockerClient) -> Iterator[Stack]:
         yield Stack(name=name, url=f"http://127.0.0.1:{port}", token=token, env=env)
     finally:
         try:
-            _tear_down(docker_client, name, env)
+            tear_down(docker_client, name, env)
         finally:
             shutil.rmtree(state, ignore_errors=True)
 
 
-def _tear_down(client: docker.DockerClient, name: str, env: dict[str, str]) -> None:
+def tear_down(client: docker.DockerClient, name: str, env: dict[str, str]) -> None:
     sentinels = Sentinels.create(client, name)
     try:
         purge = {**env, "PURGE": "1"}
-        first = _run("down.sh", purge, 300)
-        second = _run("down.sh", purge, 300)
+        first = run_script("down.sh", purge, 300)
+        second = run_script("down.sh", purge, 300)
         left = subprocess.run(
             [str(ROOT / ".venv" / "bin" / "python"), "scripts/stackctl.py", "leftovers", name],
             cwd=ROOT,

@@ -7,7 +7,7 @@ from typing import Any
 
 import docker
 
-from tests.e2e.conftest import NAMESPACE, Stack, _run
+from tests.e2e.conftest import NAMESPACE, Stack, run_script
 
 
 def _snapshot(client: docker.DockerClient, stack: str) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def test_up_again_changes_nothing(stack: Stack, docker_client: docker.DockerClie
     before = _snapshot(docker_client, stack.name)
     assert len(before["specs"]) == 8, sorted(before["specs"])
 
-    again = _run("up.sh", stack.env, 900)
+    again = run_script("up.sh", stack.env, 900)
 
     assert again.returncode == 0, again.stderr[-4000:]
     after = _snapshot(docker_client, stack.name)
@@ -43,7 +43,7 @@ def test_up_again_changes_nothing(stack: Stack, docker_client: docker.DockerClie
 
 
 def test_images_again_is_all_cache_hits(stack: Stack) -> None:
-    again = _run("images.sh", stack.env, 600)
+    again = run_script("images.sh", stack.env, 600)
 
     assert again.returncode == 0, again.stderr[-4000:]
     built = re.findall(r"\[images\] (\S+) \(\d+ s, (\d+)/(\d+) steps cached\)", again.stderr)

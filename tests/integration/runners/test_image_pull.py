@@ -8,12 +8,7 @@ registry with SIGSTOP makes a pull that hangs, for the time-out and the stop pat
 
 from __future__ import annotations
 
-import re
-import shutil
-import signal
-import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,77 +22,19 @@ from core.transitions import MAX_INFRASTRUCTURE_RETRIES, NewTask
 from plugins.tasktypes import ContainerSpec
 from runners.containers import AttemptLabels, Engine, Stop
 from runners.worker import Runner
-from tests.conftest import eventually, free_port, wait_for
+from tests.conftest import eventually
 from tests.integration.runners.conftest import SHELL_IMAGE, Jobs, containers_of
+from tests.registry import Registry, running_registry
 
 pytestmark = pytest.mark.integration
 
 TAG = "t"
 
 
-@dataclass
-class Registry:
-    addr: str
-    log: Path
-    proc: subprocess.Popen[bytes]
-
-    def requests_for(self, path: str, since: int = 0) -> list[str]:
-        """Access-log lines (after byte ``since``) of requests for exactly ``path``."""
-        with self.log.open("rb") as f:
-            f.seek(since)
-            text = f.read().decode(errors="replace")
-        pattern = re.compile(rf'"(GET|HEAD) {re.escape(path)} HTTP/')
-        return [line for line in text.splitlines() if pattern.search(line)]
-
-    def log_size(self) -> int:
-        return self.log.stat().st_size
-
-    def freeze(self) -> None:
-        """Stop answering: the kernel still accepts connections, nothing replies."""
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
-
-
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Registry]:
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.fail("docker-registry is missing: run scripts/bootstrap.sh")
-    addr = f"127.0.0.1:{free_port()}"
-    root = tmp_path / "registry"
-    (root / "storage").mkdir(parents=True)
-    config = root / "config.yml"
-    # The access log stays on: it is how the tests count pulls.
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
-        f"http:\n  addr: {addr}\n"
-    )
-    log = root / "registry.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
-        )
-    reg = Registry(addr, log, proc)
-    try:
-        wait_for(lambda: _answers(addr), 20, message=f"the registry on {addr}")
+    with running_registry(tmp_path / "registry") as reg:
         yield reg
-    finally:
-        reg.thaw()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def _answers(addr: str) -> bool:
-    with urllib.request.urlopen(f"http://{addr}/v2/", timeout=1) as response:
-        return bool(response.status == 200)
 
 
 @dataclass

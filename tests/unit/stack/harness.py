@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from typing import Any
+from unittest import mock
 
 import pulumi
 import pulumi.runtime
+from pulumi.runtime.mocks import MockMonitor
 
 PROJECT = "homerun"
 SECRET_VALUES = {
@@ -23,12 +26,24 @@ SECRET_VALUES = {
 }
 
 
+GET_LOCAL_IMAGE = "docker:index/getRemoteImage:getRemoteImage"
+
+
+def local_image_id(name: str) -> str:
+    """The image ID the mocks answer for a local image ``name``."""
+    return f"sha256:local-{name}"
+
+
 @dataclass(frozen=True)
 class Captured:
     typ: str
     name: str  # Pulumi logical name
     inputs: dict[str, Any]
-    parent: str | None
+    parent: str | None  # the parent's URN
+    urn: str = ""
+    # URNs the engine is told this resource waits for: depends_on (a component expanded to
+    # its children) and the resources its inputs came from.
+    dependencies: tuple[str, ...] = ()
 
 
 class CaptureMocks(pulumi.runtime.Mocks):
@@ -40,12 +55,37 @@ class CaptureMocks(pulumi.runtime.Mocks):
         # The engine would echo inputs as outputs and assign an id; so does this.
         return f"{args.name}-id", dict(args.inputs)
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
-        return {}, None
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == GET_LOCAL_IMAGE:
+            # The provider would inspect the image on this machine's engine.
+            return {"id": local_image_id(args.args["name"]), "name": args.args["name"]}, []
+        raise NotImplementedError(f"no mock for {args.token}")
 
 
-def _install(mocks: CaptureMocks) -> None:
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="unit", preview=False)
+class CaptureMonitor(MockMonitor):
+    """The mock engine, also keeping what Mocks.new_resource is not shown: each resource's
+    parent and dependencies, by (type, logical name)."""
+
+    def __init__(self, mocks: CaptureMocks) -> None:
+        super().__init__(mocks)
+        self.graph: dict[tuple[str, str], tuple[str, str, tuple[str, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method it stands in for
+        urn = self.make_urn(request.parent, request.type, request.name)
+        with self._lock:
+            key = (request.type, request.name)
+            assert key not in self.graph, f"two resources named {key}"
+            self.graph[key] = (urn, request.parent or None, tuple(request.dependencies))
+        return super().RegisterResource(request)
+
+
+def _install(mocks: CaptureMocks) -> CaptureMonitor:
+    monitor = CaptureMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="unit", preview=False, monitor=monitor)
+    return monitor
 
 
 # pulumi.runtime.test drives the thread's current event loop by hand, and futures Pulumi
@@ -59,20 +99,35 @@ asyncio.set_event_loop(_LOOP)
 _install(CaptureMocks())
 
 
-def run_program(config: dict[str, Any] | None = None, secrets: bool = True) -> list[Captured]:
+class Run(list[Captured]):
+    """The resources of one run of the program, in registration order."""
+
+    # URLs the program waited to answer (stack.probe), recorded instead of waited for.
+    waited: list[str]
+
+
+def run_program(config: dict[str, Any] | None = None, secrets: bool = True) -> Run:
     """Run stack/__main__.py's main() with ``config`` (keys without the project prefix)."""
     asyncio.set_event_loop(_LOOP)
     mocks = CaptureMocks()
-    _install(mocks)
+    monitor = _install(mocks)
+    waited: list[str] = []
     values: dict[str, str] = {}
     for key, value in {**(SECRET_VALUES if secrets else {}), **(config or {})}.items():
         values[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
     pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in SECRET_VALUES if secrets])
     from stack import __main__ as program
 
-    # pulumi.runtime.test runs the program and waits for every registration to finish.
-    pulumi.runtime.test(program.main)()  # type: ignore[no-untyped-call]
-    return mocks.resources
+    # The mocks create nothing, so there is no registry to wait for: record the wait instead.
+    with mock.patch("stack.probe.wait_until_serving", lambda url, *_, **__: waited.append(url)):
+        # pulumi.runtime.test runs the program and waits for every registration to finish.
+        pulumi.runtime.test(program.main)()  # type: ignore[no-untyped-call]
+    out = Run()
+    for r in mocks.resources:
+        urn, parent, dependencies = monitor.graph[(r.typ, r.name)]
+        out.append(replace(r, urn=urn, parent=parent, dependencies=dependencies))
+    out.waited = waited
+    return out
 
 
 def services(resources: list[Captured]) -> dict[str, dict[str, Any]]:
@@ -84,3 +139,20 @@ def services(resources: list[Captured]) -> dict[str, dict[str, Any]]:
 
 def of_type(resources: list[Captured], typ: str) -> list[Captured]:
     return [r for r in resources if r.typ == typ]
+
+
+def waits_for(resources: list[Captured], resource: Captured) -> set[str]:
+    """URNs of every resource ``resource`` is created after: its dependencies, its parents'
+    (a child is registered only once its parent is), and theirs, transitively."""
+    by_urn = {r.urn: r for r in resources}
+    seen: set[str] = set()
+    todo = [resource.urn]
+    while todo:
+        current = by_urn.get(todo.pop())
+        if current is None:
+            continue
+        for urn in (*current.dependencies, *([current.parent] if current.parent else [])):
+            if urn not in seen:
+                seen.add(urn)
+                todo.append(urn)
+    return seen

@@ -128,3 +128,127 @@ def test_config_files_are_rewritten_only_when_changed(tmp_path):
     os.utime(path, (1, 1))
     compose.write_configs(topology, tmp_path)
     assert path.stat().st_mtime == 1
+
+
+# --------------------------------------------------------------------------- own registry
+
+HOST_MODES = ("--endpoint-mode", "dnsrr", "--publish-mode", "host")
+
+
+def test_run_registry_with_the_routing_mesh(tmp_path):
+    rc, doc, _ = _run(tmp_path, "--run-registry", "--registry-port", "5055")
+    assert rc == 0
+    assert list(doc["services"]) == ["registry", *SERVICE_KEYS]
+    registry = doc["services"]["registry"]
+    assert registry["image"] == "registry:2"
+    assert "command" not in registry  # the image's own
+    assert registry["ports"] == [
+        {"target": 5000, "published": 5055, "protocol": "tcp", "mode": "ingress"}
+    ]
+    assert registry["networks"] == {"registry": None}
+    assert registry["volumes"][0]["source"] == "registry"
+    assert doc["networks"]["registry"]["internal"] is False
+    assert doc["volumes"]["registry"] == {"name": "homerun_registry"}
+    assert doc["services"]["api"]["image"] == "127.0.0.1:5055/homerun/app:0.1.0"
+    env = doc["services"]["runner"]["environment"]
+    assert env["HOMERUN_TASK_IMAGE_REGISTRY"] == "127.0.0.1:5055"
+
+
+def test_run_registry_with_host_mode_ports(tmp_path):
+    rc, doc, _ = _run(
+        tmp_path,
+        *HOST_MODES,
+        "--run-registry",
+        "--registry-image",
+        "mirror.example/registry:2",
+        "--registry-proxy-image",
+        "mirror.example/haproxy:2.6",
+    )
+    assert rc == 0
+    assert list(doc["services"])[:2] == ["registry", "registry-proxy"]
+    registry, proxy = doc["services"]["registry"], doc["services"]["registry-proxy"]
+    assert "ports" not in registry
+    assert registry["image"] == "mirror.example/registry:2"
+    assert proxy["image"] == "mirror.example/haproxy:2.6"
+    assert proxy["deploy"]["mode"] == "global"
+    assert proxy["ports"] == [
+        {"target": 5000, "published": 5000, "protocol": "tcp", "mode": "host"}
+    ]
+    (config,) = proxy["configs"]
+    assert proxy["command"] == ["haproxy", "-W", "-db", "-f", config["target"]]
+    text = Path(doc["configs"][config["source"]]["file"]).read_text()
+    assert "mode tcp" in text and "registry:5000" in text
+
+
+def test_registry_only_renders_the_registry_part_as_the_full_file_does(tmp_path):
+    args = (*HOST_MODES, "--stack", "hrpart", "--run-registry", "--placement-labels")
+    rc, full, _ = _run(tmp_path / "full", *args)
+    assert rc == 0
+    # No secret is needed (nor generated) for the registry part.
+    rc, part, _ = _run(tmp_path / "part", *args, "--registry-only", "--no-generate-secrets")
+    assert rc == 0
+    assert not (tmp_path / "part" / "secrets").exists()
+    assert list(part["services"]) == ["registry", "registry-proxy"]
+    assert sorted(part) == ["configs", "networks", "services", "version", "volumes"]
+    assert list(part["networks"]) == ["registry"]
+    assert list(part["volumes"]) == ["registry"]
+    assert list(part["configs"]) == ["registry-proxy-conf"]
+    for key in part["services"]:
+        assert part["services"][key] == full["services"][key], key
+    for section in ("networks", "volumes"):
+        for key, value in part[section].items():
+            assert value == full[section][key], (section, key)
+    # Same config object: same name, same content (each run writes its own copy).
+    part_conf, full_conf = (
+        part["configs"]["registry-proxy-conf"],
+        full["configs"]["registry-proxy-conf"],
+    )
+    assert part_conf["name"] == full_conf["name"]
+    assert Path(part_conf["file"]).read_text() == Path(full_conf["file"]).read_text()
+
+
+def test_registry_only_with_the_routing_mesh_is_the_registry_alone(tmp_path):
+    rc, part, _ = _run(tmp_path, "--run-registry", "--registry-only")
+    assert rc == 0
+    assert list(part["services"]) == ["registry"]
+    assert "configs" not in part and "secrets" not in part
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--registry-only",),
+        ("--run-registry", "--registry", "reg.example:5000"),
+        ("--run-registry", "--registry-port", "8000"),
+        ("--registry-port", "70000"),
+    ],
+)
+def test_registry_flags_that_contradict_each_other_are_usage_errors(tmp_path, args):
+    with pytest.raises(SystemExit) as exc:
+        _run(tmp_path, *args)
+    assert exc.value.code == 2
+
+
+def test_the_registry_flags_reach_the_config():
+    from stack.compose import _parser, config_from_args
+
+    args = _parser().parse_args(
+        [
+            "--run-registry",
+            "--registry-port",
+            "5099",
+            "--registry-image",
+            "r:1",
+            "--registry-proxy-image",
+            "h:1",
+            *HOST_MODES,
+        ]
+    )
+    config = config_from_args(args)
+    assert (
+        config.run_registry,
+        config.registry_port,
+        config.registry_image,
+        config.registry_proxy_image,
+    ) == (True, 5099, "r:1", "h:1")
+    assert config_from_args(_parser().parse_args([])) == StackConfig()

@@ -89,6 +89,35 @@ CASES: dict[str, tuple[list[str], dict[str, Any]]] = {
             "resources": ["api=2,1024", "postgres-primary=2,4096,0.5,1024"],
         },
     ),
+    "own-registry-host": (
+        [
+            "--stack",
+            "hrreg",
+            "--endpoint-mode",
+            "dnsrr",
+            "--publish-mode",
+            "host",
+            "--run-registry",
+            "--registry-port",
+            "5123",
+            "--registry-image",
+            "mirror.example/registry:2.8",
+            "--registry-proxy-image",
+            "mirror.example/haproxy:2.8",
+            "--placement-labels",
+        ],
+        {
+            "stackName": "hrreg",
+            "endpointMode": "dnsrr",
+            "publishMode": "host",
+            "runRegistry": True,
+            "registryPort": 5123,
+            "registryImage": "mirror.example/registry:2.8",
+            "registryProxyImage": "mirror.example/haproxy:2.8",
+            "placementLabels": True,
+        },
+    ),
+    "own-registry-mesh": (["--run-registry"], {"runRegistry": True}),
 }
 
 

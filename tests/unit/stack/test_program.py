@@ -9,22 +9,33 @@ from typing import Any
 import pytest
 
 from stack.model import EndpointMode, PublishMode
-from stack.topology import SERVICE_KEYS
+from stack.topology import IMAGE_NAMES, SERVICE_KEYS
 
 # The harness installs the Pulumi mocks on import; the program itself is only imported by
 # run_program, after them.
-from tests.unit.stack.harness import SECRET_VALUES, Captured, of_type, run_program, services
+from tests.unit.stack.harness import (
+    SECRET_VALUES,
+    Captured,
+    Run,
+    local_image_id,
+    of_type,
+    run_program,
+    services,
+    waits_for,
+)
 
 SERVICE = "docker:index/service:Service"
 NETWORK = "docker:index/network:Network"
 SECRET = "docker:index/secret:Secret"
 CONFIG = "docker:index/serviceConfig:ServiceConfig"
 VOLUME = "docker:index/volume:Volume"
+TAG = "docker:index/tag:Tag"
+PUSH = "docker:index/registryImage:RegistryImage"
 DATA_SERVICES = ("postgres-primary", "postgres-replica", "redis-queue", "redis-events")
 
 
 @pytest.fixture(scope="module")
-def default_run() -> list[Captured]:
+def default_run() -> Run:
     return run_program({"stackName": "hrunit"})
 
 
@@ -314,3 +325,113 @@ def test_pulumi_runs_the_directory_as_a_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(len(SERVICE_KEYS))
+
+
+# --------------------------------------------------------------------------- own registry
+
+REGISTRY_HOST = {
+    "stackName": "hrreg",
+    "runRegistry": True,
+    "registryPort": 5077,
+    "endpointMode": "dnsrr",
+    "publishMode": "host",
+    "tag": "4.5.6",
+}
+
+
+@pytest.fixture(scope="module")
+def registry_run() -> Run:
+    return run_program(REGISTRY_HOST)
+
+
+def _named(resources: list[Captured], name: str) -> Captured:
+    (found,) = [r for r in resources if r.name == name]
+    return found
+
+
+def test_a_default_stack_runs_no_registry_and_pushes_nothing(default_run):
+    assert not of_type(default_run, TAG) and not of_type(default_run, PUSH)
+    assert "homerun:stack:Registry" not in {r.typ for r in default_run}
+    assert default_run.waited == []
+
+
+def test_the_registry_and_its_proxy_in_host_mode(registry_run):
+    run = services(registry_run)
+    registry, proxy = run["hrreg_registry"], run["hrreg_registry-proxy"]
+    spec = registry["taskSpec"]["containerSpec"]
+    assert spec["image"] == "registry:2"
+    assert spec["env"] == {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
+    assert spec["mounts"][0]["source"] == "hrreg_registry"
+    assert registry["mode"] == {"replicated": {"replicas": 1}}
+    assert not registry["endpointSpec"].get("ports")
+    assert proxy["mode"] == {"global": True}
+    assert proxy["taskSpec"]["containerSpec"]["image"] == "haproxy:2.6"
+    (port,) = proxy["endpointSpec"]["ports"]
+    assert (port["targetPort"], port["publishedPort"], port["publishMode"]) == (5000, 5077, "host")
+    (ref,) = proxy["taskSpec"]["containerSpec"]["configs"]
+    assert ref["configName"].startswith("hrreg_registry-proxy-conf-")
+    (component,) = of_type(registry_run, "homerun:stack:Registry")
+    for svc in ("hrreg-registry-service", "hrreg-registry-proxy"):
+        assert _named(registry_run, svc).parent == component.urn
+    networks = {r.inputs["name"]: r.inputs for r in of_type(registry_run, NETWORK)}
+    assert networks["hrreg_registry"]["internal"] is False
+
+
+def test_with_the_routing_mesh_the_registry_publishes_and_there_is_no_proxy():
+    run = services(run_program({"runRegistry": True}))
+    assert "homerun_registry-proxy" not in run
+    (port,) = run["homerun_registry"]["endpointSpec"]["ports"]
+    assert (port["targetPort"], port["publishedPort"], port["publishMode"]) == (
+        5000,
+        5000,
+        "ingress",
+    )
+
+
+def test_every_homerun_image_is_tagged_and_pushed(registry_run):
+    tags = {r.inputs["sourceImage"]: r for r in of_type(registry_run, TAG)}
+    pushes = {r.inputs["name"]: r for r in of_type(registry_run, PUSH)}
+    assert sorted(tags) == sorted(f"homerun/{name}:4.5.6" for name in IMAGE_NAMES)
+    for name in IMAGE_NAMES:
+        source, target = f"homerun/{name}:4.5.6", f"127.0.0.1:5077/homerun/{name}:4.5.6"
+        tag = tags[source]
+        assert tag.inputs["targetImage"] == target
+        push = pushes[target]
+        assert push.inputs["keepRemotely"] is True
+        # The digest is read back over plain HTTP: the registry has no TLS.
+        assert push.inputs["authConfig"] == {"address": "http://127.0.0.1:5077"}
+        assert tag.urn in push.dependencies
+        # A rebuild of the local image under the same tag is tagged and pushed again.
+        assert tag.inputs["tagTriggers"] == [local_image_id(source)]
+        assert push.inputs["triggers"] == {"sourceImageId": local_image_id(source)}
+
+
+def test_the_pushes_wait_for_the_registry_and_the_services_for_the_pushes(registry_run):
+    pushes = {r.urn for r in of_type(registry_run, PUSH)}
+    assert len(pushes) == len(IMAGE_NAMES)
+    registry_services = {
+        _named(registry_run, n).urn for n in ("hrreg-registry-service", "hrreg-registry-proxy")
+    }
+    for push in of_type(registry_run, PUSH):
+        assert registry_services <= waits_for(registry_run, push), push.name
+    # ...and for the registry to answer where the images are pushed to.
+    assert registry_run.waited == ["http://127.0.0.1:5077/v2/"]
+    for svc in of_type(registry_run, SERVICE):
+        if svc.inputs["name"] in ("hrreg_registry", "hrreg_registry-proxy"):
+            assert not pushes & waits_for(registry_run, svc), svc.name
+        else:
+            assert pushes <= waits_for(registry_run, svc), svc.name
+
+
+def test_services_pull_from_the_stacks_registry(registry_run):
+    run = services(registry_run)
+    for key in SERVICE_KEYS:
+        image = run[f"hrreg_{key}"]["taskSpec"]["containerSpec"]["image"]
+        assert image.startswith("127.0.0.1:5077/homerun/"), key
+    runner = run["hrreg_runner"]["taskSpec"]["containerSpec"]["env"]
+    assert runner["HOMERUN_TASK_IMAGE_REGISTRY"] == "127.0.0.1:5077"
+
+
+def test_run_registry_and_a_registry_are_refused():
+    with pytest.raises(ValueError, match="choose one"):
+        run_program({"runRegistry": True, "registry": "reg.example:5000"})

@@ -12,6 +12,8 @@ from core.settings import DATABASE_PASSWORD_FILE, SECRET_FILES, Settings, env_na
 from stack.model import EndpointMode, PublishMode, Resources, duration
 from stack.topology import (
     DEFAULT_RESOURCES,
+    IMAGE_NAMES,
+    REGISTRY_SERVICE_KEYS,
     SERVICE_KEYS,
     StackConfig,
     build_topology,
@@ -54,6 +56,11 @@ def test_images_follow_registry_and_tag():
         ({"api_port": 70000}, "api_port"),
         ({"runner_concurrency": 0}, "runner_concurrency"),
         ({"resources": {"nope": Resources(1, 1, 0, 0)}}, "unknown services"),
+        ({"run_registry": True, "registry": "reg.example:5000"}, "choose one"),
+        ({"registry_port": 0}, "registry_port out of range"),
+        ({"registry_port": 65536}, "registry_port out of range"),
+        ({"run_registry": True, "registry_port": 8000}, "registry_port and api_port"),
+        ({"run_registry": True, "registry_image": ""}, "registry_image"),
     ],
 )
 def test_invalid_configs_are_refused(kwargs, message):
@@ -94,10 +101,12 @@ def test_modes_reach_every_service():
     assert [s.key for s in topology.services if s.ports] == ["edge"]
 
 
-def test_app_environment_uses_only_names_core_settings_reads():
+@pytest.mark.parametrize("run_registry", [False, True])
+def test_app_environment_uses_only_names_core_settings_reads(run_registry):
     known = {env_name(f.name) for f in fields(Settings)}
     known |= {*SECRET_FILES.values(), DATABASE_PASSWORD_FILE}
-    topology = build_topology(StackConfig(allowed_images=("alpine:3",)))
+    config = StackConfig(allowed_images=("alpine:3",), run_registry=run_registry)
+    topology = build_topology(config)
     for key in APP_SERVICES:
         unknown = set(topology.service(key).env) - known
         assert not unknown, (key, unknown)
@@ -131,17 +140,22 @@ def test_database_urls_carry_no_password_and_secrets_are_files():
         assert files <= {ref.path for ref in svc.secrets}, key
 
 
-def test_every_hostname_a_service_uses_is_a_neighbour_on_a_shared_network():
-    topology = build_topology(StackConfig())
+@pytest.mark.parametrize(
+    "config",
+    [StackConfig(), StackConfig(run_registry=True, publish_mode=PublishMode.HOST)],
+    ids=["default", "registry-proxy"],
+)
+def test_every_hostname_a_service_uses_is_a_neighbour_on_a_shared_network(config):
+    topology = build_topology(config)
     for svc in topology.services:
         hosts = set()
         for value in svc.env.values():
             hosts |= set(re.findall(r"(?:@|//)([a-z][a-z-]+):\d+", value))
         if "HOMERUN_PG_PRIMARY_HOST" in svc.env:
             hosts.add(svc.env["HOMERUN_PG_PRIMARY_HOST"])
-        if svc.key == "edge":
+        for ref in svc.configs:
             hosts |= set(
-                re.findall(r"server-template \w+ \d+ ([a-z-]+):", topology.config("edge-conf").data)
+                re.findall(r"server-template \w+ \d+ ([a-z-]+):", topology.config(ref.config).data)
             )
         for host in hosts:
             target = topology.service(host)  # KeyError: a name nobody answers to
@@ -178,6 +192,8 @@ def test_public_surface_is_pinned():
 
     assert sorted(stack.topology.__all__) == [
         "DEFAULT_RESOURCES",
+        "IMAGE_NAMES",
+        "REGISTRY_SERVICE_KEYS",
         "SECRET_KEYS",
         "SERVICE_KEYS",
         "StackConfig",
@@ -193,3 +209,37 @@ def test_public_surface_is_pinned():
         "render_yaml",
         "write_configs",
     ]
+
+
+def _images_sh_builds() -> set[str]:
+    """The targets of scripts/images.sh whose `case` branch calls its `build` function."""
+    text = (ROOT / "scripts" / "images.sh").read_text()
+    built: set[str] = set()
+    for patterns, body in re.findall(r"^\s*([\w| -]+)\)\s*(.*?);;\s*$", text, re.MULTILINE):
+        if re.search(r"\bbuild\s", body):
+            built |= {p.strip() for p in patterns.split("|")}
+    return built
+
+
+def test_image_names_are_what_scripts_images_sh_builds():
+    built = _images_sh_builds()
+    assert built == set(IMAGE_NAMES)
+    all_targets = re.search(r"^ALL=\(([^)]*)\)", (ROOT / "scripts/images.sh").read_text(), re.M)
+    assert all_targets and built <= set(all_targets.group(1).split())
+    for name in IMAGE_NAMES:
+        assert (ROOT / "images" / f"{name}.Dockerfile").exists(), name
+
+
+def test_every_image_a_service_runs_is_one_of_image_names():
+    topology = build_topology(StackConfig(tag="3.1"))
+    homerun = {s.image for s in topology.services if s.image.startswith("homerun/")}
+    assert homerun == {f"homerun/{n}:3.1" for n in ("app", "postgres", "redis", "edge")}
+    assert homerun <= {f"homerun/{n}:3.1" for n in IMAGE_NAMES}
+
+
+def test_registry_services_are_not_in_a_default_stack():
+    topology = build_topology(StackConfig())
+    assert not {s.key for s in topology.services} & set(REGISTRY_SERVICE_KEYS)
+    assert "registry" not in {n.key for n in topology.networks}
+    assert "registry" not in {v.key for v in topology.volumes}
+    assert "HOMERUN_TASK_IMAGE_REGISTRY" not in topology.service("runner").env

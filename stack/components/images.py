@@ -1,0 +1,66 @@
+"""The homerun images, pushed into the stack's own registry (``runRegistry``).
+
+Each locally built ``homerun/<name>:<tag>`` (``make images`` on the machine running Pulumi)
+is tagged ``<registry>/homerun/<name>:<tag>`` and pushed through this machine's engine; the
+services then pull that name on every node. Services already running keep the image they
+started with when only its content changed (the name is the same): a new tag rolls them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pulumi
+import pulumi_docker as docker
+
+from stack.topology import IMAGE_NAMES, StackConfig
+
+
+class Images(pulumi.ComponentResource):
+    tags: dict[str, docker.Tag]
+    pushes: dict[str, docker.RegistryImage]
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        registry: pulumi.Output[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """``registry``: the registry's address, resolved once it takes pushes."""
+        super().__init__("homerun:stack:Images", name, None, opts)
+        self.tags, self.pushes = {}, {}
+        for image in IMAGE_NAMES:
+            source, target = config.local_image(image), config.image(image)
+            # The local image's ID, as the provider inspects it (a missing image fails the
+            # preview already): a rebuild under the same tag changes it, which replaces both
+            # resources below, so it is tagged and pushed again.
+            local_id = docker.get_remote_image_output(name=source).id
+            tag = docker.Tag(
+                f"{name}-{image}-tag",
+                source_image=source,
+                # Known only once the registry answers, so nothing is pushed before.
+                target_image=registry.apply(_constant(target)),
+                tag_triggers=[local_id],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.tags[image] = tag
+            self.pushes[image] = docker.RegistryImage(
+                f"{name}-{image}",
+                name=tag.target_image,
+                # The images outlive a `pulumi destroy`, like the volumes: the registry's
+                # volume is kept, and so are what the running tasks were started from.
+                keep_remotely=True,
+                # The provider reads the pushed digest from the registry itself, over https
+                # unless the address says http; the stack's registry has no TLS.
+                auth_config=docker.RegistryImageAuthConfigArgs(
+                    address=registry.apply(lambda address: f"http://{address}")
+                ),
+                triggers={"sourceImageId": local_id},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({f"{image}_name": p.name for image, p in self.pushes.items()})
+
+
+def _constant(value: str) -> Callable[[str], str]:
+    return lambda _: value
