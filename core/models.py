@@ -45,6 +45,9 @@ class FailureKind(StrEnum):
     """Why an attempt did not succeed: the task's own fault, or the platform's."""
 
     TASK = "task"  # non-zero exit, bad output
+    # The task type refused the payload when the runner built the container: the same
+    # payload is refused again, so it is never retried.
+    PAYLOAD = "payload"
     TIMEOUT = "timeout"
     INFRASTRUCTURE = "infrastructure"  # engine error, lost lease, runner shutdown
 

@@ -382,7 +382,7 @@ class Runner:
                 on_created=on_created,
             )
         except PayloadError as exc:
-            return _failed(FailureKind.TASK, f"the task type's container spec is invalid: {exc}")
+            return _failed(FailureKind.PAYLOAD, f"the task type's container spec is invalid: {exc}")
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -412,7 +412,7 @@ class Runner:
         try:
             spec = task_type.build_spec(claim.payload, context)
         except PayloadError as exc:
-            return _failed(FailureKind.TASK, f"payload refused: {exc.message}")
+            return _failed(FailureKind.PAYLOAD, f"payload refused: {exc.message}")
         except Exception as exc:  # a plugin bug fails its task, not the runner
             log.exception("task type %s failed to build a spec", claim.task_type)
             return _failed(

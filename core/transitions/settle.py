@@ -125,6 +125,8 @@ async def _may_retry(
     assert counts is not None
     if failure_kind == FailureKind.INFRASTRUCTURE:
         return int(counts["infra"]) <= MAX_INFRASTRUCTURE_RETRIES
+    if failure_kind == FailureKind.PAYLOAD:
+        return False
     return int(counts["own"]) < int(task["max_attempts"])
 
 

@@ -103,7 +103,8 @@ async def test_infrastructure_failures_are_told_apart_and_do_not_use_attempts(
 ) -> None:
     created = await jobs.submit(
         NewTask("noimage", "test-missing-image", {}, max_attempts=1),
-        NewTask("refused", "test-refuse", {}, max_attempts=1),
+        # Refused when the runner builds its container: never retried, whatever max_attempts.
+        NewTask("refused", "test-refuse", {}, max_attempts=3),
     )
     start_runner()
     await eventually(lambda: jobs.finished(created.job_id), 60, "the job to finish")
@@ -116,7 +117,7 @@ async def test_infrastructure_failures_are_told_apart_and_do_not_use_attempts(
     assert "homerun/test-no-such-image:0 is not on this Docker engine" in noimage[0]["error"]
     refused = await jobs.attempts(str(tasks["refused"]["id"]))
     assert [(a["failure_kind"], a["error"]) for a in refused] == [
-        ("task", "payload refused: this payload is never good enough")
+        ("payload", "payload refused: this payload is never good enough")
     ]
     assert tasks["noimage"]["status"] == tasks["refused"]["status"] == "failed"
 
