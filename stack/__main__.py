@@ -44,6 +44,11 @@ def main() -> None:
             pulumi.ResourceOptions(depends_on=[registry]),
         )
         pushed.append(images)
+        # The stack's services run what was pushed, pinned to its digest: an image rebuilt under
+        # the same tag is then a changed service spec, which Swarm rolls out (the compose path
+        # gets the same from `docker stack deploy --resolve-image always`). The registry's own
+        # services, created above with the plain refs, run public images.
+        refs = refs.with_images(images.pinned)
     after_pushes = pulumi.ResourceOptions(depends_on=pushed)
     postgres = Postgres(f"{name}-postgres", topology, refs, after_pushes)
     redis = Redis(f"{name}-redis", topology, refs, after_pushes)

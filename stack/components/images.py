@@ -1,9 +1,12 @@
 """The homerun images, pushed into the stack's own registry (``runRegistry``).
 
 Each locally built ``homerun/<name>:<tag>`` (``make images`` on the machine running Pulumi)
-is tagged ``<registry>/homerun/<name>:<tag>`` and pushed through this machine's engine; the
-services then pull that name on every node. Services already running keep the image they
-started with when only its content changed (the name is the same): a new tag rolls them.
+is tagged ``<registry>/homerun/<name>:<tag>`` and pushed through this machine's engine. The
+services run it pinned to the digest of that push, ``<registry>/homerun/<name>:<tag>@sha256:..``
+(``pinned``), and every node pulls exactly that. An image rebuilt under the same tag is pushed
+again with a new digest, so the services running it get a changed spec and Swarm rolls them
+onto it: what ``docker stack deploy --resolve-image always`` (scripts/up.sh) does on the compose
+path. Pinned by tag alone, the spec would not change and the old image would keep running.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from stack.topology import IMAGE_NAMES, StackConfig
 class Images(pulumi.ComponentResource):
     tags: dict[str, docker.Tag]
     pushes: dict[str, docker.RegistryImage]
+    # An image as the topology names it (StackConfig.image) -> that name pinned to the pushed
+    # digest: what Refs.images takes.
+    pinned: dict[str, pulumi.Output[str]]
 
     def __init__(
         self,
@@ -29,7 +35,7 @@ class Images(pulumi.ComponentResource):
     ) -> None:
         """``registry``: the registry's address, resolved once it takes pushes."""
         super().__init__("homerun:stack:Images", name, None, opts)
-        self.tags, self.pushes = {}, {}
+        self.tags, self.pushes, self.pinned = {}, {}, {}
         for image in IMAGE_NAMES:
             source, target = config.local_image(image), config.image(image)
             # The local image's ID, as the provider inspects it (a missing image fails the
@@ -45,7 +51,7 @@ class Images(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.tags[image] = tag
-            self.pushes[image] = docker.RegistryImage(
+            push = self.pushes[image] = docker.RegistryImage(
                 f"{name}-{image}",
                 name=tag.target_image,
                 # The images outlive a `pulumi destroy`, like the volumes: the registry's
@@ -59,7 +65,12 @@ class Images(pulumi.ComponentResource):
                 triggers={"sourceImageId": local_id},
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        self.register_outputs({f"{image}_name": p.name for image, p in self.pushes.items()})
+            # The digest the registry answered for this push (``sha256:...``): taken from the
+            # push itself, so a service naming it also waits for the push.
+            self.pinned[target] = pulumi.Output.concat(push.name, "@", push.sha256_digest)
+        self.register_outputs(
+            {f"{image}_pinned": self.pinned[config.image(image)] for image in IMAGE_NAMES}
+        )
 
 
 def _constant(value: str) -> Callable[[str], str]:

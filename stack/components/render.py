@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
@@ -31,12 +31,19 @@ class Refs:
     secrets: Mapping[str, docker.Secret]
     configs: Mapping[str, docker.ServiceConfig]
     volumes: Mapping[str, docker.Volume]
+    # An image as the topology names it -> what the service runs instead: the reference
+    # pinned to the digest the program pushed (stack.components.images). Unlisted images run
+    # as named.
+    images: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
     def with_configs(self, configs: Mapping[str, docker.ServiceConfig]) -> Refs:
-        return Refs(self.networks, self.secrets, {**self.configs, **configs}, self.volumes)
+        return replace(self, configs={**self.configs, **configs})
 
     def with_volumes(self, volumes: Mapping[str, docker.Volume]) -> Refs:
-        return Refs(self.networks, self.secrets, self.configs, {**self.volumes, **volumes})
+        return replace(self, volumes={**self.volumes, **volumes})
+
+    def with_images(self, images: Mapping[str, pulumi.Input[str]]) -> Refs:
+        return replace(self, images={**self.images, **images})
 
 
 def stack_labels(stack: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -45,7 +52,7 @@ def stack_labels(stack: str, extra: Mapping[str, str] | None = None) -> dict[str
 
 def service_args(stack: str, svc: Service, refs: Refs) -> docker.ServiceArgs:
     container = docker.ServiceTaskSpecContainerSpecArgs(
-        image=svc.image,
+        image=refs.images.get(svc.image, svc.image),
         args=list(svc.command) or None,
         env=dict(svc.env) or None,
         user=svc.user,

@@ -8,6 +8,7 @@ to the engine is what the tests assert on.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 from dataclasses import dataclass, replace
@@ -27,11 +28,18 @@ SECRET_VALUES = {
 
 
 GET_LOCAL_IMAGE = "docker:index/getRemoteImage:getRemoteImage"
+PUSH = "docker:index/registryImage:RegistryImage"
 
 
 def local_image_id(name: str) -> str:
     """The image ID the mocks answer for a local image ``name``."""
     return f"sha256:local-{name}"
+
+
+def pushed_digest(name: str, source_id: str) -> str:
+    """The digest the mocks answer for pushing the local image ``source_id`` as ``name``: one
+    per image and per build, like a registry's, so tests can tell the pushes apart."""
+    return "sha256:" + hashlib.sha256(f"{name} {source_id}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,12 @@ class CaptureMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append(Captured(args.typ, args.name, dict(args.inputs), None))
         # The engine would echo inputs as outputs and assign an id; so does this.
-        return f"{args.name}-id", dict(args.inputs)
+        outputs = dict(args.inputs)
+        if args.typ == PUSH:
+            # ...and the provider would add the digest the registry answered for the push.
+            source_id = args.inputs["triggers"]["sourceImageId"]
+            outputs["sha256Digest"] = pushed_digest(args.inputs["name"], source_id)
+        return f"{args.name}-id", outputs
 
     def call(
         self, args: pulumi.runtime.MockCallArgs

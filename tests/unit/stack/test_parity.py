@@ -10,6 +10,7 @@ replicas, ports, health checks, restart/update/rollback policies, placement and 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +149,35 @@ def render_compose(tmp_path: Path, args: list[str]) -> dict[str, Any]:
     return document
 
 
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def _unpinned(form: dict[str, Any], pinned: bool) -> dict[str, Any]:
+    """The Pulumi form with each image's digest removed. With its own registry the program
+    pins every homerun image to the digest it pushed; the compose file names the same image
+    by tag only, because `docker stack deploy --resolve-image always` (scripts/up.sh) pins it
+    to the registry's digest itself, at deploy time. Same services once deployed, so the
+    comparison is of the names without the digest."""
+    services = form["services"]
+    digests = {name: _DIGEST.search(svc["image"]) for name, svc in services.items()}
+    # Only images the program pushed are pinned, so the removal cannot hide another image.
+    assert {n for n, d in digests.items() if d} == (
+        {n for n, svc in services.items() if "/homerun/" in svc["image"]} if pinned else set()
+    )
+    return {
+        **form,
+        "services": {
+            name: {**svc, "image": _DIGEST.sub("", svc["image"])} for name, svc in services.items()
+        },
+    }
+
+
 def _both(tmp_path: Path, case: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     args, config = CASES[case]
     doc = render_compose(tmp_path, args)
     stack = str(config.get("stackName", "homerun"))
-    return doc, from_compose(doc, stack), from_pulumi(run_program(config))
+    pulumied = _unpinned(from_pulumi(run_program(config)), bool(config.get("runRegistry")))
+    return doc, from_compose(doc, stack), pulumied
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -19,6 +19,7 @@ from tests.unit.stack.harness import (
     Run,
     local_image_id,
     of_type,
+    pushed_digest,
     run_program,
     services,
     waits_for,
@@ -32,6 +33,17 @@ VOLUME = "docker:index/volume:Volume"
 TAG = "docker:index/tag:Tag"
 PUSH = "docker:index/registryImage:RegistryImage"
 DATA_SERVICES = ("postgres-primary", "postgres-replica", "redis-queue", "redis-events")
+# The homerun image each service runs.
+IMAGE_OF = {
+    "postgres-primary": "postgres",
+    "postgres-replica": "postgres",
+    "redis-queue": "redis",
+    "redis-events": "redis",
+    "api": "app",
+    "runner": "app",
+    "notifier": "app",
+    "edge": "edge",
+}
 
 
 @pytest.fixture(scope="module")
@@ -349,10 +361,14 @@ def _named(resources: list[Captured], name: str) -> Captured:
     return found
 
 
-def test_a_default_stack_runs_no_registry_and_pushes_nothing(default_run):
+def test_a_default_stack_runs_no_registry_and_pushes_nothing(default_run, default_services):
     assert not of_type(default_run, TAG) and not of_type(default_run, PUSH)
     assert "homerun:stack:Registry" not in {r.typ for r in default_run}
     assert default_run.waited == []
+    # Nothing pushed, nothing pinned: the images as the topology names them.
+    for key in SERVICE_KEYS:
+        image = default_services[f"hrunit_{key}"]["taskSpec"]["containerSpec"]["image"]
+        assert image == f"homerun/{IMAGE_OF[key]}:0.1.0", key
 
 
 def test_the_registry_and_its_proxy_in_host_mode(registry_run):
@@ -423,13 +439,47 @@ def test_the_pushes_wait_for_the_registry_and_the_services_for_the_pushes(regist
             assert pushes <= waits_for(registry_run, svc), svc.name
 
 
-def test_services_pull_from_the_stacks_registry(registry_run):
+def _pinned(image: str, source_id: str | None = None) -> str:
+    """What a service of the REGISTRY_HOST stack runs for homerun/``image``: the pushed name
+    at the digest the (mock) registry answered for the push of ``source_id``."""
+    source, target = f"homerun/{image}:4.5.6", f"127.0.0.1:5077/homerun/{image}:4.5.6"
+    return f"{target}@{pushed_digest(target, source_id or local_image_id(source))}"
+
+
+def test_services_run_the_pushed_images_pinned_to_their_digests(registry_run):
     run = services(registry_run)
+    pushed = {r.inputs["name"] for r in of_type(registry_run, PUSH)}
     for key in SERVICE_KEYS:
         image = run[f"hrreg_{key}"]["taskSpec"]["containerSpec"]["image"]
-        assert image.startswith("127.0.0.1:5077/homerun/"), key
+        # Pinned to the push's digest: a rebuilt image is a changed spec, so Swarm rolls it.
+        assert image == _pinned(IMAGE_OF[key]), key
+        assert image.partition("@")[0] in pushed, key
+    # The digests differ per image, so the equality above catches another image's digest.
+    assert len({_pinned(image) for image in IMAGE_OF.values()}) == len(set(IMAGE_OF.values()))
     runner = run["hrreg_runner"]["taskSpec"]["containerSpec"]["env"]
     assert runner["HOMERUN_TASK_IMAGE_REGISTRY"] == "127.0.0.1:5077"
+
+
+def test_a_rebuilt_image_changes_the_specs_of_the_services_running_it(monkeypatch):
+    from tests.unit.stack import harness
+
+    rebuilt = "sha256:local-rebuilt-app"
+    before = services(run_program(REGISTRY_HOST))
+    monkeypatch.setattr(
+        harness,
+        "local_image_id",
+        lambda name: rebuilt if name == "homerun/app:4.5.6" else local_image_id(name),
+    )
+    after = services(run_program(REGISTRY_HOST))
+
+    def image(run: dict[str, dict[str, Any]], key: str) -> str:
+        return str(run[f"hrreg_{key}"]["taskSpec"]["containerSpec"]["image"])
+
+    for key in SERVICE_KEYS:
+        if IMAGE_OF[key] == "app":
+            assert image(after, key) == _pinned("app", rebuilt) != image(before, key), key
+        else:
+            assert image(after, key) == image(before, key), key
 
 
 def test_run_registry_and_a_registry_are_refused():
