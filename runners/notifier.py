@@ -9,6 +9,10 @@ relayed at once; a sweep every ``notifier_poll_seconds`` catches whatever a lost
 notification, a busy lock or an outage left behind. When the streams Redis is down the
 events wait in Postgres and the relay retries with capped exponential backoff; webhooks
 do not depend on Redis and keep going.
+
+The webhook workers are woken only when a delivery was created (most jobs have no callback
+URL, and waking them for every relayed event cost two queries per worker per event);
+otherwise they sleep until the next delivery is due, or ``notifier_poll_seconds``.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ class Notifier:
             ),
         )
         self._dirty: set[str] = set()
+        self._sweep_requested = False
         self._wake_relay = asyncio.Event()
         self._wake_webhooks = asyncio.Event()
         self.relayed = 0  # events appended to the streams Redis by this replica
@@ -103,7 +108,10 @@ class Notifier:
             conn.add_termination_listener(_setter(closed))
             try:
                 await conn.add_listener(EVENTS_CHANNEL, self._on_notification)
-                self._wake_relay.set()  # anything committed while we were not listening
+                # Anything committed while we were not listening was never named to us:
+                # only a sweep finds it.
+                self._sweep_requested = True
+                self._wake_relay.set()
                 while not stop.is_set() and not closed.is_set() and not conn.is_closed():
                     await _wait_any(stop, closed, self.settings.notifier_poll_seconds)
             except _TRANSIENT as exc:
@@ -118,11 +126,19 @@ class Notifier:
 
         True when some job was locked by another replica and must be tried again soon.
         """
-        await webhooks.schedule(self.db)
-        jobs = set(self._dirty)
-        self._dirty.clear()
+        swept: list[str] = []
         if sweep:
-            jobs.update(await self.relay.pending_jobs())
+            # Postgres only, committed on its own: a terminal event whose relay fails (the
+            # streams Redis is down, so relay_job's transaction, delivery included, rolls
+            # back) still gets its webhook. A failed round makes the next one a sweep
+            # (_relay_loop), so this runs again right after each failure, for as long as
+            # the outage lasts. Otherwise relay_job schedules deliveries itself.
+            if await webhooks.schedule(self.db):
+                self._wake_webhooks.set()
+            swept = await self.relay.pending_jobs()
+        # Taken after the sweep's queries so that a failure there leaves them dirty.
+        jobs = self._dirty | set(swept)
+        self._dirty = set()
         busy = False
         remaining = sorted(jobs)
         try:
@@ -134,7 +150,7 @@ class Notifier:
                     busy = True
                 else:
                     self.relayed += result.appended
-                    if result.events:
+                    if result.scheduled:
                         self._wake_webhooks.set()
                     if result.more:
                         continue
@@ -148,7 +164,8 @@ class Notifier:
         next_sweep = 0.0
         while not stop.is_set():
             now = time.monotonic()
-            sweep = now >= next_sweep
+            sweep = now >= next_sweep or self._sweep_requested
+            self._sweep_requested = False
             self._wake_relay.clear()
             try:
                 busy = await self.relay_once(sweep=sweep)
@@ -172,6 +189,10 @@ class Notifier:
     async def _webhook_worker(self, stop: asyncio.Event) -> None:
         delay = BACKOFF_FIRST_SECONDS
         while not stop.is_set():
+            # Cleared before looking, not after: a delivery created while we look sets it
+            # again, so it wakes us (or a sibling that looks after it) instead of waiting
+            # for the next poll.
+            self._wake_webhooks.clear()
             try:
                 if await self.deliverer.deliver_one():
                     continue
@@ -182,7 +203,6 @@ class Notifier:
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
                 continue
             delay = BACKOFF_FIRST_SECONDS
-            self._wake_webhooks.clear()
             timeout = self.settings.notifier_poll_seconds
             if due_in is not None:
                 timeout = min(timeout, due_in)

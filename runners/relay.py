@@ -80,6 +80,7 @@ class Relayed:
     events: int = 0  # events marked relayed
     appended: int = 0  # of those, appended now (the rest were there already)
     more: bool = False  # a full batch: call again
+    scheduled: int = 0  # webhook deliveries created in the same transaction
 
 
 class Relay:
@@ -124,14 +125,24 @@ class Relay:
                 return Relayed(locked=True)
             # In this transaction, so that no terminal event is marked relayed without its
             # webhook delivery existing (the sweep in webhooks.schedule covers Redis outages).
-            await webhooks.schedule(conn, job_id)
+            # Only this batch is marked relayed, so a batch without a terminal event (most
+            # of them) has nothing to schedule and skips the query.
+            scheduled = 0
+            if any(row["type"] in TERMINAL_JOB_EVENTS for row in rows):
+                scheduled = await webhooks.schedule(conn, job_id)
             appended = await self._append(job_id, str(rows[0]["token_id"]), rows)
             await conn.execute(
                 "UPDATE events SET relayed_at = clock_timestamp()"
                 " WHERE job_id = :job_id AND seq <= :last AND relayed_at IS NULL",
                 {"job_id": job_id, "last": int(rows[-1]["seq"])},
             )
-        return Relayed(locked=True, events=len(rows), appended=appended, more=len(rows) == BATCH)
+        return Relayed(
+            locked=True,
+            events=len(rows),
+            appended=appended,
+            more=len(rows) == BATCH,
+            scheduled=scheduled,
+        )
 
     async def _append(self, job_id: str, token_id: str, rows: Sequence[Record]) -> int:
         args: list[str | int] = [self.maxlen, self.ttl_seconds, self.ttl_seconds]

@@ -166,16 +166,24 @@ _SCHEDULE = (
     " SELECT e.job_id, j.callback_url, e.seq FROM events e JOIN jobs j ON j.id = e.job_id"
     f" WHERE e.relayed_at IS NULL AND e.type IN ({_TERMINAL_SQL})"
     " AND j.callback_url IS NOT NULL {job_filter}"
-    " ON CONFLICT (job_id) DO NOTHING"
+    " ON CONFLICT (job_id) DO NOTHING RETURNING job_id"
 )
 
 
-async def schedule(db: Database | Connection, job_id: str | None = None) -> None:
-    """Create the delivery of every job (or of ``job_id``) whose terminal event is unrelayed."""
+async def schedule(db: Database | Connection, job_id: str | None = None) -> int:
+    """Create the delivery of every job (or of ``job_id``) whose terminal event is unrelayed.
+
+    Returns how many deliveries were created (existing ones are left alone and not counted),
+    so the caller wakes the senders only when there is something new to send.
+    """
+    # RETURNING lists exactly the inserted rows; ``execute`` would give only the first value.
     if job_id is None:
-        await db.execute(_SCHEDULE.format(job_filter=""))
+        rows = await db.fetch_all(_SCHEDULE.format(job_filter=""))
     else:
-        await db.execute(_SCHEDULE.format(job_filter="AND e.job_id = :job_id"), {"job_id": job_id})
+        rows = await db.fetch_all(
+            _SCHEDULE.format(job_filter="AND e.job_id = :job_id"), {"job_id": job_id}
+        )
+    return len(rows)
 
 
 # --- delivery -----------------------------------------------------------------------------
@@ -239,10 +247,19 @@ class Deliverer:
         self.policy = policy
 
     async def next_due_in(self) -> float | None:
-        """Seconds until the next pending delivery is due (0 if overdue); None if none."""
+        """Seconds until the next pending delivery that nobody is sending is due (0 if
+        overdue); None if none.
+
+        A delivery being sent stays pending and overdue until its attempt commits; counting it
+        would make every idle worker poll it without pause for the whole HTTP call. Its sender
+        looks again when done. SKIP LOCKED leaves it out; the row lock it takes on the row it
+        returns lasts only this statement, and a claim that skipped the row meanwhile is
+        harmless: this worker saw it due and claims it next.
+        """
         value = await self.db.fetch_val(
-            "SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - clock_timestamp())"
+            "SELECT EXTRACT(EPOCH FROM next_attempt_at - clock_timestamp())"
             " FROM webhook_deliveries WHERE status = 'pending'"
+            " ORDER BY next_attempt_at LIMIT 1 FOR KEY SHARE SKIP LOCKED"
         )
         return None if value is None else max(0.0, float(str(value)))
 
