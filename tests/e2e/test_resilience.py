@@ -180,9 +180,8 @@ def test_rolling_update_of_the_api_fails_no_request(
             state = svc.attrs.get("UpdateStatus", {}).get("State")
             return state if state not in ("updating", None) else None
 
-        assert wait_for(update_state, timeout=120, interval=1, message="update to end") == (
-            "completed"
-        )
+        state = wait_for(update_state, timeout=120, interval=1, message="update to end")
+        assert state == "completed", _why_not_completed(docker_client, service)
     finally:
         stop.set()
         worker.join(30)
@@ -192,3 +191,17 @@ def test_rolling_update_of_the_api_fails_no_request(
     failed = [r for r in results if r[1] not in (200, 201)]
     assert len(results) > 50, len(results)
     assert failed == [], failed[:20]
+
+
+def _why_not_completed(client: docker.DockerClient, service: str) -> dict[str, object]:
+    """What Swarm says about an update that did not complete: its message, and every task
+    that did not run to the end with why."""
+    svc = client.services.get(service)
+    return {
+        "update": svc.attrs.get("UpdateStatus", {}),
+        "tasks": [
+            (t["Slot"], t["Status"]["State"], t["Status"].get("Err"), t["Status"]["Message"])
+            for t in svc.tasks()
+            if t["Status"]["State"] not in ("running", "shutdown") or t["Status"].get("Err")
+        ],
+    }
