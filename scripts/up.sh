@@ -84,6 +84,11 @@ if use_pulumi; then
     # The Pulumi stack's own config (Pulumi.yaml documents every key) decides names and port;
     # the outputs say what it deployed.
     log "deploying with pulumi up (Pulumi stack $(pulumi stack --show-name))"
+    if [ "$RUN_REGISTRY" = 1 ] && [ "$(pulumi config get runRegistry 2>/dev/null)" != true ] \
+        && [ -z "$(pulumi config get registry 2>/dev/null)" ]; then
+        # The Pulumi stack's config decides, not the environment.
+        log "a Swarm of several nodes needs a registry: pulumi config set runRegistry true (or registry)"
+    fi
     pulumi up --yes --skip-preview
     STACK="$(pulumi stack output stack)"
     PORT="$(pulumi stack output apiUrl | sed 's/.*://')"
