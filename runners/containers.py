@@ -250,7 +250,7 @@ class Engine:
         """
         image = images.qualify(spec.image, self.image_registry)
         try:
-            return await self.call(self._create, image, spec, space, labels)
+            return await self._create_owned(image, spec, space, labels)
         except docker.errors.ImageNotFound:
             pass
         except (docker.errors.DockerException, requests.RequestException) as exc:
@@ -283,12 +283,30 @@ class Engine:
             result.engine_error = str(exc)
             return None
         try:
-            return await self.call(self._create, image, spec, space, labels)
+            return await self._create_owned(image, spec, space, labels)
         except docker.errors.ImageNotFound:
             result.engine_error = f"image {image} was pulled but is not on the engine any more"
         except (docker.errors.DockerException, requests.RequestException) as exc:
             result.engine_error = f"creating the container failed: {exc}"
         return None
+
+    async def _create_owned(
+        self, image: str, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels
+    ) -> Any:
+        """Create the container; a caller cancelled meanwhile still gets it removed.
+
+        The engine finishes a create the caller no longer waits for, and until ``run`` holds
+        the container nothing would remove it: so the create is waited for, and what it
+        made removed, before the cancellation goes on.
+        """
+        creating = asyncio.ensure_future(self.call(self._create, image, spec, space, labels))
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            await asyncio.wait({creating})
+            if not creating.cancelled() and creating.exception() is None:
+                await _shielded(self.remove(creating.result().id))
+            raise
 
     async def _execute(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,36 @@ async def test_a_spec_may_not_place_files_over_the_runners_own(
                 time_limit=10,
                 stop=Stop(),
             )
+
+
+async def test_a_caller_cancelled_while_the_engine_creates_still_removes_the_container(
+    engine: Engine, instance: str, docker_client: docker.DockerClient
+) -> None:
+    """The window between the engine making the container and ``run`` holding it: the
+    create is held open (in its thread) until the caller has been cancelled."""
+    created = threading.Event()
+    release = threading.Event()
+    real_create = engine._create
+
+    def held_create(*args: Any) -> Any:
+        container = real_create(*args)
+        created.set()
+        release.wait(30)
+        return container
+
+    engine._create = held_create  # type: ignore[method-assign]
+    spec = ContainerSpec(image=SHELL_IMAGE, argv=["sleep", "30"])
+    running = asyncio.ensure_future(
+        engine.run(spec, labels(instance), payload={}, inputs={}, time_limit=30, stop=Stop())
+    )
+    try:
+        await eventually(created.is_set, 20, "the container created")
+        running.cancel()
+    finally:
+        release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert containers_of(docker_client, instance) == []
 
 
 async def test_a_cancelled_caller_still_removes_its_container(
