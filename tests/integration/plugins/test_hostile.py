@@ -92,7 +92,10 @@ json.dump({"forked": forked, "error": error}, open("/homerun/output.json", "w"))
 
 
 def test_shell_fork_bomb_is_killed_at_the_time_out(api: httpx.Client) -> None:
-    script = "bomb() { bomb | bomb & }\nbomb\nwhile :; do sleep 1; done\n"
+    # The bomb runs from the one fork made while pids are plenty; the main shell then forks
+    # no more (a dash that cannot fork exits at once, which would end the task before its
+    # time-out, as CI once saw): it becomes a sleep that only the time-out ends.
+    script = "bomb() { bomb | bomb & }\n(bomb) &\nexec sleep 60\n"
     task, took = run_task(api, shell(script, timeout_s=3))
     assert task["status"] == "failed"
     assert task["attempts"][-1]["failure_kind"] == "timeout", task
