@@ -213,7 +213,19 @@ def refresh(stack: str) -> list[str]:
 def sample_job(url: str, token: str, timeout: float) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": SAMPLE_KEY}
     with httpx.Client(base_url=url, headers=headers, timeout=10.0) as http:
-        resp = http.post("/v1/jobs", json=SAMPLE_JOB)
+        # Healthy API tasks are not yet in the edge's view of them: it resolves and checks
+        # its backends every second, and answers 503 until it has one. The Idempotency-Key
+        # makes asking again safe.
+        resp = None
+        for _ in deadline_loop(timeout, 0.5):
+            try:
+                resp = http.post("/v1/jobs", json=SAMPLE_JOB)
+            except httpx.TransportError:
+                continue
+            if resp.status_code not in (502, 503, 504):
+                break
+        if resp is None:
+            raise SystemExit(f"the API at {url} did not answer within {timeout:g}s")
         if resp.status_code not in (200, 201):
             raise SystemExit(f"sample job refused: {resp.status_code} {resp.text}")
         job = resp.json()
