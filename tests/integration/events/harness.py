@@ -9,8 +9,9 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +298,32 @@ async def entries(streams: aioredis.Redis, key: str) -> list[tuple[str, dict[str
     """XRANGE of a whole stream, typed (the fixture's client decodes responses)."""
     found: Any = await streams.xrange(key)
     return [(str(i), dict(f)) for i, f in found]
+
+
+@contextlib.contextmanager
+def webhook_receiver(
+    port: int, answer: Callable[[str, dict[str, str], bytes], int]
+) -> Iterator[None]:
+    """A real HTTP server on 127.0.0.1:``port`` that answers every POST with the status
+    ``answer(path, headers, body)`` returns; stopped on exit."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status = answer(self.path, dict(self.headers.items()), body)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -13,7 +13,6 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -31,6 +30,7 @@ from tests.integration.events.harness import (
     ok,
     run_task,
     three_task_pipeline,
+    webhook_receiver,
 )
 
 pytestmark = pytest.mark.integration
@@ -127,32 +127,21 @@ class HoldingReceiver:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        self.paths.append(path)
+        self.received.set()
+        self.release.wait(30)
+        return 204
+
 
 @pytest.fixture
 def receiver() -> Iterator[HoldingReceiver]:
     state = HoldingReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            state.paths.append(self.path)
-            state.received.set()
-            state.release.wait(30)
-            self.send_response(204)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", state.port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    state.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with webhook_receiver(state.port, state.answer):
+        try:
+            yield state
+        finally:
+            state.release.set()  # a held call must end before the server can
 
 
 async def test_a_webhook_wakes_the_workers_and_a_slow_receiver_does_not_keep_them_busy(

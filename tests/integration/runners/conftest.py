@@ -31,7 +31,7 @@ from core.tokens import create_token
 from plugins.hookspecs import hookimpl
 from plugins.manager import make_plugin_manager
 from plugins.tasktypes import ContainerSpec, PayloadError, TaskContext, TaskType
-from runners.containers import LABEL_INSTANCE
+from runners.containers import LABEL_INSTANCE, Engine
 from runners.worker import Runner
 
 T = TypeVar("T")
@@ -56,6 +56,24 @@ def instance(docker_client: docker.DockerClient) -> Iterator[str]:
 
 def containers_of(client: docker.DockerClient, instance: str) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}))
+
+
+def small_engine(instance: str, work_dir: Path, **overrides: Any) -> Engine:
+    """An Engine on the local Docker engine with small output bounds, for tests that drive
+    it directly; ``overrides`` replace any of its arguments."""
+    args: dict[str, Any] = {
+        "docker_url": None,
+        "concurrency": 2,
+        "work_dir": str(work_dir),
+        "instance": instance,
+        "output_limit_bytes": 1000,
+        "output_file_limit_bytes": 100,
+        "allow_network": False,
+        "log_lines_per_second": 1000,
+        "image_registry": "",
+        "image_pull_timeout": 30.0,
+    }
+    return Engine(**(args | overrides))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from tests.conftest import eventually
 from tests.integration.runners.conftest import (
     SHELL_IMAGE,
     containers_of,
+    small_engine,
 )
 
 pytestmark = pytest.mark.integration
@@ -24,18 +25,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def engine(instance: str, tmp_path: Path) -> AsyncIterator[Engine]:
-    engine = Engine(
-        docker_url=None,
-        concurrency=2,
-        work_dir=str(tmp_path / "work"),
-        instance=instance,
-        output_limit_bytes=1000,
-        output_file_limit_bytes=100,
-        allow_network=False,
-        log_lines_per_second=1000,
-        image_registry="",
-        image_pull_timeout=30.0,
-    )
+    engine = small_engine(instance, tmp_path / "work")
     yield engine
     engine.close()
 

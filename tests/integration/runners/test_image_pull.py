@@ -20,10 +20,10 @@ import pytest
 
 from core.transitions import MAX_INFRASTRUCTURE_RETRIES, NewTask
 from plugins.tasktypes import ContainerSpec
-from runners.containers import AttemptLabels, Engine, Stop
+from runners.containers import AttemptLabels, Stop
 from runners.worker import Runner
 from tests.conftest import eventually
-from tests.integration.runners.conftest import SHELL_IMAGE, Jobs, containers_of
+from tests.integration.runners.conftest import SHELL_IMAGE, Jobs, containers_of, small_engine
 from tests.registry import Registry, running_registry
 
 pytestmark = pytest.mark.integration
@@ -181,14 +181,10 @@ async def test_a_pull_past_its_time_out_is_an_engine_error(
     registry: Registry, docker_client: docker.DockerClient, instance: str, tmp_path: Path
 ) -> None:
     image = unknown_image()
-    engine = Engine(
-        docker_url=None,
+    engine = small_engine(
+        instance,
+        tmp_path / "work",
         concurrency=1,
-        work_dir=str(tmp_path / "work"),
-        instance=instance,
-        output_limit_bytes=1000,
-        output_file_limit_bytes=100,
-        allow_network=False,
         log_lines_per_second=100,
         image_registry=registry.addr,
         image_pull_timeout=1.0,
