@@ -17,6 +17,11 @@ An image the engine lacks is pulled first (``runners/images.py``), from the oper
 registry when the task type names it without one; a stop during the pull ends the attempt
 before any container exists.
 
+One run, step by step (``Engine.run``): prepare the workspace, create the container (pulling
+its image if need be), attach to its output, start it, wait for its exit (killing it at the
+time limit or on ``Stop``), collect the bounded output, read its output file. A step that
+fails ends the run there, as the matching ``RunResult`` variant (``runners/results.py``).
+
 The engine's blocking calls run in a thread pool of the runner's own, sized for its
 concurrency, so waiting containers cannot starve the rest. The container and the
 attempt's workspace are removed in every path, shielded from cancellation.
@@ -32,9 +37,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import docker
@@ -42,8 +45,19 @@ import docker.errors
 import requests
 from docker.types import LogConfig, Mount, Ulimit
 
+from core.settings import Settings
 from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
 from runners import capture, images, workspace
+from runners.results import (
+    EngineFailed,
+    Exited,
+    RunResult,
+    StartFailed,
+    Stop,
+    Stopped,
+    TimedOut,
+    exit_code,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,30 +88,6 @@ def instance_name(configured: str, database_url: str) -> str:
     return "db-" + hashlib.sha256(public.encode()).hexdigest()[:16]
 
 
-class StopReason(StrEnum):
-    CANCELLED = "cancelled"  # the job was cancelled
-    LOST = "lost"  # the attempt's lease is gone: someone else owns the task now
-    SHUTDOWN = "shutdown"  # the runner is stopping and its grace period ran out
-
-
-class Stop:
-    """Asks a running attempt to kill its container; the first reason given wins."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self.reason: StopReason | None = None
-
-    def request(self, reason: StopReason) -> None:
-        if self.reason is None:
-            self.reason = reason
-            self._event.set()
-
-    async def wait(self) -> StopReason:
-        await self._event.wait()
-        assert self.reason is not None
-        return self.reason
-
-
 @dataclass(frozen=True)
 class AttemptLabels:
     instance: str
@@ -116,35 +106,16 @@ class AttemptLabels:
         }
 
 
-@dataclass
-class RunResult:
-    """What happened to the container. Exactly one of the failure fields explains a failure."""
-
-    exit_code: int | None = None
-    stdout: str = ""
-    stdout_truncated: bool = False
-    stderr: str = ""
-    stderr_truncated: bool = False
-    output_file: bytes | None = None
-    output_file_size: int = 0
-    timed_out: bool = False
-    stopped: StopReason | None = None
-    oom_killed: bool = False
-    # The task's command could not be started (no such executable): the task's fault.
-    start_error: str | None = None
-    # The engine failed us (image missing or not pullable, daemon error): not the task's fault.
-    engine_error: str | None = None
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 def _is_start_error(exc: docker.errors.APIError) -> bool:
     text = str(exc.explanation or exc).lower()
     return "executable file not found" in text or "no such file or directory" in text
 
 
 class Engine:
-    """Runs attempts on one Docker engine; owns the SDK client and its thread pool."""
+    """Runs attempts on one Docker engine; owns the SDK client and its thread pool.
+
+    Made from a runner's settings with ``Engine.from_settings``.
+    """
 
     def __init__(
         self,
@@ -176,6 +147,22 @@ class Engine:
         self.image_registry = image_registry
         self.puller = images.Puller(self.client, self.call, timeout=image_pull_timeout)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Engine:
+        """The engine a runner with ``settings`` uses."""
+        return cls(
+            docker_url=settings.docker_url,
+            concurrency=settings.runner_concurrency,
+            work_dir=settings.work_dir,
+            instance=instance_name(settings.instance, settings.database_url),
+            output_limit_bytes=settings.output_limit_bytes,
+            output_file_limit_bytes=settings.output_file_limit_bytes,
+            allow_network=settings.allow_task_network,
+            log_lines_per_second=settings.log_lines_per_second,
+            image_registry=settings.task_image_registry,
+            image_pull_timeout=settings.image_pull_timeout_seconds,
+        )
+
     def close(self) -> None:
         self.puller.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -202,51 +189,39 @@ class Engine:
         """Run ``spec`` to completion, time-out or ``stop``; always remove the container.
 
         Raises ``PayloadError`` (from the workspace) for a spec that places a file where
-        the runner cannot; every engine failure is reported in ``RunResult.engine_error``.
+        the runner cannot; every other way the run can end is a ``RunResult`` variant.
         """
         started = time.monotonic()
         root = workspace.attempt_dir(self.work_dir, self.instance, labels.task_id, labels.attempt)
-        result = RunResult()
-        container: Any = None
         try:
             space = await self.call(
                 workspace.prepare, root, payload=payload, inputs=inputs, files=spec.files
             )
-            container = await self._create_pulling(spec, space, labels, stop, result)
-            if container is None:
-                return result
-            # Recording the container (a Postgres write) overlaps with attaching and
-            # starting it; it only has to land before the attempt is finished.
-            noted = asyncio.ensure_future(on_created(container.id)) if on_created else None
             try:
-                await self._execute(
-                    container, result, time_limit=time_limit, stop=stop, on_line=on_line
+                container = await self._create_pulling(spec, space, labels, stop)
+            except _Ended as ended:
+                return replace(ended.result, seconds=time.monotonic() - started)
+            try:
+                result = await self._run_container(
+                    container,
+                    space,
+                    time_limit=time_limit,
+                    stop=stop,
+                    on_line=on_line,
+                    on_created=on_created,
                 )
+                return replace(result, seconds=time.monotonic() - started)
             finally:
-                if noted is not None:
-                    await asyncio.wait({noted})
-            if noted is not None:
-                noted.result()
-            if result.exit_code is not None:
-                result.output_file, result.output_file_size = await self.call(
-                    space.read_output, self.output_file_limit
-                )
-            return result
+                await _shielded(self.remove(container.id))
         finally:
-            result.seconds = time.monotonic() - started
-            await _shielded(self._cleanup(container, root))
+            await _shielded(self.call(workspace.remove, root))
 
     async def _create_pulling(
-        self,
-        spec: ContainerSpec,
-        space: workspace.Workspace,
-        labels: AttemptLabels,
-        stop: Stop,
-        result: RunResult,
+        self, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels, stop: Stop
     ) -> Any:
         """Create the container, pulling its image first if the engine lacks it.
 
-        None, with ``result`` saying why, when there is no container to run.
+        Raises ``_Ended`` when there is no container to run.
         """
         image = images.qualify(spec.image, self.image_registry)
         try:
@@ -254,16 +229,27 @@ class Engine:
         except docker.errors.ImageNotFound:
             pass
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            result.engine_error = f"creating the container failed: {exc}"
-            return None
+            raise _Ended(EngineFailed(error=f"creating the container failed: {exc}")) from None
+        await self._pull(image, stop)
+        try:
+            return await self._create_owned(image, spec, space, labels)
+        except docker.errors.ImageNotFound:
+            failure = f"image {image} was pulled but is not on the engine any more"
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            failure = f"creating the container failed: {exc}"
+        raise _Ended(EngineFailed(error=failure))
+
+    async def _pull(self, image: str, stop: Stop) -> None:
+        """Pull ``image`` unless ``stop`` comes first; raises ``_Ended`` when it cannot be had."""
         if not images.is_qualified(image):
             # No registry configured: an unqualified name would be looked up on Docker
             # Hub, where anyone may own the name (``homerun/...`` included).
-            result.engine_error = (
-                f"image {image} is not on this Docker engine, and no registry to pull it"
-                " from is set (HOMERUN_TASK_IMAGE_REGISTRY)"
+            raise _Ended(
+                EngineFailed(
+                    error=f"image {image} is not on this Docker engine, and no registry to pull"
+                    " it from is set (HOMERUN_TASK_IMAGE_REGISTRY)"
+                )
             )
-            return None
         pulling = asyncio.ensure_future(self.puller.ensure(image))
         stopper = asyncio.ensure_future(stop.wait())
         try:
@@ -275,20 +261,12 @@ class Engine:
             pulling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pulling
-            result.stopped = stop.reason
-            return None
+            assert stop.reason is not None  # the stopper finished first
+            raise _Ended(Stopped(reason=stop.reason))
         try:
             pulling.result()
         except images.PullError as exc:
-            result.engine_error = str(exc)
-            return None
-        try:
-            return await self._create_owned(image, spec, space, labels)
-        except docker.errors.ImageNotFound:
-            result.engine_error = f"image {image} was pulled but is not on the engine any more"
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            result.engine_error = f"creating the container failed: {exc}"
-        return None
+            raise _Ended(EngineFailed(error=str(exc))) from None
 
     async def _create_owned(
         self, image: str, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels
@@ -308,77 +286,133 @@ class Engine:
                 await _shielded(self.remove(creating.result().id))
             raise
 
-    async def _execute(
+    async def _run_container(
         self,
         container: Any,
-        result: RunResult,
+        space: workspace.Workspace,
         *,
         time_limit: float,
         stop: Stop,
         on_line: capture.LineSink | None,
-    ) -> None:
-        out, err = capture.Bounded(self.output_limit), capture.Bounded(self.output_limit)
+        on_created: Callable[[str], Awaitable[None]] | None,
+    ) -> RunResult:
+        """Execute the created container; an ``Exited`` run also gets its output file."""
+        # Recording the container (a Postgres write) overlaps with attaching and starting
+        # it; it only has to land before the attempt is finished.
+        noted = asyncio.ensure_future(on_created(container.id)) if on_created else None
         try:
-            # Attach before start so not a byte is missed: the engine keeps no log.
-            stream = await self.call(
+            result = await self._execute(
+                container, time_limit=time_limit, stop=stop, on_line=on_line
+            )
+        finally:
+            if noted is not None:
+                await asyncio.wait({noted})
+        if noted is not None:
+            noted.result()
+        if not isinstance(result, Exited):
+            return result
+        output_file, size = await self.call(space.read_output, self.output_file_limit)
+        return replace(result, output_file=output_file, output_file_size=size)
+
+    async def _execute(
+        self, container: Any, *, time_limit: float, stop: Stop, on_line: capture.LineSink | None
+    ) -> RunResult:
+        """Attach, start, wait for the end; every ending carries the bounded output."""
+        out, err = capture.Bounded(self.output_limit), capture.Bounded(self.output_limit)
+        stream: Any = None
+        pump: asyncio.Future[None] | None = None
+        result: RunResult | None = None
+        try:
+            stream = await self._attach(container)
+            pump = asyncio.ensure_future(self.call(self._pump, stream, out, err, on_line))
+            await self._start(container)
+            result = await self._wait(container, time_limit=time_limit, stop=stop)
+        except _Ended as ended:
+            result = ended.result
+        finally:
+            if pump is not None:
+                exited = result is not None and exit_code(result) is not None
+                await self._end_pump(stream, pump, exited=exited)
+        assert result is not None  # every step either returned it or raised _Ended with it
+        return replace(
+            result,
+            stdout=out.text(),
+            stdout_truncated=out.truncated,
+            stderr=err.text(),
+            stderr_truncated=err.truncated,
+        )
+
+    async def _attach(self, container: Any) -> Any:
+        """The container's output stream; attached before the start so that not a byte is
+        missed (the engine keeps no log)."""
+        try:
+            return await self.call(
                 container.attach, stdout=True, stderr=True, stream=True, logs=False, demux=True
             )
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            result.engine_error = f"attaching to the container failed: {exc}"
-            return
-        pump = asyncio.ensure_future(self.call(self._pump, stream, out, err, on_line))
+            raise _Ended(EngineFailed(error=f"attaching to the container failed: {exc}")) from None
+
+    async def _start(self, container: Any) -> None:
+        """Start the container; a command that cannot run is the task's fault, not ours."""
         try:
-            try:
-                await self.call(container.start)
-            except docker.errors.APIError as exc:
-                if _is_start_error(exc):
-                    result.start_error = f"the command could not be started: {exc.explanation}"
-                    result.exit_code = 127
-                else:
-                    result.engine_error = f"starting the container failed: {exc}"
-                return
-            except (docker.errors.DockerException, requests.RequestException) as exc:
-                result.engine_error = f"starting the container failed: {exc}"
-                return
-            # The engine's wait outlives the time-out by a margin: we kill at the time-out.
-            waiter = asyncio.ensure_future(
-                self.call(container.wait, timeout=time_limit + KILL_GRACE_SECONDS + 30)
-            )
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                done, _ = await asyncio.wait(
-                    {waiter, stopper}, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED
+            await self.call(container.start)
+        except docker.errors.APIError as exc:
+            if _is_start_error(exc):
+                failed: RunResult = StartFailed(
+                    error=f"the command could not be started: {exc.explanation}"
                 )
-            finally:
-                stopper.cancel()
-            if waiter not in done:
-                result.timed_out = stop.reason is None
-                result.stopped = stop.reason
-                await self._kill(container)
-            try:
-                status = await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_SECONDS)
-                result.exit_code = int(status["StatusCode"])
-            except (docker.errors.DockerException, requests.RequestException) as exc:
-                result.engine_error = f"waiting for the container failed: {exc}"
-                return
-            except TimeoutError:
-                result.engine_error = "the engine did not report the container's exit"
-                return
-            if result.exit_code != 0 and not result.stopped and not result.timed_out:
-                with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
-                    await self.call(container.reload)
-                    result.oom_killed = bool(container.attrs["State"].get("OOMKilled"))
+            else:
+                failed = EngineFailed(error=f"starting the container failed: {exc}")
+            raise _Ended(failed) from None
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise _Ended(EngineFailed(error=f"starting the container failed: {exc}")) from None
+
+    async def _wait(self, container: Any, *, time_limit: float, stop: Stop) -> RunResult:
+        """Wait for the exit; kill the container at the time limit or when ``stop`` comes."""
+        # The engine's wait outlives the time-out by a margin: we kill at the time-out.
+        waiter = asyncio.ensure_future(
+            self.call(container.wait, timeout=time_limit + KILL_GRACE_SECONDS + 30)
+        )
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, stopper}, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
-            # The stream ends when the container exits; closing it unblocks the reader in
-            # every other path (start failed, engine gone).
-            if result.exit_code is None:
-                _close_stream(stream)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(pump), KILL_GRACE_SECONDS)
-            if not pump.done():
-                _close_stream(stream)
-            result.stdout, result.stdout_truncated = out.text(), out.truncated
-            result.stderr, result.stderr_truncated = err.text(), err.truncated
+            stopper.cancel()
+        killed = waiter not in done
+        reason = stop.reason if killed else None
+        if killed:
+            await self._kill(container)
+        status = await _exit_status(waiter)
+        code = status if isinstance(status, int) else None
+        if reason is not None:
+            return Stopped(reason=reason, exit_code=code)
+        if isinstance(status, EngineFailed):
+            return status
+        if killed:
+            return TimedOut(exit_code=status)
+        return Exited(
+            exit_code=status, oom_killed=status != 0 and await self._oom_killed(container)
+        )
+
+    async def _oom_killed(self, container: Any) -> bool:
+        """Whether the kernel killed the container for its memory (False if unknown)."""
+        with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+            await self.call(container.reload)
+            return bool(container.attrs["State"].get("OOMKilled"))
+        return False
+
+    async def _end_pump(self, stream: Any, pump: asyncio.Future[None], *, exited: bool) -> None:
+        """Let the reader thread finish with what the container printed, then close."""
+        # The stream ends when the container exits; closing it unblocks the reader in every
+        # other path (start failed, engine gone).
+        if not exited:
+            _close_stream(stream)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(pump), KILL_GRACE_SECONDS)
+        if not pump.done():
+            _close_stream(stream)
 
     def _create(
         self, image: str, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels
@@ -480,11 +514,6 @@ class Engine:
         except (docker.errors.DockerException, requests.RequestException) as exc:
             log.warning("killing container %s failed: %s", container.id[:12], exc)
 
-    async def _cleanup(self, container: Any, root: Path) -> None:
-        if container is not None:
-            await self.remove(container.id)
-        await self.call(workspace.remove, root)
-
     async def remove(self, container_id: str) -> None:
         """Force-remove a container (kills it first); a missing container is fine."""
         try:
@@ -516,6 +545,25 @@ def _close_stream(stream: Any) -> None:
         stream.close()
     with contextlib.suppress(Exception):
         stream._response.close()
+
+
+class _Ended(Exception):
+    """Raised by a step of ``Engine.run`` whose failure ends the run: carries how it ended."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result)
+        self.result = result
+
+
+async def _exit_status(waiter: asyncio.Future[Any]) -> int | EngineFailed:
+    """The exit code, once the engine reports the exit; how it failed to, if it does not."""
+    try:
+        status = await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_SECONDS)
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        return EngineFailed(error=f"waiting for the container failed: {exc}")
+    except TimeoutError:
+        return EngineFailed(error="the engine did not report the container's exit")
+    return int(status["StatusCode"])
 
 
 async def _shielded(cleanup: Awaitable[None]) -> None:

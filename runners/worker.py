@@ -35,27 +35,20 @@ from redis.exceptions import RedisError
 
 from core import keys, logs, queue
 from core import transitions as tr
-from core.models import AttemptStatus, FailureKind
+from core.models import FailureKind
 from core.settings import Settings
 from plugins.manager import collect_task_types
 from plugins.tasktypes import (
-    OUTPUT_FILE,
     ContainerSpec,
-    FinishedRun,
     NetworkPolicy,
     PayloadError,
     TaskContext,
 )
 from runners import reconciler
-from runners.containers import (
-    AttemptLabels,
-    Engine,
-    RunResult,
-    Stop,
-    StopReason,
-    instance_name,
-)
+from runners.containers import AttemptLabels, Engine, instance_name
 from runners.livelogs import LivePublisher, LogSink
+from runners.outcome import failed, outcome
+from runners.results import Stop, StopReason
 
 __all__ = ["LogSink", "Runner"]
 
@@ -181,18 +174,7 @@ class Runner:
 
             self._log_sink = publish
         if self._engine is None:
-            self._engine = Engine(
-                docker_url=s.docker_url,
-                concurrency=self._concurrency,
-                work_dir=s.work_dir,
-                instance=self.instance,
-                output_limit_bytes=s.output_limit_bytes,
-                output_file_limit_bytes=s.output_file_limit_bytes,
-                allow_network=s.allow_task_network,
-                log_lines_per_second=s.log_lines_per_second,
-                image_registry=s.task_image_registry,
-                image_pull_timeout=s.image_pull_timeout_seconds,
-            )
+            self._engine = Engine.from_settings(s)
             self._owned.append(self._engine)
 
     async def _disconnect(self) -> None:
@@ -382,7 +364,7 @@ class Runner:
                 on_created=on_created,
             )
         except PayloadError as exc:
-            return _failed(FailureKind.PAYLOAD, f"the task type's container spec is invalid: {exc}")
+            return failed(FailureKind.PAYLOAD, f"the task type's container spec is invalid: {exc}")
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -391,13 +373,20 @@ class Runner:
             if live is not None:
                 self._spawn_background(_quietly(live.close()))
         if stop.reason == StopReason.LOST:
-            return None
-        return self._outcome(claim, spec, timeout, result)
+            return None  # maybe only after the container exited: still, the task is not ours
+        return outcome(
+            result,
+            task_type=claim.task_type,
+            timeout=timeout,
+            memory_bytes=spec.limits.memory_bytes,
+            output_file_limit=self.settings.output_file_limit_bytes,
+            task_output=lambda run: self.pm.hook.task_output(run=run),
+        )
 
     def _build_spec(self, claim: tr.Claim) -> ContainerSpec | tr.Outcome:
         task_type = self.task_types.get(claim.task_type)
         if task_type is None:
-            return _failed(
+            return failed(
                 FailureKind.INFRASTRUCTURE,
                 f"runner {self.runner_id} has no plugin for task type {claim.task_type!r}",
             )
@@ -412,75 +401,21 @@ class Runner:
         try:
             spec = task_type.build_spec(claim.payload, context)
         except PayloadError as exc:
-            return _failed(FailureKind.PAYLOAD, f"payload refused: {exc.message}")
+            return failed(FailureKind.PAYLOAD, f"payload refused: {exc.message}")
         except Exception as exc:  # a plugin bug fails its task, not the runner
             log.exception("task type %s failed to build a spec", claim.task_type)
-            return _failed(
+            return failed(
                 FailureKind.TASK,
                 f"task type {claim.task_type!r} failed to build its container spec:"
                 f" {type(exc).__name__}: {exc}",
             )
         if spec.network == NetworkPolicy.EGRESS and not self.settings.allow_task_network:
-            return _failed(
+            return failed(
                 FailureKind.TASK,
                 f"task type {claim.task_type!r} needs network egress, which this deployment"
                 " does not allow (HOMERUN_ALLOW_TASK_NETWORK)",
             )
         return spec
-
-    def _outcome(
-        self, claim: tr.Claim, spec: ContainerSpec, timeout: float, r: RunResult
-    ) -> tr.Outcome:
-        captured: dict[str, Any] = {
-            "exit_code": r.exit_code,
-            "stdout": r.stdout,
-            "stdout_truncated": r.stdout_truncated,
-            "stderr": r.stderr,
-            "stderr_truncated": r.stderr_truncated,
-        }
-        if r.stopped == StopReason.CANCELLED:
-            return tr.Outcome(AttemptStatus.CANCELLED, error="cancelled while running", **captured)
-        if r.stopped == StopReason.SHUTDOWN:
-            return _failed(
-                FailureKind.INFRASTRUCTURE,
-                "the runner shut down before the task finished; it runs again elsewhere",
-                **captured,
-            )
-        if r.engine_error is not None:
-            return _failed(FailureKind.INFRASTRUCTURE, r.engine_error, **captured)
-        if r.start_error is not None:
-            return _failed(FailureKind.TASK, r.start_error, **captured)
-        if r.timed_out:
-            return _failed(
-                FailureKind.TIMEOUT, f"timed out after {timeout:g} s and was killed", **captured
-            )
-        if r.exit_code != 0:
-            reason = f"exited with code {r.exit_code}"
-            if r.oom_killed:
-                mib = spec.limits.memory_bytes // (1024 * 1024)
-                reason += f": killed for using more than its memory limit ({mib} MiB)"
-            return _failed(FailureKind.TASK, reason, **captured)
-        limit = self.settings.output_file_limit_bytes
-        if r.output_file_size > limit:
-            return _failed(
-                FailureKind.TASK,
-                f"{OUTPUT_FILE} is {r.output_file_size} bytes; the limit is {limit}",
-                **captured,
-            )
-        run = FinishedRun(
-            task_type=claim.task_type,
-            exit_code=r.exit_code,
-            stdout=r.stdout,
-            stderr=r.stderr,
-            stdout_truncated=r.stdout_truncated,
-            stderr_truncated=r.stderr_truncated,
-            output_file=r.output_file,
-        )
-        try:
-            output = self.pm.hook.task_output(run=run)
-        except PayloadError as exc:
-            return _failed(FailureKind.TASK, f"bad output: {exc.message}", **captured)
-        return tr.Outcome(AttemptStatus.SUCCEEDED, output=output, **captured)
 
     # --- while an attempt runs ----------------------------------------------------------
 
@@ -584,10 +519,6 @@ class Runner:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _failed(kind: FailureKind, error: str, **captured: Any) -> tr.Outcome:
-    return tr.Outcome(AttemptStatus.FAILED, error=error, failure_kind=kind, **captured)
 
 
 async def _quietly(work: Awaitable[None]) -> None:

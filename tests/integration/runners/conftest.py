@@ -60,20 +60,17 @@ def containers_of(client: docker.DockerClient, instance: str) -> list[Any]:
 
 def small_engine(instance: str, work_dir: Path, **overrides: Any) -> Engine:
     """An Engine on the local Docker engine with small output bounds, for tests that drive
-    it directly; ``overrides`` replace any of its arguments."""
-    args: dict[str, Any] = {
-        "docker_url": None,
-        "concurrency": 2,
-        "work_dir": str(work_dir),
-        "instance": instance,
-        "output_limit_bytes": 1000,
-        "output_file_limit_bytes": 100,
-        "allow_network": False,
-        "log_lines_per_second": 1000,
-        "image_registry": "",
-        "image_pull_timeout": 30.0,
-    }
-    return Engine(**(args | overrides))
+    it directly; ``overrides`` replace any of the settings it is made from."""
+    settings = Settings(
+        runner_concurrency=2,
+        work_dir=str(work_dir),
+        instance=instance,
+        output_limit_bytes=1000,
+        output_file_limit_bytes=100,
+        log_lines_per_second=1000,
+        image_pull_timeout_seconds=30.0,
+    )
+    return Engine.from_settings(replace(settings, **overrides))
 
 
 @pytest.fixture

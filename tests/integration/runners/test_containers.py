@@ -12,7 +12,17 @@ import docker
 import pytest
 
 from plugins.tasktypes import ContainerSpec, Limits, PayloadError
-from runners.containers import AttemptLabels, Engine, RunResult, Stop, StopReason
+from runners.containers import AttemptLabels, Engine
+from runners.results import (
+    EngineFailed,
+    Exited,
+    RunResult,
+    StartFailed,
+    Stop,
+    Stopped,
+    StopReason,
+    TimedOut,
+)
 from tests.conftest import eventually
 from tests.integration.runners.conftest import (
     SHELL_IMAGE,
@@ -64,7 +74,8 @@ async def test_the_container_is_locked_down(
     host = container.attrs["HostConfig"]
     stop.request(StopReason.CANCELLED)
     result = await running
-    assert result.stopped == StopReason.CANCELLED and result.exit_code == 137
+    assert isinstance(result, Stopped)
+    assert result.reason == StopReason.CANCELLED and result.exit_code == 137
     assert host["NetworkMode"] == "none"
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"]
@@ -95,7 +106,7 @@ async def test_files_inputs_and_output_are_placed_and_collected(
         " touch /etc/x || echo root-read-only;"
         " echo '{\"v\": 1}' > /homerun/output.json; echo oops >&2",
     )
-    assert result.exit_code == 0
+    assert isinstance(result, Exited) and result.exit_code == 0
     assert result.stdout.splitlines() == [
         '{"p": 1}[1]',
         "scratch",
@@ -115,7 +126,7 @@ async def test_output_is_bounded_and_flagged(engine: Engine, instance: str) -> N
         "head -c 5000000 /dev/zero | tr '\\0' x; echo small >&2;"
         " head -c 1000 /dev/zero | tr '\\0' y > /homerun/output.json",
     )
-    assert result.exit_code == 0
+    assert isinstance(result, Exited) and result.exit_code == 0
     assert len(result.stdout) == 1000 and result.stdout_truncated
     assert result.stderr == "small\n" and not result.stderr_truncated
     # output.json over its limit is not read at all, but its size is reported.
@@ -129,7 +140,7 @@ async def test_time_out_kills_and_removes(
     result = await engine.run(
         spec, labels(instance), payload={}, inputs={}, time_limit=0.5, stop=Stop()
     )
-    assert result.timed_out and result.exit_code == 137 and result.seconds < 10
+    assert isinstance(result, TimedOut) and result.exit_code == 137 and result.seconds < 10
     assert containers_of(docker_client, instance) == []
 
 
@@ -144,7 +155,8 @@ async def test_a_missing_command_is_the_tasks_fault_a_missing_image_the_engines(
         time_limit=10,
         stop=Stop(),
     )
-    assert no_command.start_error is not None and no_command.engine_error is None
+    # One variant per ending: a start failure is therefore not also an engine failure.
+    assert isinstance(no_command, StartFailed)
     no_image = await engine.run(
         ContainerSpec(image="homerun/test-no-such-image:0", argv=["true"]),
         labels(instance, "task-2"),
@@ -153,7 +165,7 @@ async def test_a_missing_command_is_the_tasks_fault_a_missing_image_the_engines(
         time_limit=10,
         stop=Stop(),
     )
-    assert no_image.engine_error is not None and no_image.start_error is None
+    assert isinstance(no_image, EngineFailed)
     assert containers_of(docker_client, instance) == []
 
 

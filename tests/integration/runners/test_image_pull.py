@@ -20,7 +20,8 @@ import pytest
 
 from core.transitions import MAX_INFRASTRUCTURE_RETRIES, NewTask
 from plugins.tasktypes import ContainerSpec
-from runners.containers import AttemptLabels, Stop
+from runners.containers import AttemptLabels
+from runners.results import EngineFailed, Stop, Stopped, exit_code
 from runners.worker import Runner
 from tests.conftest import eventually
 from tests.integration.runners.conftest import SHELL_IMAGE, Jobs, containers_of, small_engine
@@ -184,10 +185,10 @@ async def test_a_pull_past_its_time_out_is_an_engine_error(
     engine = small_engine(
         instance,
         tmp_path / "work",
-        concurrency=1,
+        runner_concurrency=1,
         log_lines_per_second=100,
-        image_registry=registry.addr,
-        image_pull_timeout=1.0,
+        task_image_registry=registry.addr,
+        image_pull_timeout_seconds=1.0,
     )
     registry.freeze()
     try:
@@ -204,9 +205,10 @@ async def test_a_pull_past_its_time_out_is_an_engine_error(
     finally:
         registry.thaw()
         engine.close()
-    assert result.engine_error == (
+    assert isinstance(result, EngineFailed)
+    assert result.error == (
         f"pulling image {registry.addr}/{image} took longer than 1 s"
         " (HOMERUN_IMAGE_PULL_TIMEOUT_SECONDS)"
     )
-    assert result.exit_code is None and result.stopped is None
+    assert exit_code(result) is None and not isinstance(result, Stopped)
     assert containers_of(docker_client, instance) == []
