@@ -6,7 +6,7 @@ same ``events`` row, so a client cannot tell which road an event took.
 
 On the job stream an event's entry ID is ``<seq>-0``, on the token stream
 ``<token_seq>-0``: a stream rejects an ID that is not above its last one, which makes
-relaying the same event twice a no-op (see ``runners.relay``), and lets a reader resume at
+relaying the same event twice a no-op (see ``notifier.relay``), and lets a reader resume at
 any number with ``XREAD ... <n>-0``.
 """
 

@@ -44,7 +44,7 @@ def _cmd_runner(args: argparse.Namespace) -> int:
 
 
 def _cmd_notifier(args: argparse.Namespace) -> int:
-    from runners.notifier import main as notifier_main
+    from notifier.service import main as notifier_main
 
     notifier_main()
     return EXIT_OK

@@ -25,7 +25,7 @@ from core.settings import Settings
 from core.tokens import create_token
 from homerun import sse
 from homerun.client import Client, ClientConfig
-from runners.notifier import Notifier
+from notifier.service import Notifier
 from tests.conftest import free_port, wait_for
 
 

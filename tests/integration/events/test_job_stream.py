@@ -19,7 +19,7 @@ from core.logs import publish_log
 from core.models import AttemptStatus
 from core.settings import Settings
 from homerun import sse
-from runners.relay import Relay
+from notifier.relay import Relay
 from tests.conftest import eventually
 from tests.integration.events.harness import (
     ApiProcess,

@@ -15,7 +15,7 @@ from core import transitions as tr
 from core.events import EVENT_COLUMNS, render, seq_of
 from core.logs import LOG_STREAM_IDLE_TTL_SECONDS, publish_log
 from core.settings import Settings
-from runners.relay import Relay
+from notifier.relay import Relay
 from tests.conftest import eventually
 from tests.integration.events.harness import (
     entries,

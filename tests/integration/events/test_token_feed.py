@@ -20,7 +20,7 @@ from core import transitions as tr
 from core.events import EVENT_COLUMNS, render
 from core.settings import Settings
 from homerun import sse
-from runners.relay import Relay
+from notifier.relay import Relay
 from tests.conftest import RedisServer, eventually, wait_for
 from tests.integration.events.harness import (
     ApiProcess,

@@ -13,7 +13,7 @@ from databases import Database
 from core import transitions as tr
 from core.models import AttemptStatus, FailureKind
 from core.settings import Settings
-from runners.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
+from notifier.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from tests.conftest import eventually, free_port
 from tests.integration.events.harness import (
     make_token,

@@ -1,8 +1,8 @@
 """The notifier service: relays the events outbox to the streams Redis and sends webhooks.
 
 Run any number of replicas (``homerun notifier``): a job's events are relayed by one of
-them at a time (``runners.relay``) and a webhook delivery is claimed by one of them at a
-time (``runners.webhooks``).
+them at a time (``notifier.relay``) and a webhook delivery is claimed by one of them at a
+time (``notifier.webhooks``).
 
 Wake-ups: ``LISTEN homerun_events`` names the job whose event just committed, so it is
 relayed at once; a sweep every ``notifier_poll_seconds`` catches whatever a lost
@@ -31,8 +31,8 @@ from databases import Database
 
 from core.outbox import EVENTS_CHANNEL
 from core.settings import Settings
-from runners import webhooks
-from runners.relay import Relay
+from notifier import webhooks
+from notifier.relay import Relay
 
 __all__ = ["Notifier", "main", "serve"]
 

@@ -31,7 +31,7 @@ from databases.interfaces import Record
 
 from core import keys
 from core.events import EVENT_COLUMNS, TERMINAL_JOB_EVENTS, render, stream_id
-from runners import webhooks
+from notifier import webhooks
 
 __all__ = ["RELAY_LOCK_NS", "Relay", "Relayed"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runners.webhooks import (
+from notifier.webhooks import (
     DestinationRefused,
     backoff,
     check_url,
