@@ -29,6 +29,7 @@ import httpx
 import redis.asyncio as redis
 from databases import Database
 
+from core.backoff import Backoff
 from core.outbox import EVENTS_CHANNEL
 from core.settings import Settings
 from notifier import webhooks
@@ -94,16 +95,15 @@ class Notifier:
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Hold a LISTEN connection; reconnect when it drops (the sweep covers the gap)."""
-        delay = BACKOFF_FIRST_SECONDS
+        pauses = _backoff()
         while not stop.is_set():
             try:
                 conn = await asyncpg.connect(self.settings.database_url)
             except _TRANSIENT as exc:
                 log.warning("LISTEN connection failed (%s); retrying", exc)
-                await _wait(stop, delay)
-                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+                await _wait(stop, pauses.failed())
                 continue
-            delay = BACKOFF_FIRST_SECONDS
+            pauses.reset()
             closed = asyncio.Event()
             conn.add_termination_listener(_setter(closed))
             try:
@@ -160,7 +160,7 @@ class Notifier:
         return busy
 
     async def _relay_loop(self, stop: asyncio.Event) -> None:
-        delay = BACKOFF_FIRST_SECONDS
+        pauses = _backoff()
         next_sweep = 0.0
         while not stop.is_set():
             now = time.monotonic()
@@ -170,14 +170,14 @@ class Notifier:
             try:
                 busy = await self.relay_once(sweep=sweep)
             except _TRANSIENT as exc:
+                delay = pauses.failed()
                 log.warning(
                     "relay failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
                 )
                 await _wait(stop, delay)
-                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
                 next_sweep = 0.0  # after an outage, look at everything again
                 continue
-            delay = BACKOFF_FIRST_SECONDS
+            pauses.reset()
             if sweep:
                 next_sweep = now + self.settings.notifier_poll_seconds
             timeout = max(0.0, next_sweep - time.monotonic())
@@ -187,7 +187,7 @@ class Notifier:
 
     # --- webhooks
     async def _webhook_worker(self, stop: asyncio.Event) -> None:
-        delay = BACKOFF_FIRST_SECONDS
+        pauses = _backoff()
         while not stop.is_set():
             # Cleared before looking, not after: a delivery created while we look sets it
             # again, so it wakes us (or a sibling that looks after it) instead of waiting
@@ -199,10 +199,9 @@ class Notifier:
                 due_in = await self.deliverer.next_due_in()
             except _TRANSIENT as exc:
                 log.warning("webhook delivery failed (%s); retrying", exc)
-                await _wait(stop, delay)
-                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+                await _wait(stop, pauses.failed())
                 continue
-            delay = BACKOFF_FIRST_SECONDS
+            pauses.reset()
             timeout = self.settings.notifier_poll_seconds
             if due_in is not None:
                 timeout = min(timeout, due_in)
@@ -227,6 +226,12 @@ class Notifier:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _backoff() -> Backoff:
+    """A loop's pauses while a store is down: 0.1 s, doubling to 2 s; no jitter, since each
+    replica waits on its own connection and there is no crowd to spread out."""
+    return Backoff(BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS)
 
 
 def _setter(event: asyncio.Event) -> Callable[[object], None]:

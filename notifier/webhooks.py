@@ -28,7 +28,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import random
 import socket
 import time
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from databases import Database
 from databases.core import Connection
 from databases.interfaces import Record
 
+from core import backoff
 from core.events import TERMINAL_JOB_EVENTS
 
 __all__ = [
@@ -198,9 +198,8 @@ class Policy:
     timeout_seconds: float
 
 
-def backoff(attempt: int, base: float, cap: float) -> float:
-    # Some jitter spreads retries of many jobs whose receiver went down together.
-    return min(cap, base * 2.0 ** max(attempt - 1, 0)) * random.uniform(0.8, 1.0)
+# Some jitter spreads the retries of many jobs whose receiver went down together.
+RETRY_JITTER = 0.2
 
 
 async def payload(conn: Connection, job_id: str, event_seq: int) -> bytes:
@@ -315,7 +314,12 @@ class Deliverer:
         elif number >= self.policy.max_attempts:
             status, next_at = "failed", started
         else:
-            delay = backoff(number, self.policy.retry_base_seconds, self.policy.retry_max_seconds)
+            delay = backoff.delay(
+                number,
+                self.policy.retry_base_seconds,
+                self.policy.retry_max_seconds,
+                jitter=RETRY_JITTER,
+            )
             status, next_at = "pending", datetime.now(UTC) + timedelta(seconds=delay)
         log.log(
             logging.INFO if error is None else logging.WARNING,

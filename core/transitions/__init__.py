@@ -24,7 +24,6 @@ from core.transitions.attempts import (
     record_container,
 )
 from core.transitions.cancellation import cancel_job
-from core.transitions.common import retry_delay
 from core.transitions.submission import create_job
 from core.transitions.types import (
     MAX_INFRASTRUCTURE_RETRIES,
@@ -57,5 +56,4 @@ __all__ = [
     "finish_attempt",
     "heartbeat",
     "record_container",
-    "retry_delay",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from datetime import UTC, datetime
 
 from databases.core import Connection
@@ -16,11 +15,6 @@ OUTPUT_SUMMARY_CHARS = 512
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def retry_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter (the AWS architecture blog's variant)."""
-    return random.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0)))
 
 
 def output_summary(output: JSON) -> JSON:

@@ -9,10 +9,14 @@ from typing import Any
 
 from databases.core import Connection
 
+from core import backoff
 from core.models import JSON, AttemptStatus, FailureKind, JobStatus, TaskStatus
 from core.outbox import record_event
-from core.transitions.common import now, output_summary, retry_delay
+from core.transitions.common import now, output_summary
 from core.transitions.types import MAX_INFRASTRUCTURE_RETRIES, Aftermath, ReadyTask
+
+# Full jitter: the tasks one failing dependency broke together must not retry together.
+RETRY_JITTER = 1.0
 
 
 async def conclude_attempt(
@@ -66,7 +70,7 @@ async def conclude_attempt(
             attempt=attempt,
         )
     elif await _may_retry(conn, task, failure_kind):
-        delay = retry_delay(attempt, retry_base_seconds, retry_max_seconds)
+        delay = backoff.delay(attempt, retry_base_seconds, retry_max_seconds, jitter=RETRY_JITTER)
         not_before = now() + timedelta(seconds=delay)
         await conn.execute(
             "UPDATE tasks SET status = :queued, not_before = :nb, error = :error,"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from core import backoff
 from notifier.webhooks import (
+    RETRY_JITTER,
     DestinationRefused,
-    backoff,
     check_url,
     resolve_destination,
     sign,
@@ -80,6 +81,9 @@ def test_signature_round_trip_and_tampering() -> None:
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    assert 0.8 <= backoff(1, 1.0, 60.0) <= 1.0
-    assert 6.4 <= backoff(4, 1.0, 60.0) <= 8.0
-    assert backoff(30, 1.0, 60.0) <= 60.0
+    def webhook_backoff(attempt: int, base: float, cap: float) -> float:
+        return backoff.delay(attempt, base, cap, jitter=RETRY_JITTER)
+
+    assert 0.8 <= webhook_backoff(1, 1.0, 60.0) <= 1.0
+    assert 6.4 <= webhook_backoff(4, 1.0, 60.0) <= 8.0
+    assert webhook_backoff(30, 1.0, 60.0) <= 60.0
