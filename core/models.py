@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, TypeAlias
 
-JSON: TypeAlias = Any  # a value that survived json.loads
+# The plugin API defines it (plugins/ depends on nothing in core/); core code names it here.
+from plugins.tasktypes import JSON
+
+__all__ = [
+    "JSON",
+    "PRIORITY_BOUND",
+    "TERMINAL_JOB",
+    "TERMINAL_TASK",
+    "AttemptStatus",
+    "FailureKind",
+    "JobStatus",
+    "TaskStatus",
+]
+
+
+# A task's priority lies in [-PRIORITY_BOUND, PRIORITY_BOUND]: the submission schema says so,
+# and within it the queue's scores (core/queue.py) stay exact integers in a double.
+PRIORITY_BOUND = 400
 
 
 class JobStatus(StrEnum):

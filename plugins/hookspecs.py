@@ -10,8 +10,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from core.models import JSON
-from plugins.tasktypes import FinishedRun, TaskType
+from plugins.tasktypes import JSON, FinishedRun, TaskType
 
 PROJECT_NAME = "homerun"
 

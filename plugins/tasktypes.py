@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
 
-from core.models import JSON
+# Defined here, with the rest of what a plugin sees, so that plugins/ depends on nothing in
+# core/ (core depends on plugins); core.models re-exports it for core's own code.
+JSON: TypeAlias = Any  # a value that survived json.loads
 
 # Where the runner places things inside every task container.
 HOMERUN_DIR = "/homerun"

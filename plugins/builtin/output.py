@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from core.models import JSON
 from plugins.hookspecs import hookimpl
-from plugins.tasktypes import OUTPUT_FILE, FinishedRun, PayloadError
+from plugins.tasktypes import JSON, OUTPUT_FILE, FinishedRun, PayloadError
 
 
 def _refuse_constant(name: str) -> JSON:
