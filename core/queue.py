@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 
 from core import keys
+from core.models import PRIORITY_BOUND
 from core.transitions import ReadyTask
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
 # stays below the span, and |priority| <= PRIORITY_BOUND keeps the score an exact integer
 # in a double (< 2**53), so ordering is exact.
 PRIORITY_SPAN = 10**13
-PRIORITY_BOUND = 400
 # How many wake-up tokens may wait in the wake list: enough to wake every idle runner of
 # a large deployment, small enough that stale tokens cost a few empty loops at most.
 WAKE_TOKENS_MAX = 64

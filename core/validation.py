@@ -21,7 +21,7 @@ import jsonschema
 
 from core import metrics
 from core.errors import ApiError, Detail
-from core.queue import PRIORITY_BOUND
+from core.models import PRIORITY_BOUND
 from core.settings import Settings
 from core.transitions import NewJob, NewTask
 from plugins.tasktypes import PayloadError, TaskContext, TaskType
