@@ -10,10 +10,11 @@ no cycle. Every problem found is reported, each with the path (``loc``) to its f
 
 from __future__ import annotations
 
+import graphlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,28 +250,23 @@ def _nul_details(value: Any, loc: list[str | int]) -> list[Detail]:
 
 
 def find_cycle(edges: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """A dependency cycle as a path ``[a, b, ..., a]``, or None. Iterative DFS."""
-    state: dict[str, int] = {}  # 1 on the current path, 2 done
-    for root in edges:
-        if state.get(root):
-            continue
-        stack: list[tuple[str, Iterable[str]]] = [(root, iter(edges.get(root, ())))]
-        path = [root]
-        state[root] = 1
-        while stack:
-            node, children = stack[-1]
-            child = next(iter(children), None)
-            if child is None:
-                stack.pop()
-                path.pop()
-                state[node] = 2
-                continue
-            if state.get(child) == 1:
-                return [*path[path.index(child) :], child]
-            if not state.get(child) and child in edges:
-                state[child] = 1
-                path.append(child)
-                stack.append((child, iter(edges[child])))
+    """A dependency cycle as a path ``[a, b, ..., a]`` (a depends on b ...), or None.
+
+    ``graphlib`` finds it. Its sorter follows edges from a node to the nodes that wait on
+    it, so each task is given as waiting on the tasks that depend on it: the path it reports
+    then reads along ``depends_on``, starting from the first task (in ``edges`` order) whose
+    dependencies lead back to itself.
+    """
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for task in edges:
+        sorter.add(task)
+    for task, dependencies in edges.items():
+        for dependency in dependencies:
+            sorter.add(dependency, task)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        return list(exc.args[1])
     return None
 
 
