@@ -13,22 +13,52 @@ any number with ``XREAD ... <n>-0``.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Any, Protocol
 
 from core.models import JobStatus
 
 __all__ = [
     "EVENT_COLUMNS",
-    "LOG_EVENT",
     "TERMINAL_JOB_EVENTS",
+    "EventType",
     "Row",
     "render",
     "seq_of",
     "stream_id",
 ]
 
-TERMINAL_JOB_EVENTS = frozenset(f"job.{s.value}" for s in JobStatus if s.terminal)
-LOG_EVENT = "task.log"
+
+class EventType(StrEnum):
+    """Every type of event (``events.type``, a stream entry's ``type``, the SSE ``event:``).
+
+    The values are the wire format (docs/events.md); a member compares equal to its value,
+    so a type read back from Postgres or Redis as a string matches it.
+    """
+
+    JOB_QUEUED = "job.queued"
+    JOB_RUNNING = "job.running"
+    JOB_SUCCEEDED = "job.succeeded"
+    JOB_FAILED = "job.failed"
+    JOB_CANCELLED = "job.cancelled"
+    TASK_QUEUED = "task.queued"
+    TASK_RUNNING = "task.running"
+    TASK_RETRYING = "task.retrying"
+    TASK_SUCCEEDED = "task.succeeded"
+    TASK_FAILED = "task.failed"
+    TASK_CANCELLED = "task.cancelled"
+    # One live output line: on the job's log stream and in its SSE feed, never in Postgres.
+    TASK_LOG = "task.log"
+
+    @classmethod
+    def job_ended(cls, status: JobStatus) -> EventType:
+        """The event of a job reaching the terminal ``status``."""
+        if not status.terminal:
+            raise ValueError(f"job status {status} is not terminal")
+        return cls(f"job.{status.value}")
+
+
+TERMINAL_JOB_EVENTS = frozenset(EventType.job_ended(s) for s in JobStatus if s.terminal)
 
 # Columns ``render`` and the relay need, for every query that reads events.
 EVENT_COLUMNS = (

@@ -15,6 +15,8 @@ from typing import Any
 
 from databases.core import Connection
 
+from core.events import EventType
+
 # Postgres NOTIFY channel that wakes the notifier as soon as an event commits.
 EVENTS_CHANNEL = "homerun_events"
 
@@ -22,7 +24,7 @@ EVENTS_CHANNEL = "homerun_events"
 async def record_event(
     conn: Connection,
     job_id: str,
-    type: str,
+    type: EventType,
     data: Mapping[str, Any] | None = None,
     *,
     task_id: str | None = None,
@@ -49,7 +51,7 @@ async def record_event(
         ") SELECT seq, pg_notify(:channel, CAST(job_id AS text)) FROM event",
         {
             "job_id": job_id,
-            "type": type,
+            "type": type.value,
             "task_id": task_id,
             "attempt": attempt,
             "data": json.dumps(dict(data or {})),

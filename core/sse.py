@@ -51,8 +51,8 @@ from core import keys
 from core.db import Databases
 from core.events import (
     EVENT_COLUMNS,
-    LOG_EVENT,
     TERMINAL_JOB_EVENTS,
+    EventType,
     Row,
     render,
     seq_of,
@@ -340,7 +340,7 @@ class JobStream(_Feed[Cursor]):
             "truncated": fields.get("truncated") == "1",
             "ts": _log_ts(entry_id, fields),
         }
-        return frame(LOG_EVENT, json.dumps(body, separators=(",", ":")), str(self.cursor))
+        return frame(EventType.TASK_LOG, json.dumps(body, separators=(",", ":")), str(self.cursor))
 
     # --- hooks
     def _status_frame(self, seq: int, kind: str, body: str) -> bytes:

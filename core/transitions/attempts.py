@@ -14,6 +14,7 @@ from typing import Any
 from databases import Database
 from databases.core import Connection
 
+from core.events import EventType
 from core.models import AttemptStatus, FailureKind, JobStatus, TaskStatus
 from core.outbox import record_event
 from core.transitions.common import lock_job_of_task, now
@@ -66,11 +67,13 @@ async def claim_attempt(
                 "UPDATE jobs SET status = :running, updated_at = clock_timestamp() WHERE id = :id",
                 {"running": JobStatus.RUNNING.value, "id": job_id},
             )
-            await record_event(conn, job_id, "job.running", {"status": JobStatus.RUNNING.value})
+            await record_event(
+                conn, job_id, EventType.JOB_RUNNING, {"status": JobStatus.RUNNING.value}
+            )
         await record_event(
             conn,
             job_id,
-            "task.running",
+            EventType.TASK_RUNNING,
             {"status": TaskStatus.RUNNING.value, "name": task["name"], "runner_id": runner_id},
             task_id=task_id,
             attempt=attempt,

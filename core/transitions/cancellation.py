@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from databases import Database
 
+from core.events import EventType
 from core.models import JobStatus, TaskStatus
 from core.outbox import record_event
 from core.transitions.settle import set_task, settle_job
@@ -39,7 +40,7 @@ async def cancel_job(db: Database, job_id: str) -> Aftermath:
             await record_event(
                 conn,
                 job_id,
-                "task.cancelled",
+                EventType.TASK_CANCELLED,
                 {
                     "status": TaskStatus.CANCELLED.value,
                     "name": row["name"],

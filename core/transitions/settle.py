@@ -10,6 +10,7 @@ from typing import Any
 from databases.core import Connection
 
 from core import backoff
+from core.events import EventType
 from core.models import JSON, AttemptStatus, FailureKind, JobStatus, TaskStatus
 from core.outbox import record_event
 from core.transitions.common import now, output_summary
@@ -53,7 +54,7 @@ async def conclude_attempt(
         await record_event(
             conn,
             job_id,
-            "task.succeeded",
+            EventType.TASK_SUCCEEDED,
             {**base, "status": TaskStatus.SUCCEEDED.value, "output": output_summary(output)},
             task_id=task_id,
             attempt=attempt,
@@ -64,7 +65,7 @@ async def conclude_attempt(
         await record_event(
             conn,
             job_id,
-            "task.cancelled",
+            EventType.TASK_CANCELLED,
             {**base, "status": TaskStatus.CANCELLED.value, "reason": "job cancelled"},
             task_id=task_id,
             attempt=attempt,
@@ -80,7 +81,7 @@ async def conclude_attempt(
         await record_event(
             conn,
             job_id,
-            "task.retrying",
+            EventType.TASK_RETRYING,
             {
                 **base,
                 "status": TaskStatus.QUEUED.value,
@@ -98,7 +99,7 @@ async def conclude_attempt(
         await record_event(
             conn,
             job_id,
-            "task.failed",
+            EventType.TASK_FAILED,
             {
                 **base,
                 "status": TaskStatus.FAILED.value,
@@ -179,7 +180,7 @@ async def _promote_dependents(conn: Connection, job_id: str, task_id: str) -> li
         await record_event(
             conn,
             job_id,
-            "task.queued",
+            EventType.TASK_QUEUED,
             {"status": TaskStatus.QUEUED.value, "name": row["name"]},
             task_id=str(row["id"]),
         )
@@ -203,7 +204,7 @@ async def _cancel_downstream(conn: Connection, job_id: str, task_id: str, *, rea
         await record_event(
             conn,
             job_id,
-            "task.cancelled",
+            EventType.TASK_CANCELLED,
             {"status": TaskStatus.CANCELLED.value, "name": row["name"], "reason": reason},
             task_id=str(row["id"]),
         )
@@ -237,5 +238,5 @@ async def settle_job(conn: Connection, job_id: str) -> JobStatus | None:
         " updated_at = clock_timestamp() WHERE id = :id",
         {"status": final.value, "id": job_id},
     )
-    await record_event(conn, job_id, f"job.{final.value}", {"status": final.value})
+    await record_event(conn, job_id, EventType.job_ended(final), {"status": final.value})
     return final

@@ -7,6 +7,7 @@ import uuid
 
 from databases import Database
 
+from core.events import EventType
 from core.models import JobStatus, TaskStatus
 from core.outbox import record_event
 from core.transitions.types import Created, IdempotencyConflict, NewJob, ReadyTask
@@ -81,7 +82,7 @@ async def create_job(
         await record_event(
             conn,
             job_id,
-            "job.queued",
+            EventType.JOB_QUEUED,
             {
                 "status": JobStatus.QUEUED.value,
                 "name": job.name,
@@ -102,7 +103,7 @@ async def create_job(
                 await record_event(
                     conn,
                     job_id,
-                    "task.queued",
+                    EventType.TASK_QUEUED,
                     {"status": TaskStatus.QUEUED.value, "name": task.name},
                     task_id=ids[task.name],
                 )
