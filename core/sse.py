@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -50,7 +50,6 @@ from redis.typing import KeyT, StreamIdT
 from core import keys
 from core.db import Databases
 from core.events import (
-    EVENT_COLUMNS,
     TERMINAL_JOB_EVENTS,
     EventType,
     Row,
@@ -59,6 +58,7 @@ from core.events import (
     stream_id,
 )
 from core.logs import LOG_STREAM_MAXLEN
+from core.store import events as event_store
 
 __all__ = [
     "BadCursor",
@@ -159,22 +159,37 @@ class _Position(Protocol):
 C = TypeVar("C", bound=_Position)
 
 
+class _Read(Protocol):
+    """Reads an owner's status events numbered after ``after`` (``core.store.events``)."""
+
+    async def __call__(
+        self,
+        db: Databases,
+        owner: str,
+        after: int,
+        /,
+        *,
+        upto: int | None,
+        limit: int,
+        primary: bool,
+    ) -> Sequence[Row]: ...
+
+
 @dataclass(frozen=True)
 class _Source:
     """Whose status events a feed carries, and the stream the notifier appends them to."""
 
-    number: str  # the events column that numbers them without gaps
-    owner_column: str  # the events column that picks them
+    read: _Read  # numbered without gaps, as ``feed_seq``
     owner: str
     key: str
 
     @classmethod
     def job(cls, job_id: str) -> _Source:
-        return cls("seq", "job_id", job_id, keys.job_stream(job_id))
+        return cls(event_store.job_feed, job_id, keys.job_stream(job_id))
 
     @classmethod
     def token(cls, token_id: str) -> _Source:
-        return cls("token_seq", "token_id", token_id, keys.token_stream(token_id))
+        return cls(event_store.token_feed, token_id, keys.token_stream(token_id))
 
 
 def _entries(reply: Any) -> dict[str, list[tuple[str, dict[str, str]]]]:
@@ -208,17 +223,10 @@ class _Feed(Generic[C]):
 
     async def _events(self, after: int, *, upto: int | None = None, primary: bool) -> list[Row]:
         """The source's status events numbered after ``after`` (up to ``upto``), in order."""
-        number = f"e.{self.source.number}"
-        query = (
-            f"SELECT {EVENT_COLUMNS}, {number} AS feed_seq FROM events e"
-            f" WHERE e.{self.source.owner_column} = :owner AND {number} > :after"
-            + (f" AND {number} <= :upto" if upto is not None else "")
-            + f" ORDER BY {number} LIMIT :n"
+        rows = await self.source.read(
+            self.db, self.source.owner, after, upto=upto, limit=BATCH, primary=primary
         )
-        values: dict[str, Any] = {"owner": self.source.owner, "after": after, "n": BATCH}
-        if upto is not None:
-            values["upto"] = upto
-        return list(await self.db.read_all(query, values, primary=primary))
+        return list(rows)
 
     # --- hooks
     def _status_frame(self, seq: int, kind: str, body: str) -> bytes:
@@ -387,11 +395,7 @@ class JobStream(_Feed[Cursor]):
         """Validate the cursor against the job; raises ``BadCursor``."""
         if self.cursor.seq == 0:
             return
-        kind = await self.db.read_val(
-            "SELECT type FROM events WHERE job_id = :job_id AND seq = :seq",
-            {"job_id": self.job_id, "seq": self.cursor.seq},
-            primary=True,
-        )
+        kind = await event_store.event_type_at(self.db, self.job_id, self.cursor.seq)
         if kind is None:
             raise BadCursor(f"job {self.job_id} has no event {self.cursor.seq}")
         self.finished = kind in TERMINAL_JOB_EVENTS
@@ -421,12 +425,7 @@ class TokenStream(_Feed[TokenCursor]):
 
     async def check(self) -> None:
         """Place a missing cursor at the present, or validate it; raises ``BadCursor``."""
-        latest = int(
-            await self.db.read_val(
-                "SELECT event_seq FROM tokens WHERE id = :id", {"id": self.token_id}, primary=True
-            )
-            or 0
-        )
+        latest = await event_store.latest_token_seq(self.db, self.token_id)
         if self._from_present:
             self.cursor.seq = latest
         elif self.cursor.seq > latest:

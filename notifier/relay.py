@@ -1,9 +1,10 @@
 """Relay the ``events`` outbox from Postgres to the streams Redis, per job, in order, once.
 
 Exclusivity: a notifier relays a job only while it holds a transaction-scoped advisory
-lock on that job, so two replicas never interleave one job's events. It reads the job's
-unrelayed events in ``seq`` order, appends them in one Lua call, marks them relayed, and
-commits (which releases the lock).
+lock on that job (``core.store.events.lock_job_for_relay``), so two replicas never
+interleave one job's events. It reads the job's unrelayed events in ``seq`` order, appends
+them in one Lua call, marks them relayed, and commits (which releases the lock). The SQL is
+in ``core.store.events``.
 
 Idempotence: each event goes to the job stream under the explicit ID ``<seq>-0`` and to
 the token stream under ``<token_seq>-0``. A notifier that died after appending but before
@@ -30,14 +31,12 @@ from databases import Database
 from databases.interfaces import Record
 
 from core import keys
-from core.events import EVENT_COLUMNS, TERMINAL_JOB_EVENTS, render, stream_id
-from notifier import webhooks
+from core.events import TERMINAL_JOB_EVENTS, render, stream_id
+from core.store import events as event_store
+from core.store import webhooks as webhook_store
 
-__all__ = ["RELAY_LOCK_NS", "Relay", "Relayed"]
+__all__ = ["Relay", "Relayed"]
 
-# Namespace of the two-key advisory locks ``(RELAY_LOCK_NS, hashtext(job_id))``; keeps them
-# apart from any other advisory lock in the database.
-RELAY_LOCK_NS = 0x686E  # "hn"
 BATCH = 500
 
 # KEYS: job stream, token stream, log stream.
@@ -100,42 +99,25 @@ class Relay:
 
     async def pending_jobs(self, limit: int = 100) -> list[str]:
         """Jobs with unrelayed events, the longest-waiting first."""
-        rows = await self.db.fetch_all(
-            "SELECT job_id FROM events WHERE relayed_at IS NULL"
-            " GROUP BY job_id ORDER BY min(id) LIMIT :limit",
-            {"limit": limit},
-        )
-        return [str(r["job_id"]) for r in rows]
+        return await event_store.pending_jobs(self.db, limit)
 
     async def relay_job(self, job_id: str) -> Relayed:
         """Relay one batch of the job's unrelayed events; raises ``redis.RedisError``."""
         async with self.db.connection() as conn, conn.transaction():
-            locked = await conn.fetch_val(
-                "SELECT pg_try_advisory_xact_lock(:ns, hashtext(:job_id))",
-                {"ns": RELAY_LOCK_NS, "job_id": job_id},
-            )
-            if not locked:
+            if not await event_store.lock_job_for_relay(conn, job_id):
                 return Relayed(locked=False)
-            rows = await conn.fetch_all(
-                f"SELECT {EVENT_COLUMNS}, e.token_id FROM events e"
-                " WHERE e.job_id = :job_id AND e.relayed_at IS NULL ORDER BY e.seq LIMIT :n",
-                {"job_id": job_id, "n": BATCH},
-            )
+            rows = await event_store.unrelayed(conn, job_id, BATCH)
             if not rows:
                 return Relayed(locked=True)
             # In this transaction, so that no terminal event is marked relayed without its
-            # webhook delivery existing (the sweep in webhooks.schedule covers Redis outages).
+            # webhook delivery existing (the notifier's sweep covers Redis outages).
             # Only this batch is marked relayed, so a batch without a terminal event (most
             # of them) has nothing to schedule and skips the query.
             scheduled = 0
             if any(row["type"] in TERMINAL_JOB_EVENTS for row in rows):
-                scheduled = await webhooks.schedule(conn, job_id)
+                scheduled = await webhook_store.schedule(conn, job_id)
             appended = await self._append(job_id, str(rows[0]["token_id"]), rows)
-            await conn.execute(
-                "UPDATE events SET relayed_at = clock_timestamp()"
-                " WHERE job_id = :job_id AND seq <= :last AND relayed_at IS NULL",
-                {"job_id": job_id, "last": int(rows[-1]["seq"])},
-            )
+            await event_store.mark_relayed(conn, job_id, int(rows[-1]["seq"]))
         return Relayed(
             locked=True,
             events=len(rows),

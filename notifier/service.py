@@ -32,6 +32,7 @@ from databases import Database
 from core.backoff import Backoff
 from core.outbox import EVENTS_CHANNEL
 from core.settings import Settings
+from core.store import webhooks as webhook_store
 from notifier import webhooks
 from notifier.relay import Relay
 
@@ -133,7 +134,7 @@ class Notifier:
             # back) still gets its webhook. A failed round makes the next one a sweep
             # (_relay_loop), so this runs again right after each failure, for as long as
             # the outage lasts. Otherwise relay_job schedules deliveries itself.
-            if await webhooks.schedule(self.db):
+            if await webhook_store.schedule(self.db):
                 self._wake_webhooks.set()
             swept = await self.relay.pending_jobs()
         # Taken after the sweep's queries so that a failure there leaves them dirty.

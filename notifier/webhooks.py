@@ -1,9 +1,9 @@
 """Webhooks: a job's ``callback_url`` receives its terminal state, signed, once.
 
-Scheduling: a delivery row (migration 0003) is created for a job with a callback URL when its
-terminal event is still unrelayed, both in the relay's own transaction (so no event is
+Scheduling: a delivery row (migration 0003) is created for a job with a callback URL when
+its terminal event is still unrelayed, both in the relay's own transaction (so no event is
 marked relayed without its delivery) and by a Postgres-only sweep (so webhooks keep going
-while the streams Redis is down).
+while the streams Redis is down). The SQL of both tables is in ``core.store.webhooks``.
 
 Delivery: a notifier claims a due row with ``FOR UPDATE SKIP LOCKED`` and keeps it locked
 for the whole HTTP call, so several notifiers never send the same delivery at once, and
@@ -41,7 +41,7 @@ from databases.core import Connection
 from databases.interfaces import Record
 
 from core import backoff
-from core.events import TERMINAL_JOB_EVENTS
+from core.store import webhooks as webhook_store
 
 __all__ = [
     "DELIVERY_HEADER",
@@ -52,7 +52,6 @@ __all__ = [
     "Policy",
     "check_url",
     "resolve_destination",
-    "schedule",
     "sign",
     "verify",
 ]
@@ -63,8 +62,6 @@ SIGNATURE_HEADER = "Homerun-Signature"
 DELIVERY_HEADER = "Homerun-Delivery"
 ATTEMPT_HEADER = "Homerun-Delivery-Attempt"
 SIGNATURE_TOLERANCE_SECONDS = 300
-_TERMINAL = tuple(sorted(TERMINAL_JOB_EVENTS))
-_TERMINAL_SQL = ", ".join(f"'{t}'" for t in _TERMINAL)
 
 # --- signing ------------------------------------------------------------------------------
 
@@ -159,33 +156,6 @@ async def resolve_destination(url: str, *, allow_private: bool) -> Destination:
     return Destination(url=pinned, hostname=host, host_header=parts.netloc, address=str(address))
 
 
-# --- scheduling ---------------------------------------------------------------------------
-
-_SCHEDULE = (
-    "INSERT INTO webhook_deliveries (job_id, url, event_seq)"
-    " SELECT e.job_id, j.callback_url, e.seq FROM events e JOIN jobs j ON j.id = e.job_id"
-    f" WHERE e.relayed_at IS NULL AND e.type IN ({_TERMINAL_SQL})"
-    " AND j.callback_url IS NOT NULL {job_filter}"
-    " ON CONFLICT (job_id) DO NOTHING RETURNING job_id"
-)
-
-
-async def schedule(db: Database | Connection, job_id: str | None = None) -> int:
-    """Create the delivery of every job (or of ``job_id``) whose terminal event is unrelayed.
-
-    Returns how many deliveries were created (existing ones are left alone and not counted),
-    so the caller wakes the senders only when there is something new to send.
-    """
-    # RETURNING lists exactly the inserted rows; ``execute`` would give only the first value.
-    if job_id is None:
-        rows = await db.fetch_all(_SCHEDULE.format(job_filter=""))
-    else:
-        rows = await db.fetch_all(
-            _SCHEDULE.format(job_filter="AND e.job_id = :job_id"), {"job_id": job_id}
-        )
-    return len(rows)
-
-
 # --- delivery -----------------------------------------------------------------------------
 
 
@@ -203,17 +173,8 @@ RETRY_JITTER = 0.2
 
 
 async def payload(conn: Connection, job_id: str, event_seq: int) -> bytes:
-    job = await conn.fetch_one(
-        "SELECT j.id, j.name, j.labels::text AS labels, j.status, j.created_at, j.finished_at,"
-        " e.type FROM jobs j JOIN events e ON e.job_id = j.id AND e.seq = :seq WHERE j.id = :id",
-        {"id": job_id, "seq": event_seq},
-    )
-    assert job is not None
-    tasks = await conn.fetch_all(
-        "SELECT id, name, type, status, attempts, error FROM tasks WHERE job_id = :id"
-        " ORDER BY created_at, name",
-        {"id": job_id},
-    )
+    """The body of the job's delivery: its terminal event's type, the job and its tasks."""
+    job, tasks = await webhook_store.job_state(conn, job_id, event_seq)
     body: dict[str, Any] = {
         "type": job["type"],
         "job": {
@@ -246,32 +207,14 @@ class Deliverer:
         self.policy = policy
 
     async def next_due_in(self) -> float | None:
-        """Seconds until the next pending delivery that nobody is sending is due (0 if
-        overdue); None if none.
-
-        A delivery being sent stays pending and overdue until its attempt commits; counting it
-        would make every idle worker poll it without pause for the whole HTTP call. Its sender
-        looks again when done. SKIP LOCKED leaves it out; the row lock it takes on the row it
-        returns lasts only this statement, and a claim that skipped the row meanwhile is
-        harmless: this worker saw it due and claims it next.
-        """
-        value = await self.db.fetch_val(
-            "SELECT EXTRACT(EPOCH FROM next_attempt_at - clock_timestamp())"
-            " FROM webhook_deliveries WHERE status = 'pending'"
-            " ORDER BY next_attempt_at LIMIT 1 FOR KEY SHARE SKIP LOCKED"
-        )
-        return None if value is None else max(0.0, float(str(value)))
+        """Seconds until the next delivery nobody is sending is due (0 if overdue); None if
+        none (``core.store.webhooks.next_due_in`` says why one being sent does not count)."""
+        return await webhook_store.next_due_in(self.db)
 
     async def deliver_one(self) -> bool:
         """Claim one due delivery and attempt it; False when none is due."""
         async with self.db.connection() as conn, conn.transaction():
-            row = await conn.fetch_one(
-                "SELECT d.job_id, d.url, d.event_seq, d.attempts, t.webhook_secret"
-                " FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id"
-                " JOIN tokens t ON t.id = j.token_id"
-                " WHERE d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()"
-                " ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED"
-            )
+            row = await webhook_store.claim_due(conn)
             if row is None:
                 return False
             await self._attempt(conn, row)
@@ -295,17 +238,8 @@ class Deliverer:
             refused, error = True, str(exc)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
-        await conn.execute(
-            "INSERT INTO webhook_attempts (job_id, number, url, started_at, status_code, error)"
-            " VALUES (:job_id, :number, :url, :started, :code, :error)",
-            {
-                "job_id": job_id,
-                "number": number,
-                "url": url,
-                "started": started,
-                "code": status_code,
-                "error": error,
-            },
+        await webhook_store.record_attempt(
+            conn, job_id, number, url=url, started=started, status_code=status_code, error=error
         )
         if error is None:
             status, next_at = "delivered", started
@@ -328,12 +262,8 @@ class Deliverer:
             number,
             error or "delivered",
         )
-        await conn.execute(
-            "UPDATE webhook_deliveries SET attempts = :n, status = :status, last_error = :error,"
-            " next_attempt_at = :next_at,"
-            " delivered_at = CASE WHEN :status = 'delivered' THEN clock_timestamp() END"
-            " WHERE job_id = :job_id",
-            {"n": number, "status": status, "error": error, "next_at": next_at, "job_id": job_id},
+        await webhook_store.set_outcome(
+            conn, job_id, attempts=number, status=status, error=error, next_attempt_at=next_at
         )
 
     async def _post(

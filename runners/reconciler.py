@@ -21,7 +21,7 @@ from databases import Database
 
 from core import keys, queue
 from core import transitions as tr
-from core.models import AttemptStatus, TaskStatus
+from core.store import tasks as task_store
 from runners import workspace
 from runners.containers import LABEL_ATTEMPT, LABEL_RUNNER, LABEL_TASK, Engine
 
@@ -43,15 +43,9 @@ async def reconcile(
     after = await tr.expire_leases(
         db, retry_base_seconds=retry_base_seconds, retry_max_seconds=retry_max_seconds
     )
-    rows = await db.fetch_all(
-        "SELECT id, priority, not_before FROM tasks WHERE status = :queued"
-        " ORDER BY priority DESC, created_at LIMIT :n",
-        {"queued": TaskStatus.QUEUED.value, "n": RECONCILE_BATCH},
-    )
     ready = {r.task_id: r for r in after.ready}
-    for row in rows:
-        task_id = str(row["id"])
-        ready.setdefault(task_id, tr.ReadyTask(task_id, int(row["priority"]), row["not_before"]))
+    for task in await task_store.queued_batch(db, RECONCILE_BATCH):
+        ready.setdefault(task.task_id, task)
     enqueued = await queue.add(client, ready.values())
     if after.ready or enqueued:
         log.info("reconciled: %d leases expired, %d tasks re-enqueued", len(after.ready), enqueued)
@@ -75,15 +69,6 @@ async def reconcile_if_first(
     )
 
 
-async def running_attempts(db: Database) -> set[tuple[str, int]]:
-    rows = await db.fetch_all(
-        "SELECT a.task_id, a.number FROM attempts a JOIN tasks t ON t.id = a.task_id"
-        " WHERE a.status = :running AND t.attempts = a.number",
-        {"running": AttemptStatus.RUNNING.value},
-    )
-    return {(str(r["task_id"]), int(r["number"])) for r in rows}
-
-
 async def sweep(
     db: Database, engine: Engine, *, runner_id: str, work_dir: str, instance: str, startup: bool
 ) -> int:
@@ -96,7 +81,7 @@ async def sweep(
     # is therefore never mistaken for a finished one.
     containers = await engine.instance_containers()
     dirs = workspace.leftovers(work_dir, instance)
-    running = await running_attempts(db)
+    running = await task_store.running_attempts(db)
     removed = 0
     for container_id, labels in containers:
         try:

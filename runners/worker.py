@@ -37,6 +37,7 @@ from core import keys, logs, queue
 from core import transitions as tr
 from core.models import FailureKind
 from core.settings import Settings
+from core.store import tasks as task_store
 from plugins.manager import collect_task_types
 from plugins.tasktypes import (
     ContainerSpec,
@@ -295,13 +296,9 @@ class Runner:
 
     async def _settle_stale(self, delivery: queue.Delivery) -> None:
         """A delivery Postgres would not start: drop it, or put it back if merely early."""
-        row = await self.db.fetch_one(
-            "SELECT status, priority, not_before FROM tasks WHERE id = :id",
-            {"id": delivery.task_id},
-        )
+        ready = await task_store.queued(self.db, delivery.task_id)
         with contextlib.suppress(RedisError):
-            if row is not None and row["status"] == "queued":
-                ready = tr.ReadyTask(delivery.task_id, int(row["priority"]), row["not_before"])
+            if ready is not None:
                 await queue.requeue(self.redis, delivery, ready)
             else:
                 await queue.ack(self.redis, delivery)

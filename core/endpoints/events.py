@@ -22,6 +22,7 @@ from core.auth import require_token
 from core.errors import ApiError, Detail
 from core.sse import BadCursor, Cursor, JobStream, TokenCursor, TokenStream
 from core.state import AppState, get_state
+from core.store import jobs as job_store
 
 __all__ = ["openapi_paths", "routes"]
 
@@ -69,12 +70,7 @@ async def job_events(request: Request) -> Response:
     principal = await require_token(request)
     state = get_state(request)
     job_id: uuid.UUID = request.path_params["job_id"]
-    owned = await state.reads.one(
-        principal.id,
-        "SELECT 1 AS owned FROM jobs WHERE id = :id AND token_id = :token",
-        {"id": str(job_id), "token": principal.id},
-    )
-    if owned is None:
+    if not await job_store.owned(state.reads, principal.id, str(job_id)):
         detail = Detail(["path", "job_id"], "no such job")
         raise ApiError(404, "not_found", f"no job {job_id}", [detail])
     try:

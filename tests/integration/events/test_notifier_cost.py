@@ -20,6 +20,7 @@ from databases import Database
 
 from core import transitions as tr
 from core.settings import Settings
+from core.store import webhooks as webhook_store
 from notifier import webhooks
 from notifier.service import WEBHOOK_WORKERS
 from tests.conftest import eventually, free_port
@@ -57,7 +58,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     spy(webhooks.Deliverer, "deliver_one", lambda *a, **k: "deliver_one")
     spy(webhooks.Deliverer, "next_due_in", lambda *a, **k: "next_due_in")
     # relay.py and service.py both call it through the module, so this sees every call.
-    spy(webhooks, "schedule", lambda db, job_id=None: "sweep" if job_id is None else "per_job")
+    spy(webhook_store, "schedule", lambda db, job_id=None: "sweep" if job_id is None else "per_job")
     return counter
 
 

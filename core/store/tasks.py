@@ -1,0 +1,50 @@
+"""What the queue side reads of tasks and attempts: the state machine writes them."""
+
+from __future__ import annotations
+
+from databases import Database
+from databases.core import Connection
+from databases.interfaces import Record
+
+from core.models import AttemptStatus, TaskStatus
+from core.transitions.types import ReadyTask
+
+__all__ = ["queued", "queued_batch", "running_attempts", "summaries"]
+
+
+async def queued(db: Database, task_id: str) -> ReadyTask | None:
+    """The task as the queue should hold it while Postgres has it queued; else None."""
+    row = await db.fetch_one(
+        "SELECT priority, not_before FROM tasks WHERE id = :id AND status = :queued",
+        {"id": task_id, "queued": TaskStatus.QUEUED.value},
+    )
+    return None if row is None else ReadyTask(task_id, int(row["priority"]), row["not_before"])
+
+
+async def queued_batch(db: Database, limit: int) -> list[ReadyTask]:
+    """Up to ``limit`` queued tasks, in the order the queue would run them."""
+    rows = await db.fetch_all(
+        "SELECT id, priority, not_before FROM tasks WHERE status = :queued"
+        " ORDER BY priority DESC, created_at LIMIT :n",
+        {"queued": TaskStatus.QUEUED.value, "n": limit},
+    )
+    return [ReadyTask(str(r["id"]), int(r["priority"]), r["not_before"]) for r in rows]
+
+
+async def running_attempts(db: Database) -> set[tuple[str, int]]:
+    """(task id, attempt number) of every attempt that is running and still its task's latest."""
+    rows = await db.fetch_all(
+        "SELECT a.task_id, a.number FROM attempts a JOIN tasks t ON t.id = a.task_id"
+        " WHERE a.status = :running AND t.attempts = a.number",
+        {"running": AttemptStatus.RUNNING.value},
+    )
+    return {(str(r["task_id"]), int(r["number"])) for r in rows}
+
+
+async def summaries(conn: Database | Connection, job_id: str) -> list[Record]:
+    """A job's tasks as a webhook reports them: id, name, type, status, attempts, error."""
+    return await conn.fetch_all(
+        "SELECT id, name, type, status, attempts, error FROM tasks WHERE job_id = :id"
+        " ORDER BY created_at, name",
+        {"id": job_id},
+    )
