@@ -38,10 +38,10 @@ from core.errors import (
     internal_error_handler,
     unavailable_handler,
 )
+from core.feeds import streams_client
 from core.limits import BodyLimitMiddleware, RateLimiter
 from core.openapi import build_openapi
 from core.settings import Settings
-from core.sse import streams_client
 from core.state import AppState
 from core.tokens import ensure_admin_token
 from core.validation import JobValidator

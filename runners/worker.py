@@ -33,7 +33,7 @@ import redis.asyncio as redis
 from databases import Database
 from redis.exceptions import RedisError
 
-from core import keys, logs, queue
+from core import keys, logstream, queue
 from core import transitions as tr
 from core.models import FailureKind
 from core.settings import Settings
@@ -171,7 +171,7 @@ class Runner:
             async def publish(
                 job_id: str, task_id: str, attempt: int, stream: str, line: str
             ) -> None:
-                await logs.publish_log(streams, job_id, task_id, attempt, stream, line)
+                await logstream.publish_log(streams, job_id, task_id, attempt, stream, line)
 
             self._log_sink = publish
         if self._engine is None:

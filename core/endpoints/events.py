@@ -1,6 +1,6 @@
 """Server-Sent Events: ``GET /v1/jobs/{job_id}/events`` and ``GET /v1/events``.
 
-The stream logic lives in ``core.sse``; this module authenticates, checks ownership and
+The stream logic lives in ``core.feeds``; this module authenticates, checks ownership and
 the ``Last-Event-ID``, answers 503 with ``Retry-After`` while the streams Redis is down,
 and hands the stream to Starlette.
 """
@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from core.auth import require_token
 from core.errors import ApiError, Detail
-from core.sse import BadCursor, Cursor, JobStream, TokenCursor, TokenStream
+from core.feeds import BadCursor, Cursor, JobStream, TokenCursor, TokenStream
 from core.state import AppState, get_state
 from core.store import jobs as job_store
 

@@ -15,7 +15,7 @@ from databases import Database
 from core import keys
 from core import transitions as tr
 from core.events import EVENT_COLUMNS
-from core.logs import publish_log
+from core.logstream import publish_log
 from core.models import AttemptStatus
 from core.settings import Settings
 from homerun import sse

@@ -13,7 +13,7 @@ from databases import Database
 from core import keys
 from core import transitions as tr
 from core.events import EVENT_COLUMNS, render, seq_of
-from core.logs import LOG_STREAM_IDLE_TTL_SECONDS, publish_log
+from core.logstream import LOG_STREAM_IDLE_TTL_SECONDS, publish_log
 from core.settings import Settings
 from notifier.relay import Relay
 from tests.conftest import eventually

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.sse import BadCursor, Cursor, frame
+from core.feeds import BadCursor, Cursor, frame
 from homerun import sse
 
 

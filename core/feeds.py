@@ -57,7 +57,7 @@ from core.events import (
     seq_of,
     stream_id,
 )
-from core.logs import LOG_STREAM_MAXLEN
+from core.logstream import LOG_STREAM_MAXLEN
 from core.store import events as event_store
 
 __all__ = [
