@@ -50,6 +50,31 @@ def _cmd_notifier(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from core.settings import Settings
+    from plugins.manager import describe_plugins, make_plugin_manager
+
+    settings = Settings.from_env()
+    plugins = describe_plugins(make_plugin_manager(disabled=settings.disabled_plugins))
+    if args.json:
+        _print_json([dataclasses.asdict(plugin) for plugin in plugins], sys.stdout)
+        return EXIT_OK
+    rows = [("PLUGIN", "PACKAGE", "TASK TYPES", "HOOKS")]
+    for plugin in plugins:
+        package = " ".join(filter(None, (plugin.package, plugin.version))) or "-"
+        types = ", ".join(plugin.task_types) or "-"
+        rows.append((plugin.name, package, types, ", ".join(plugin.hooks)))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for *padded, last in rows:
+        cells = (cell.ljust(width + 2) for cell, width in zip(padded, widths, strict=True))
+        print("".join(cells) + last)
+    if settings.disabled_plugins:
+        print(f"disabled (HOMERUN_DISABLED_PLUGINS): {', '.join(settings.disabled_plugins)}")
+    return EXIT_OK
+
+
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from core.migrate import migrate
     from core.settings import Settings
@@ -268,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=_cmd_notifier
     )
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_cmd_migrate)
+    plugins = sub.add_parser("plugins", help="list the loaded plugins: versions, task types, hooks")
+    plugins.add_argument("--json", action="store_true", help="print them as JSON")
+    plugins.set_defaults(func=_cmd_plugins)
 
     token = sub.add_parser("token", help="manage API tokens (talks to the database)")
     token.set_defaults(func=_cmd_token)
