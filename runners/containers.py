@@ -344,11 +344,24 @@ class Engine:
 
     async def _attach(self, container: Any) -> Any:
         """The container's output stream; attached before the start so that not a byte is
-        missed (the engine keeps no log)."""
-        try:
-            return await self.call(
+        missed (the engine keeps no log).
+
+        As with the create, a caller cancelled meanwhile does not stop the engine's thread:
+        the attach is waited for and the stream it opened closed, or its socket would be
+        left to the garbage collector.
+        """
+        attaching = asyncio.ensure_future(
+            self.call(
                 container.attach, stdout=True, stderr=True, stream=True, logs=False, demux=True
             )
+        )
+        try:
+            return await asyncio.shield(attaching)
+        except asyncio.CancelledError:
+            await asyncio.wait({attaching})
+            if not attaching.cancelled() and attaching.exception() is None:
+                _close_stream(attaching.result())
+            raise
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise _Ended(EngineFailed(error=f"attaching to the container failed: {exc}")) from None
 

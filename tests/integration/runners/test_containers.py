@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.models.containers
 import pytest
 
 from plugins.tasktypes import ContainerSpec, Limits, PayloadError
@@ -228,4 +229,41 @@ async def test_a_cancelled_caller_still_removes_its_container(
     with pytest.raises(asyncio.CancelledError):
         await running
     # The caller was cancelled mid-wait; the shielded cleanup still ran to the end.
+    assert containers_of(docker_client, instance) == []
+
+
+async def test_a_caller_cancelled_while_the_engine_attaches_still_closes_the_stream(
+    engine: Engine,
+    instance: str,
+    docker_client: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The attach runs in a thread that a cancellation does not stop: the stream it opens
+    must be closed, not left to the garbage collector (a socket per cancelled attempt)."""
+    attached = threading.Event()
+    release = threading.Event()
+    sockets: list[Any] = []
+    real_attach = docker.models.containers.Container.attach
+
+    def held_attach(self: Any, **kwargs: Any) -> Any:
+        stream = real_attach(self, **kwargs)
+        sockets.append(stream._response.raw._fp.fp.raw._sock)
+        attached.set()
+        release.wait(30)
+        return stream
+
+    monkeypatch.setattr(docker.models.containers.Container, "attach", held_attach)
+    spec = ContainerSpec(image=SHELL_IMAGE, argv=["sleep", "30"])
+    running = asyncio.ensure_future(
+        engine.run(spec, labels(instance), payload={}, inputs={}, time_limit=30, stop=Stop())
+    )
+    try:
+        await eventually(attached.is_set, 20, "the attach made")
+        running.cancel()
+    finally:
+        release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    [sock] = sockets
+    assert sock.fileno() == -1  # closed by the engine, not by the collector
     assert containers_of(docker_client, instance) == []
