@@ -15,15 +15,13 @@ from tests.unit.core.test_validation import RUN
 
 
 def spec() -> dict[str, Any]:
-    document = build_openapi(
+    return build_openapi(
         JobSchemas.for_settings(Settings(max_tasks_per_job=7)),
         {"run": RUN},
+        ROUTE_MODULES,
         max_body_bytes=1234,
         version="9.9.9",
     )
-    for module in ROUTE_MODULES:
-        document["paths"].update(getattr(module, "openapi_paths", {}))
-    return document
 
 
 def refs(node: Any) -> list[str]:
