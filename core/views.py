@@ -37,6 +37,7 @@ __all__ = [
     "to_job",
     "to_summary",
     "to_task",
+    "to_task_detail",
 ]
 
 JOB_COLUMNS = (
@@ -137,6 +138,18 @@ def _attempt(row: Row) -> Attempt:
     )
 
 
+def to_task_detail(row: Row, attempt_rows: Sequence[Row]) -> TaskDetail:
+    """A task row (with ``payload``) and its attempt rows (each joined with its result)."""
+    attempts = [_attempt(a) for a in attempt_rows]
+    results = [a.result for a in attempts if a.result is not None]
+    return TaskDetail(
+        **_task_fields(row),
+        payload=_json(row["payload"]),
+        attempts=attempts,
+        result=results[-1] if results else None,
+    )
+
+
 async def _job_rows(
     reads: Reads, job_id: str, token_id: str, *, primary: bool
 ) -> tuple[Row, list[Row]] | None:
@@ -206,15 +219,7 @@ async def load_task(reads: Reads, token_id: str, job_id: str, task_id: str) -> T
         found = await _task_rows(reads, job_id, task_id, token_id, primary=True)
     if found is None:
         return None
-    row, rows = found
-    attempts = [_attempt(a) for a in rows]
-    results = [a.result for a in attempts if a.result is not None]
-    return TaskDetail(
-        **_task_fields(row),
-        payload=_json(row["payload"]),
-        attempts=attempts,
-        result=results[-1] if results else None,
-    )
+    return to_task_detail(*found)
 
 
 async def list_jobs(

@@ -39,8 +39,9 @@ AnyJson: TypeAlias = Annotated[Any, msgspec.Meta(description="Any JSON value, or
 
 T = TypeVar("T")
 
-# What a client gets when an answer does not fit its model (or is not JSON at all).
-DecodeError = (msgspec.DecodeError, msgspec.ValidationError)
+# What a client gets when an answer is not JSON or does not fit its model
+# (msgspec.ValidationError is a DecodeError).
+DecodeError = msgspec.DecodeError
 
 
 def _isoformat(value: object) -> str:
@@ -60,7 +61,7 @@ def dumps(value: object, **options: Any) -> str:
 
 
 def decode(data: bytes | str, into: type[T]) -> T:
-    """An answer's JSON as its model; raises one of ``DecodeError`` when it does not fit.
+    """An answer's JSON as its model; raises ``DecodeError`` when it does not fit.
 
     Fields the model does not know are ignored, so a newer server does not break an older
     client; everything the model does know is checked (types, enums, required fields).

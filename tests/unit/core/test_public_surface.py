@@ -53,6 +53,7 @@ SURFACE = {
         "to_job",
         "to_summary",
         "to_task",
+        "to_task_detail",
     },
 }
 
