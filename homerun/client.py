@@ -202,7 +202,7 @@ class Client:
             if response.status_code >= 400:
                 response.read()
                 raise _error(response)
-            yield from sse.parse(response.iter_lines(), last_event_id)
+            yield from sse.parse(sse.lines(response.iter_bytes()), last_event_id)
 
     def follow(
         self,

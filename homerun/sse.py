@@ -1,12 +1,15 @@
 """A Server-Sent Events parser for the client side (the WHATWG ``text/event-stream`` rules).
 
 Kept free of any HTTP library so the CLI, the tests and anyone scripting against the API can
-feed it lines from whatever transport they use. Written here rather than taken from
-httpx-sse because that one dispatches events whose data buffer is empty, which the
-standard says must not be dispatched.
+feed it bytes (``lines``) or lines from whatever transport they use. Written here rather
+than taken from httpx-sse because that one dispatches events whose data buffer is empty,
+which the standard says must not be dispatched.
 
 The rules it follows (https://html.spec.whatwg.org/multipage/server-sent-events.html):
 
+- the stream is UTF-8 (invalid bytes become U+FFFD) and lines end at CRLF, LF or CR only:
+  not at the other characters ``str.splitlines`` (and so httpx's ``iter_lines``) breaks
+  on, such as U+2028 or U+0085, which may sit inside a data line;
 - a blank line dispatches the event, unless its data buffer is empty: then the data and
   event type buffers are reset and nothing is dispatched (a lone ``event:`` or ``id:``
   line makes no event);
@@ -20,14 +23,17 @@ The rules it follows (https://html.spec.whatwg.org/multipage/server-sent-events.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Event", "Parser", "parse"]
+__all__ = ["Event", "Parser", "lines", "parse"]
 
 _BOM = "\ufeff"
+_EOL = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,27 @@ class Parser:
         if not data:
             return None
         return Event(event or "message", "\n".join(data), self.last_event_id or None, self.retry)
+
+
+def lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of a stream of bytes, without their endings; an unended last line is dropped
+    (it cannot complete an event)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    for chunk in chunks:
+        # Only the new text (and a CR just before it) can hold a line ending.
+        scan = max(0, len(pending) - 1)
+        pending += decoder.decode(chunk)
+        start = 0
+        for match in _EOL.finditer(pending, scan):
+            if match.group() == "\r" and match.end() == len(pending):
+                break  # perhaps the first half of a CRLF split between chunks
+            yield pending[start : match.start()]
+            start = match.end()
+        pending = pending[start:]
+    pending += decoder.decode(b"", final=True)
+    if pending.endswith("\r"):  # the stream's last line, ended by a lone CR
+        yield pending[:-1]
 
 
 def parse(lines: Iterable[str], last_event_id: str | None = None) -> Iterator[Event]:

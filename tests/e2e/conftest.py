@@ -249,7 +249,7 @@ def follow_sse(http: httpx.Client, path: str, timeout: float = 180.0) -> list[ss
     ) as resp:
         assert resp.status_code == 200, resp.read().decode()
         assert resp.headers["content-type"].startswith("text/event-stream")
-        for line in resp.iter_lines():
+        for line in sse.lines(resp.iter_bytes()):
             assert time.monotonic() < deadline, f"SSE stream still open after {timeout}s"
             event = parser.feed(line)
             if event is not None:

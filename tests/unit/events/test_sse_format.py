@@ -121,3 +121,33 @@ def test_field_lines(lines: list[str], expected: str) -> None:
 def test_retry_takes_ascii_digits_only(value: str) -> None:
     (event,) = sse.parse(["retry: 7", "", f"retry: {value}", "data: x", ""])
     assert event.retry == 7
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"data: a\r\ndata: b\rdata: c\n\n"],
+        [b"data: a\r", b"\ndata: b\r", b"data: c\n", b"\n"],  # a CRLF split between chunks
+        [bytes([byte]) for byte in b"data: a\r\ndata: b\rdata: c\n\n"],
+    ],
+)
+def test_lines_end_at_crlf_lf_or_cr(chunks: list[bytes]) -> None:
+    assert list(sse.lines(chunks)) == ["data: a", "data: b", "data: c", ""]
+
+
+def test_lines_do_not_break_where_splitlines_would() -> None:
+    # U+2028, U+0085, form feed, ...: str.splitlines (and httpx's iter_lines) split there.
+    text = "data: a\u2028b\x85c\x0cd\x1ce\n\n"
+    data = text.encode()
+    chunks = [data[:9], data[9:10], data[10:]]  # U+2028's three bytes split across chunks
+    (event,) = sse.parse(sse.lines(chunks))
+    assert event.data == "a\u2028b\x85c\x0cd\x1ce"
+
+
+def test_lines_decode_utf8_replacing_what_is_not() -> None:
+    assert list(sse.lines([b"data: caf\xc3", b"\xa9 \xff\n"])) == ["data: café \ufffd"]
+
+
+def test_an_unended_last_line_is_dropped() -> None:
+    assert list(sse.lines([b"data: a\n\ndata: cut off"])) == ["data: a", ""]
+    assert list(sse.lines([b"data: a\r"])) == ["data: a"]
