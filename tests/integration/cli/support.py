@@ -153,14 +153,20 @@ def run_cli(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    try:
-        code = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise AssertionError(f"the CLI hung; it printed {lines}\n{system.logs()}") from None
-    reader.join(5)
     assert proc.stdout is not None and proc.stderr is not None
-    stderr = proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
-    return CliRun(code, lines, stderr)
+    try:
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            reader.join(5)
+            hung = f"the CLI hung; it printed {lines}\n{proc.stderr.read()}\n{system.logs()}"
+            raise AssertionError(hung) from None
+        reader.join(5)
+        return CliRun(code, lines, proc.stderr.read())
+    finally:
+        # On every path: a pipe left to the garbage collector fails some later test with
+        # a ResourceWarning.
+        proc.stdout.close()
+        proc.stderr.close()
