@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from bench.floor import WARMUP, measure
@@ -40,7 +39,7 @@ def _wait_sse(client: Client, job_id: str) -> str:
 def _wait_poll(client: Client, job_id: str) -> str:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        status = str(client.get_job(job_id)["status"])
+        status = str(client.get_job(job_id).status)
         if status in {"succeeded", "failed", "cancelled"}:
             return status
         time.sleep(POLL_INTERVAL)
@@ -66,13 +65,13 @@ def job_runner(stack: Stack, wait: WaitMode, samples: list[Sample]) -> Callable[
             client = local.client = Client(ClientConfig(stack.url, stack.token, "bench"))
         submitted = time.time()
         job = client.submit(JOB)
-        status = waiter(client, str(job["id"]))
+        status = waiter(client, job.id)
         seen = time.time()
         if status != "succeeded":
-            detail = client.get_job(str(job["id"]))
-            raise JobFailed(f"job {job['id']} ended {status}: {detail}")
+            detail = client.get_job(job.id)
+            raise JobFailed(f"job {job.id} ended {status}: {detail}")
         with lock:
-            samples.append(Sample(str(job["id"]), submitted, seen))
+            samples.append(Sample(job.id, submitted, seen))
 
     return one
 
@@ -83,10 +82,6 @@ def measure_pipeline(
     samples: list[Sample] = []
     figures = measure(job_runner(stack, wait, samples), concurrency, count)
     return figures, samples[WARMUP:]  # the warm-up jobs ran first, one at a time
-
-
-def _ts(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
 
 
 def phases(stack: Stack, samples: list[Sample]) -> dict[str, float]:
@@ -100,10 +95,12 @@ def phases(stack: Stack, samples: list[Sample]) -> dict[str, float]:
     with Client(ClientConfig(stack.url, stack.token, "bench")) as client:
         for sample in samples:
             job = client.get_job(sample.job_id)
-            task = client.get_task(sample.job_id, job["tasks"][0]["id"])
-            attempt = task["attempts"][-1]
-            created, claimed = _ts(task["created_at"]), _ts(attempt["started_at"])
-            finished = _ts(attempt["finished_at"])
+            task = client.get_task(sample.job_id, job.tasks[0].id)
+            attempt = task.attempts[-1]
+            if attempt.finished_at is None:
+                raise JobFailed(f"job {sample.job_id} succeeded with an unfinished attempt")
+            created, claimed = task.created_at.timestamp(), attempt.started_at.timestamp()
+            finished = attempt.finished_at.timestamp()
             legs["accept"].append(created - sample.submitted)
             legs["queue"].append(claimed - created)
             legs["run"].append(finished - claimed)

@@ -1,8 +1,8 @@
 """The API as a Starlette application.
 
 Routes come from the modules in ``ROUTE_MODULES``: each exposes ``routes`` (a list of
-Starlette routes) and may expose ``openapi_paths`` (OpenAPI path items merged into
-``/openapi.json``). Adding a group of endpoints is one line here. Endpoints authenticate
+Starlette routes) and ``openapi_paths(doc)``, its operations for ``/openapi.json`` (see
+``core.openapi``). Adding a group of endpoints is one line here. Endpoints authenticate
 with ``core.auth.require_token``, raise ``core.errors.ApiError`` for any 4xx/5xx, read
 through ``state.reads`` (``core.consistency``) and reach shared objects with
 ``core.state.get_state(request)``.
@@ -110,10 +110,12 @@ def create_app(
     registry = collect_task_types(pm)
     validator = JobValidator(registry, settings)
     spec = build_openapi(
-        validator.schemas, registry, max_body_bytes=settings.max_body_bytes, version=_version()
+        validator.schemas,
+        registry,
+        route_modules,
+        max_body_bytes=settings.max_body_bytes,
+        version=_version(),
     )
-    for module in route_modules:
-        spec["paths"].update(getattr(module, "openapi_paths", {}))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -3,20 +3,23 @@
 ``{"error": {"code": "...", "message": "...", "details": [{"loc": [...], "msg": "..."}]}}``:
 ``code`` is stable and machine-readable, ``message`` is for people, and each detail's
 ``loc`` is the path to the offending input (``["body", "tasks", 0, "payload", "script"]``,
-``["query", "cursor"]``, ``["header", "Authorization"]``).
+``["query", "cursor"]``, ``["header", "Authorization"]``). The shape is the model
+``wire.Error``; ``Detail`` is ``wire.ErrorDetail``, under the name the endpoints use.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+
+from core.responses import ModelResponse
+from wire import Error, ErrorBody
+from wire import ErrorDetail as Detail
 
 __all__ = [
     "UNAVAILABLE_ERRORS",
@@ -29,8 +32,6 @@ __all__ = [
     "internal_error_handler",
     "unavailable_handler",
 ]
-
-Loc = Sequence[str | int]
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +49,6 @@ _HTTP_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
-
-
-@dataclass(frozen=True)
-class Detail:
-    loc: Loc
-    msg: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {"loc": list(self.loc), "msg": self.msg}
 
 
 class ApiError(Exception):
@@ -78,8 +70,8 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-def error_body(code: str, message: str, details: Sequence[Detail] = ()) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": [d.as_json() for d in details]}}
+def error_body(code: str, message: str, details: Sequence[Detail] = ()) -> ErrorBody:
+    return ErrorBody(code=code, message=message, details=list(details))
 
 
 def error_response(
@@ -88,9 +80,11 @@ def error_response(
     message: str,
     details: Sequence[Detail] = (),
     headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        error_body(code, message, details), status_code=status, headers=dict(headers or {})
+) -> Response:
+    return ModelResponse(
+        Error(error=error_body(code, message, details)),
+        status_code=status,
+        headers=dict(headers or {}),
     )
 
 

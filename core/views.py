@@ -1,4 +1,6 @@
-"""What the API shows of jobs, tasks and attempts: the queries and the JSON they become.
+"""What the API shows of jobs, tasks and attempts: the queries and the models they become.
+
+The shapes are the ``wire`` models; this module only fills them from rows.
 
 Every query is scoped to the asking token (``token_id``): another token's job is simply
 not found. Reads go through ``core.consistency.Reads`` (replica, or the primary when the
@@ -14,14 +16,28 @@ from typing import Any
 
 from core.consistency import Reads
 from core.db import Row
+from wire import (
+    Attempt,
+    AttemptStatus,
+    FailureKind,
+    Job,
+    JobStatus,
+    JobSummary,
+    Result,
+    Task,
+    TaskDetail,
+    TaskStatus,
+)
 
 __all__ = [
     "JOB_COLUMNS",
-    "job_json",
     "list_jobs",
     "load_job",
     "load_task",
-    "task_json",
+    "to_job",
+    "to_summary",
+    "to_task",
+    "to_task_detail",
 ]
 
 JOB_COLUMNS = (
@@ -37,83 +53,101 @@ _TASK_COLUMNS = (
 )
 
 
-def _ts(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _json(value: Any) -> Any:
     # asyncpg hands jsonb over as text through `databases`.
     return json.loads(value) if isinstance(value, str) else value
 
 
-def job_json(row: Row, tasks: Sequence[Row] | None = None) -> dict[str, Any]:
-    job: dict[str, Any] = {
+def _job_fields(row: Row) -> dict[str, Any]:
+    return {
         "id": str(row["id"]),
         "name": row["name"],
-        "status": row["status"],
+        "status": JobStatus(row["status"]),
         "labels": _json(row["labels"]) or {},
         "callback_url": row["callback_url"],
         "cancel_requested": bool(row["cancel_requested"]),
-        "created_at": _ts(row["created_at"]),
-        "updated_at": _ts(row["updated_at"]),
-        "finished_at": _ts(row["finished_at"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "finished_at": row["finished_at"],
     }
-    if tasks is not None:
-        job["tasks"] = [task_json(t) for t in tasks]
-    return job
 
 
-def task_json(row: Row) -> dict[str, Any]:
+def to_summary(row: Row) -> JobSummary:
+    return JobSummary(**_job_fields(row))
+
+
+def to_job(row: Row, tasks: Sequence[Row]) -> Job:
+    return Job(**_job_fields(row), tasks=[to_task(t) for t in tasks])
+
+
+def _task_fields(row: Row) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
         "job_id": str(row["job_id"]),
         "name": row["name"],
         "type": row["type"],
-        "status": row["status"],
+        "status": TaskStatus(row["status"]),
         "depends_on": list(row["depends_on"] or ()),
         "priority": int(row["priority"]),
         "timeout_s": row["timeout_s"],
         "max_attempts": int(row["max_attempts"]),
         "attempt_count": int(row["attempts"]),
-        "retry_at": _ts(row["not_before"]),
+        "retry_at": row["not_before"],
         "output": _json(row["output"]),
         "error": row["error"],
-        "created_at": _ts(row["created_at"]),
-        "updated_at": _ts(row["updated_at"]),
-        "started_at": _ts(row["started_at"]),
-        "finished_at": _ts(row["finished_at"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
     }
 
 
-def _result_json(row: Mapping[str, Any]) -> dict[str, Any] | None:
+def to_task(row: Row) -> Task:
+    return Task(**_task_fields(row))
+
+
+def _result(row: Mapping[str, Any]) -> Result | None:
     if row["r_attempt"] is None:
         return None
-    return {
-        "exit_code": row["r_exit_code"],
-        "stdout": row["r_stdout"],
-        "stdout_truncated": bool(row["r_stdout_truncated"]),
-        "stderr": row["r_stderr"],
-        "stderr_truncated": bool(row["r_stderr_truncated"]),
-        "output": _json(row["r_output"]),
-        "error": row["r_error"],
-        "created_at": _ts(row["r_created_at"]),
-    }
+    return Result(
+        exit_code=row["r_exit_code"],
+        stdout=row["r_stdout"],
+        stdout_truncated=bool(row["r_stdout_truncated"]),
+        stderr=row["r_stderr"],
+        stderr_truncated=bool(row["r_stderr_truncated"]),
+        output=_json(row["r_output"]),
+        error=row["r_error"],
+        created_at=row["r_created_at"],
+    )
 
 
-def _attempt_json(row: Row) -> dict[str, Any]:
-    return {
-        "number": int(row["number"]),
-        "runner_id": row["runner_id"],
-        "status": row["status"],
-        "container_id": row["container_id"],
-        "lease_expires_at": _ts(row["lease_expires_at"]),
-        "started_at": _ts(row["started_at"]),
-        "finished_at": _ts(row["finished_at"]),
-        "exit_code": row["exit_code"],
-        "failure_kind": row["failure_kind"],
-        "error": row["error"],
-        "result": _result_json(row),
-    }
+def _attempt(row: Row) -> Attempt:
+    kind = row["failure_kind"]
+    return Attempt(
+        number=int(row["number"]),
+        runner_id=row["runner_id"],
+        status=AttemptStatus(row["status"]),
+        container_id=row["container_id"],
+        lease_expires_at=row["lease_expires_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        exit_code=row["exit_code"],
+        failure_kind=FailureKind(kind) if kind is not None else None,
+        error=row["error"],
+        result=_result(row),
+    )
+
+
+def to_task_detail(row: Row, attempt_rows: Sequence[Row]) -> TaskDetail:
+    """A task row (with ``payload``) and its attempt rows (each joined with its result)."""
+    attempts = [_attempt(a) for a in attempt_rows]
+    results = [a.result for a in attempts if a.result is not None]
+    return TaskDetail(
+        **_task_fields(row),
+        payload=_json(row["payload"]),
+        attempts=attempts,
+        result=results[-1] if results else None,
+    )
 
 
 async def _job_rows(
@@ -136,7 +170,7 @@ async def _job_rows(
 
 async def load_job(
     reads: Reads, token_id: str, job_id: str, *, primary: bool = False
-) -> dict[str, Any] | None:
+) -> Job | None:
     """The job with its tasks, or None if this token has no such job.
 
     A job always has tasks, so a job missing, or seen without its tasks, on the replica
@@ -148,7 +182,7 @@ async def load_job(
         found = await _job_rows(reads, job_id, token_id, primary=True)
     if found is None:
         return None
-    return job_json(*found)
+    return to_job(*found)
 
 
 async def _task_rows(
@@ -177,9 +211,7 @@ async def _task_rows(
     return task, attempts
 
 
-async def load_task(
-    reads: Reads, token_id: str, job_id: str, task_id: str
-) -> dict[str, Any] | None:
+async def load_task(reads: Reads, token_id: str, job_id: str, task_id: str) -> TaskDetail | None:
     """One task with its attempts and their results, or None."""
     primary = await reads.pinned(token_id)
     found = await _task_rows(reads, job_id, task_id, token_id, primary=primary)
@@ -187,13 +219,7 @@ async def load_task(
         found = await _task_rows(reads, job_id, task_id, token_id, primary=True)
     if found is None:
         return None
-    row, attempts = found
-    task = task_json(row)
-    task["payload"] = _json(row["payload"])
-    task["attempts"] = [_attempt_json(a) for a in attempts]
-    finished = [a for a in task["attempts"] if a["result"] is not None]
-    task["result"] = finished[-1]["result"] if finished else None
-    return task
+    return to_task_detail(*found)
 
 
 async def list_jobs(
@@ -204,7 +230,7 @@ async def list_jobs(
     labels: Mapping[str, str] | None = None,
     limit: int,
     after: tuple[datetime, str] | None = None,
-) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
+) -> tuple[list[JobSummary], tuple[datetime, str] | None]:
     """A page of the token's jobs, newest first, and the position after its last one."""
     where = ["j.token_id = :token"]
     values: dict[str, Any] = {"token": token_id, "limit": limit + 1}
@@ -228,4 +254,4 @@ async def list_jobs(
     page = rows[:limit]
     more = len(rows) > limit
     last = (page[-1]["created_at"], str(page[-1]["id"])) if more and page else None
-    return [job_json(r) for r in page], last
+    return [to_summary(r) for r in page], last

@@ -10,20 +10,26 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import httpx
 
-from homerun.client import ApiError, Client, ConfigError, load_config
+import wire
+from homerun.client import ApiError, Client, ClientConfig, ConfigError, load_config
 from homerun.watch import Watch
+
+if TYPE_CHECKING:
+    from databases import Database
 
 __all__ = ["build_parser", "main", "watch_job"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job (or the command) failed
 EXIT_USAGE = 2
+
+T = TypeVar("T")
 
 
 # --- server processes ------------------------------------------------------------------
@@ -84,7 +90,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _with_db(action: Callable[[Any], Any]) -> Any:
+async def _with_db(action: Callable[[Database], Awaitable[T]]) -> T:
     from databases import Database
 
     from core.settings import Settings
@@ -126,8 +132,6 @@ def _cmd_token(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Client:
     config = load_config()
     if args.url or args.token:
-        from homerun.client import ClientConfig
-
         config = ClientConfig(
             url=(args.url or config.url).rstrip("/"),
             token=args.token or config.token,
@@ -136,8 +140,9 @@ def _client(args: argparse.Namespace) -> Client:
     return Client(config)
 
 
-def _print_json(value: Any, out: TextIO = sys.stdout) -> None:
-    out.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+def _print_json(value: object, out: TextIO = sys.stdout) -> None:
+    """A model (or a list of them) as the API's JSON, indented, keys sorted."""
+    out.write(wire.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def _job_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -192,10 +197,10 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = client.submit(_job_body(args), idempotency_key=args.idempotency_key)
         if not args.watch:
-            _print_json(job) if args.json else print(job["id"])
+            _print_json(job) if args.json else print(job.id)
             return EXIT_OK
-        print(f"submitted job {job['id']}", flush=True)
-        return watch_job(client, job["id"], sys.stdout, show_logs=not args.no_logs)
+        print(f"submitted job {job.id}", flush=True)
+        return watch_job(client, job.id, sys.stdout, show_logs=not args.no_logs)
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
@@ -204,9 +209,9 @@ def _cmd_get(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(job)
         return EXIT_OK
-    print(f"{job['id']}  {job['status']}  {job.get('name') or ''}".rstrip())
-    for task in job.get("tasks", []):
-        print(f"  {task['name']:<20} {task['status']:<10} {task['id']}")
+    print(f"{job.id}  {job.status}  {job.name or ''}".rstrip())
+    for task in job.tasks:
+        print(f"  {task.name:<20} {task.status:<10} {task.id}")
     return EXIT_OK
 
 
@@ -221,27 +226,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(page)
         return EXIT_OK
-    items = page.get("items", page.get("jobs", [])) if isinstance(page, dict) else page
-    for job in items or []:
-        print(
-            f"{job['id']}  {job['status']:<10} {job.get('created_at', '')}  "
-            f"{job.get('name') or ''}".rstrip()
-        )
-    cursor = page.get("next_cursor") if isinstance(page, dict) else None
-    if cursor:
-        print(f"(more: --cursor {cursor})", file=sys.stderr)
+    for job in page.jobs:
+        print(f"{job.id}  {job.status:<10} {job.created_at.isoformat()}  {job.name or ''}".rstrip())
+    if page.next_cursor:
+        print(f"(more: --cursor {page.next_cursor})", file=sys.stderr)
     return EXIT_OK
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = client.get_job(args.job_id)
-        tasks = [t for t in job.get("tasks", []) if args.task in (None, t["name"], t["id"])]
+        tasks = [t for t in job.tasks if args.task in (None, t.name, t.id)]
         if args.task and not tasks:
             raise ConfigError(f"job {args.job_id} has no task {args.task!r}")
         if args.follow:
-            wanted = {t["id"] for t in tasks}
-            names = {t["id"]: t["name"] for t in job.get("tasks", [])}
+            wanted = {t.id for t in tasks}
+            names = {t.id: t.name for t in job.tasks}
             for event in client.follow(args.job_id):
                 if event.event == "task.log":
                     line = event.json()
@@ -249,14 +249,17 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                         print(f"{names.get(line['task_id'], '?')} | {line['line']}", flush=True)
             return EXIT_OK
         for task in tasks:
-            detail = client.get_task(args.job_id, task["id"])
-            result = detail.get("result") or {}
-            print(f"== {task['name']} ({task['status']})")
-            for stream in ("stdout", "stderr"):
-                text = result.get(stream) or ""
+            result = client.get_task(args.job_id, task.id).result
+            print(f"== {task.name} ({task.status})")
+            if result is None:
+                continue
+            for text, truncated, stream in (
+                (result.stdout, result.stdout_truncated, "stdout"),
+                (result.stderr, result.stderr_truncated, "stderr"),
+            ):
                 if text:
                     sys.stdout.write(text if text.endswith("\n") else text + "\n")
-                if result.get(f"{stream}_truncated"):
+                if truncated:
                     print(f"[{stream} truncated]")
     return EXIT_OK
 
@@ -264,7 +267,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 def _cmd_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = client.cancel(args.job_id)
-    print(f"cancel requested for {args.job_id}" + (f" ({job['status']})" if job else ""))
+    print(f"cancel requested for {args.job_id} ({job.status})")
     return EXIT_OK
 
 
@@ -274,9 +277,8 @@ def _cmd_task_types(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(types)
         return EXIT_OK
-    items = types.get("items", types.get("task_types", [])) if isinstance(types, dict) else types
-    for item in items or []:
-        print(f"{item['name']:<16} {item.get('description', '')}")
+    for item in types.task_types:
+        print(f"{item.name:<16} {item.description}")
     return EXIT_OK
 
 
@@ -313,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help)
         cmd.add_argument("--url", help="API base URL (default: HOMERUN_URL or .homerun/env)")
         cmd.add_argument("--token", help="API token (default: HOMERUN_TOKEN or .homerun/env)")
-        cmd.add_argument("--json", action="store_true", help="print the raw JSON answer")
+        cmd.add_argument("--json", action="store_true", help="print the answer as JSON")
         cmd.set_defaults(func=func)
         return cmd
 
@@ -336,8 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("job_id")
 
     listing = client_command("list", _cmd_list, "list jobs, newest first")
-    listing.add_argument("--status")
-    listing.add_argument("--label", action="append", help="key=value (repeatable)")
+    listing.add_argument(
+        "--status", action="append", help="queued, running, ... (repeatable: any of them)"
+    )
+    listing.add_argument("--label", action="append", help="key=value (repeatable: all of them)")
     listing.add_argument("--limit", type=int)
     listing.add_argument("--cursor")
 

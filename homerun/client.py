@@ -1,5 +1,9 @@
 """The HTTP client the CLI uses, and the one place the client's configuration is read.
 
+Every answer is decoded into its ``wire`` model (the same models the server answers from),
+so a caller gets typed values, and an answer off the contract is an ``ApiError`` naming
+what did not fit rather than a ``KeyError`` somewhere later.
+
 Configuration: ``HOMERUN_URL`` and ``HOMERUN_TOKEN`` from the environment, else from the
 nearest ``.homerun/env`` file (``KEY=VALUE`` lines) in the working directory or one of its
 parents (``make up`` writes that file). The server's settings are ``core.settings``; the
@@ -10,13 +14,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+import wire
 from homerun import sse
 
 __all__ = ["ApiError", "Client", "ClientConfig", "ConfigError", "load_config"]
@@ -25,7 +30,9 @@ ENV_FILE = Path(".homerun") / "env"
 URL_VAR = "HOMERUN_URL"
 TOKEN_VAR = "HOMERUN_TOKEN"
 DEFAULT_URL = "http://127.0.0.1:8000"
-TERMINAL_JOB_EVENTS = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
+TERMINAL_JOB_EVENTS = frozenset(f"job.{s.value}" for s in wire.TERMINAL_JOB)
+
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -74,25 +81,27 @@ def load_config(cwd: Path | None = None, env: Mapping[str, str] | None = None) -
 class ApiError(Exception):
     """The API answered with an error; carries its documented error body."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Iterable[wire.ErrorDetail] = (),
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
-        self.details = details
+        self.details = list(details)
         self.retry_after: float | None = None
 
 
 def _error(response: httpx.Response) -> ApiError:
     try:
-        body = response.json()["error"]
-        err = ApiError(
-            response.status_code,
-            body.get("code", "error"),
-            body.get("message", ""),
-            body.get("details"),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
+        body = wire.decode(response.content, wire.Error).error
+        err = ApiError(response.status_code, body.code, body.message, body.details)
+    except wire.DecodeError:
+        # Not our error shape: a proxy's page, say. Show what came back.
         err = ApiError(response.status_code, "http_error", response.text[:500])
     raw = response.headers.get("retry-after")
     if raw is not None:
@@ -128,47 +137,55 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, into: type[T], method: str, path: str, **kwargs: Any) -> T:
         response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
             raise _error(response)
-        return response.json() if response.content else None
+        try:
+            return wire.decode(response.content, into)
+        except wire.DecodeError as exc:
+            raise ApiError(
+                response.status_code,
+                "unexpected_answer",
+                f"{method} {path} answered something that is not a {into.__name__}: {exc}",
+            ) from None
 
     # --- jobs
-    def submit(self, job: Mapping[str, Any], idempotency_key: str | None = None) -> Any:
+    def submit(self, job: Mapping[str, Any], idempotency_key: str | None = None) -> wire.Job:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self._call("POST", "/v1/jobs", json=dict(job), headers=headers)
+        return self._call(wire.Job, "POST", "/v1/jobs", json=dict(job), headers=headers)
 
-    def get_job(self, job_id: str) -> Any:
-        return self._call("GET", f"/v1/jobs/{job_id}")
+    def get_job(self, job_id: str) -> wire.Job:
+        return self._call(wire.Job, "GET", f"/v1/jobs/{job_id}")
 
     def list_jobs(
         self,
         *,
-        status: str | None = None,
+        status: str | Iterable[str] | None = None,
         labels: Mapping[str, str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> Any:
+    ) -> wire.JobPage:
+        """A page of jobs, newest first: any of the statuses, every one of the labels."""
         params: list[tuple[str, str]] = []
-        if status:
-            params.append(("status", status))
-        for key, value in (labels or {}).items():
-            params.append(("label", f"{key}={value}"))
+        statuses = [status] if isinstance(status, str) else list(status or ())
+        params += [("status", s) for s in statuses]
+        # The API's filter is label=key:value (a key cannot hold ':', a value may).
+        params += [("label", f"{key}:{value}") for key, value in (labels or {}).items()]
         if limit is not None:
             params.append(("limit", str(limit)))
         if cursor:
             params.append(("cursor", cursor))
-        return self._call("GET", "/v1/jobs", params=params)
+        return self._call(wire.JobPage, "GET", "/v1/jobs", params=params)
 
-    def get_task(self, job_id: str, task_id: str) -> Any:
-        return self._call("GET", f"/v1/jobs/{job_id}/tasks/{task_id}")
+    def get_task(self, job_id: str, task_id: str) -> wire.TaskDetail:
+        return self._call(wire.TaskDetail, "GET", f"/v1/jobs/{job_id}/tasks/{task_id}")
 
-    def cancel(self, job_id: str) -> Any:
-        return self._call("POST", f"/v1/jobs/{job_id}/cancel")
+    def cancel(self, job_id: str) -> wire.Job:
+        return self._call(wire.Job, "POST", f"/v1/jobs/{job_id}/cancel")
 
-    def task_types(self) -> Any:
-        return self._call("GET", "/v1/task-types")
+    def task_types(self) -> wire.TaskTypeList:
+        return self._call(wire.TaskTypeList, "GET", "/v1/task-types")
 
     # --- live events
     def events(
@@ -185,7 +202,7 @@ class Client:
             if response.status_code >= 400:
                 response.read()
                 raise _error(response)
-            yield from sse.parse(response.iter_lines())
+            yield from sse.parse(sse.lines(response.iter_bytes()), last_event_id)
 
     def follow(
         self,

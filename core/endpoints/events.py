@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from core.auth import require_token
 from core.errors import ApiError, Detail
 from core.feeds import BadCursor, Cursor, JobStream, TokenCursor, TokenStream
+from core.openapi import Document
 from core.state import AppState, get_state
 from core.store import jobs as job_store
 
@@ -126,17 +127,6 @@ routes: Iterable[BaseRoute] = [
 ]
 
 
-def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-    if headers:
-        response["headers"] = headers
-    return response
-
-
-_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}}
 _LAST_EVENT_ID = {
     "name": "Last-Event-ID",
     "in": "header",
@@ -160,59 +150,54 @@ _SSE = {
         "description": "Server-Sent Events; see docs/events.md for the event types and ids.",
     }
 }
-_COMMON = {
-    "400": _error("A Last-Event-ID (or since) this stream never sent."),
-    "401": _error("Missing, malformed, unknown or revoked bearer token."),
-    "429": _error("Per-token rate limit exceeded.", _RETRY_AFTER),
-    "503": _error("The streams Redis is unavailable; reconnect after Retry-After.", _RETRY_AFTER),
-}
 
-openapi_paths: dict[str, Any] = {
-    "/v1/jobs/{job_id}/events": {
-        "get": {
-            "operationId": "jobEvents",
-            "summary": "A job's events as Server-Sent Events: the whole story, then live",
-            "description": "Status events (id = per-job seq) replayed from the start, then live,"
-            " interleaved with task.log events; ends after the job's terminal event. Comment"
-            " lines are heartbeats.",
-            "security": [{"bearer": []}],
-            "parameters": [
-                {
-                    "name": "job_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "format": "uuid"},
+
+def openapi_paths(doc: Document) -> dict[str, Any]:
+    common = {
+        "400": doc.error("A Last-Event-ID (or since) this stream never sent."),
+        **doc.authed("The streams Redis is unavailable; reconnect after Retry-After."),
+    }
+    return {
+        "/v1/jobs/{job_id}/events": {
+            "get": {
+                "operationId": "jobEvents",
+                "summary": "A job's events as Server-Sent Events: the whole story, then live",
+                "description": "Status events (id = per-job seq) replayed from the start, then"
+                " live, interleaved with task.log events; ends after the job's terminal event."
+                " Comment lines are heartbeats.",
+                "security": [{"bearer": []}],
+                "parameters": [doc.path_id("job_id"), _LAST_EVENT_ID],
+                "responses": {
+                    "200": {"description": "The event stream.", "content": _SSE},
+                    **common,
+                    "404": doc.error("No such job for this token."),
                 },
-                _LAST_EVENT_ID,
-            ],
-            "responses": {
-                "200": {"description": "The event stream.", "content": _SSE},
-                **_COMMON,
-                "404": _error("No such job for this token."),
-            },
-        }
-    },
-    "/v1/events": {
-        "get": {
-            "operationId": "tokenEvents",
-            "summary": "Status events of all the token's jobs, live and resumable (dashboards)",
-            "description": "Status events of every job of the token in token order (id ="
-            " per-token seq, no gap, no duplicate, replayed from Postgres when needed). Starts"
-            " after Last-Event-ID, else after `since`, else at the present; never ends. No"
-            " task.log events. Comment lines are heartbeats.",
-            "security": [{"bearer": []}],
-            "parameters": [
-                _LAST_EVENT_ID,
-                {
-                    "name": "since",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 0},
-                    "description": "Start after this event id (0: the token's whole history)"
-                    " when there is no Last-Event-ID.",
+            }
+        },
+        "/v1/events": {
+            "get": {
+                "operationId": "tokenEvents",
+                "summary": "Status events of all the token's jobs, live and resumable (dashboards)",
+                "description": "Status events of every job of the token in token order (id ="
+                " per-token seq, no gap, no duplicate, replayed from Postgres when needed)."
+                " Starts after Last-Event-ID, else after `since`, else at the present; never"
+                " ends. No task.log events. Comment lines are heartbeats.",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    _LAST_EVENT_ID,
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0},
+                        "description": "Start after this event id (0: the token's whole"
+                        " history) when there is no Last-Event-ID.",
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "The event stream.", "content": _SSE},
+                    **common,
                 },
-            ],
-            "responses": {"200": {"description": "The event stream.", "content": _SSE}, **_COMMON},
-        }
-    },
-}
+            }
+        },
+    }

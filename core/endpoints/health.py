@@ -13,42 +13,45 @@ from starlette.routing import BaseRoute, Route
 
 from core import metrics
 from core.errors import error_body
+from core.openapi import RETRY_AFTER, Document
+from core.responses import ModelResponse
 from core.state import get_state
+from wire import Health, Probe, Readiness, ReplicaState
 
-__all__ = ["routes"]
+__all__ = ["openapi_paths", "routes"]
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
 
 async def healthz(request: Request) -> Response:
     # Alive means the event loop answers; dependencies are /readyz's business.
-    return JSONResponse({"status": "ok"})
+    return ModelResponse(Health(status="ok"))
 
 
 async def readyz(request: Request) -> Response:
     """Ready when the primary answers; the replica and the queue Redis are reported only,
     since reads fall back to the primary and jobs are accepted without the queue."""
     state = get_state(request)
-    primary: dict[str, Any] = {"up": True}
+    primary = Probe(up=True)
     try:
         await asyncio.wait_for(state.db.primary.fetch_val("SELECT 1"), PROBE_TIMEOUT_SECONDS)
     except Exception as exc:
-        primary = {"up": False, "error": f"{type(exc).__name__}: {exc}"}
-    queue_redis: dict[str, Any] = {"up": True}
+        primary = Probe(up=False, error=f"{type(exc).__name__}: {exc}")
+    queue_redis = Probe(up=True)
     try:
         await asyncio.wait_for(state.queue_redis.ping(), PROBE_TIMEOUT_SECONDS)
     except (RedisError, OSError, TimeoutError) as exc:
-        queue_redis = {"up": False, "error": f"{type(exc).__name__}: {exc}"}
-    body: dict[str, Any] = {
-        "status": "ready" if primary["up"] else "unavailable",
-        "primary": primary,
-        "replica": state.db.replica_state(),
-        "queue_redis": queue_redis,
-    }
-    if not primary["up"]:
-        body.update(error_body("unavailable", "the primary database does not answer"))
-        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
-    return JSONResponse(body)
+        queue_redis = Probe(up=False, error=f"{type(exc).__name__}: {exc}")
+    body = Readiness(
+        status="ready" if primary.up else "unavailable",
+        primary=primary,
+        replica=ReplicaState(**state.db.replica_state()),
+        queue_redis=queue_redis,
+    )
+    if not primary.up:
+        body.error = error_body("unavailable", "the primary database does not answer")
+        return ModelResponse(body, status_code=503, headers={"Retry-After": "1"})
+    return ModelResponse(body)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -67,3 +70,51 @@ routes: Iterable[BaseRoute] = [
     Route("/metrics", metrics_endpoint, methods=["GET"], name="metrics"),
     Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
 ]
+
+
+def openapi_paths(doc: Document) -> dict[str, Any]:
+    return {
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness",
+                "security": [],
+                "responses": {"200": doc.ok("Alive.", Health)},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness: the primary answers; replica and queue Redis shown",
+                "security": [],
+                "responses": {
+                    "200": doc.ok("Ready.", Readiness),
+                    "503": {
+                        **doc.ok("The primary does not answer.", Readiness),
+                        "headers": RETRY_AFTER,
+                    },
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": doc.ok("OpenAPI 3.1 document.", {"type": "object"})},
+            }
+        },
+    }

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from core import metrics, queue, transitions, views
@@ -16,10 +17,13 @@ from core.auth import require_token
 from core.cursor import decode_cursor, encode_cursor
 from core.errors import ApiError, Detail
 from core.models import JobStatus
+from core.openapi import Document
+from core.responses import ModelResponse
 from core.state import AppState, get_state
 from core.validation import parse_json, request_hash
+from wire import Job, JobPage, TaskDetail
 
-__all__ = ["routes"]
+__all__ = ["openapi_paths", "routes"]
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +114,7 @@ async def create_job(request: Request) -> Response:
         await state.reads.note_write(principal.id)
     view = await views.load_job(state.reads, principal.id, created.job_id, primary=True)
     assert view is not None  # just committed on the primary
-    return JSONResponse(view, status_code=201 if created.created else 200)
+    return ModelResponse(view, status_code=201 if created.created else 200)
 
 
 def _query_error(name: str, msg: str) -> ApiError:
@@ -159,8 +163,8 @@ async def list_jobs(request: Request) -> Response:
     jobs, last = await views.list_jobs(
         state.reads, principal.id, statuses=statuses, labels=labels, limit=limit, after=after
     )
-    return JSONResponse(
-        {"jobs": jobs, "next_cursor": encode_cursor(*last) if last is not None else None}
+    return ModelResponse(
+        JobPage(jobs=jobs, next_cursor=encode_cursor(*last) if last is not None else None)
     )
 
 
@@ -170,7 +174,7 @@ async def get_job(request: Request) -> Response:
     view = await views.load_job(get_state(request).reads, principal.id, str(job_id))
     if view is None:
         raise _not_found(job_id)
-    return JSONResponse(view)
+    return ModelResponse(view)
 
 
 async def get_task(request: Request) -> Response:
@@ -180,7 +184,7 @@ async def get_task(request: Request) -> Response:
     view = await views.load_task(get_state(request).reads, principal.id, str(job_id), str(task_id))
     if view is None:
         raise _not_found(job_id, task_id)
-    return JSONResponse(view)
+    return ModelResponse(view)
 
 
 async def cancel_job(request: Request) -> Response:
@@ -204,7 +208,7 @@ async def cancel_job(request: Request) -> Response:
     await state.reads.note_write(principal.id)
     view = await views.load_job(state.reads, principal.id, job_id, primary=True)
     assert view is not None
-    return JSONResponse(view, status_code=202)
+    return ModelResponse(view, status_code=202)
 
 
 async def jobs(request: Request) -> Response:
@@ -220,3 +224,138 @@ routes: Iterable[BaseRoute] = [
     ),
     Route("/v1/jobs/{job_id:uuid}/cancel", cancel_job, methods=["POST"], name="cancel_job"),
 ]
+
+
+def openapi_paths(doc: Document) -> dict[str, Any]:
+    job_id, task_id = doc.path_id("job_id"), doc.path_id("task_id")
+    return {
+        "/v1/jobs": {
+            "post": {
+                "operationId": "createJob",
+                "summary": "Submit a job",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_IDEMPOTENCY_KEY,
+                            "pattern": "^[\\x20-\\x7e]+$",
+                        },
+                        "description": "Same key and body: the same job again (200). Same key,"
+                        " other body: 409.",
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": doc.submission()}},
+                },
+                "responses": {
+                    "201": doc.ok("Accepted; the job and its tasks.", Job),
+                    "200": doc.ok("Idempotent replay: the job this key created.", Job),
+                    "400": doc.error("Body is not JSON, or a malformed Idempotency-Key."),
+                    **doc.authed(),
+                    "409": doc.error("Idempotency-Key reused with a different body."),
+                    "413": doc.too_large(),
+                    "415": doc.error("Content-Type is not application/json."),
+                    "422": doc.error(
+                        "The job is invalid: each detail names a field (unknown task type,"
+                        " payload off its schema, dependency cycle, ...). Nothing was written."
+                    ),
+                },
+            },
+            "get": {
+                "operationId": "listJobs",
+                "summary": "List the token's jobs, newest first",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {
+                            "type": "array",
+                            "items": {"enum": [s.value for s in JobStatus]},
+                        },
+                        "style": "form",
+                        "explode": True,
+                        "description": "Repeat for any of several statuses.",
+                    },
+                    {
+                        "name": "label",
+                        "in": "query",
+                        "schema": {
+                            "type": "array",
+                            "items": {"type": "string", "pattern": "^[^:]+:"},
+                        },
+                        "style": "form",
+                        "explode": True,
+                        "description": "key:value; repeat to require several labels.",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_PAGE,
+                            "default": DEFAULT_PAGE,
+                        },
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "next_cursor of the previous page.",
+                    },
+                ],
+                "responses": {
+                    "200": doc.ok("A page of jobs.", JobPage),
+                    "400": doc.error("A malformed filter, limit or cursor."),
+                    **doc.authed(),
+                },
+            },
+        },
+        "/v1/jobs/{job_id}": {
+            "get": {
+                "operationId": "getJob",
+                "summary": "A job with its tasks",
+                "security": [{"bearer": []}],
+                "parameters": [job_id],
+                "responses": {
+                    "200": doc.ok("The job.", Job),
+                    **doc.authed(),
+                    "404": doc.error("No such job for this token."),
+                },
+            }
+        },
+        "/v1/jobs/{job_id}/tasks/{task_id}": {
+            "get": {
+                "operationId": "getTask",
+                "summary": "A task with its attempts and results",
+                "security": [{"bearer": []}],
+                "parameters": [job_id, task_id],
+                "responses": {
+                    "200": doc.ok("The task.", TaskDetail),
+                    **doc.authed(),
+                    "404": doc.error("No such job or task for this token."),
+                },
+            }
+        },
+        "/v1/jobs/{job_id}/cancel": {
+            "post": {
+                "operationId": "cancelJob",
+                "summary": "Cancel a job (idempotent; a finished job stays as it is)",
+                "security": [{"bearer": []}],
+                "parameters": [job_id],
+                "responses": {
+                    "202": doc.ok("Cancellation recorded; running tasks are being stopped.", Job),
+                    **doc.authed(),
+                    "404": doc.error("No such job for this token."),
+                    "413": doc.too_large(),
+                },
+            }
+        },
+    }

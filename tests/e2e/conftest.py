@@ -24,6 +24,7 @@ import docker
 import httpx
 import pytest
 
+from homerun import sse
 from tests.conftest import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,12 +236,11 @@ def wait_job(http: httpx.Client, job_id: str, timeout: float = 180.0) -> dict[st
     return dict(wait_for(done, timeout=timeout, interval=0.5, message=f"job {job_id} to end"))
 
 
-def follow_sse(http: httpx.Client, path: str, timeout: float = 180.0) -> list[dict[str, Any]]:
-    """Read a Server-Sent Events stream to its end; each event as {event, id, data(json)}."""
-    events: list[dict[str, Any]] = []
+def follow_sse(http: httpx.Client, path: str, timeout: float = 180.0) -> list[sse.Event]:
+    """Read a Server-Sent Events stream to its end, with the client's own parser."""
+    events: list[sse.Event] = []
     deadline = time.monotonic() + timeout
-    frame: dict[str, Any] = {}
-    data: list[str] = []
+    parser = sse.Parser()
     with http.stream(
         "GET",
         path,
@@ -249,22 +249,11 @@ def follow_sse(http: httpx.Client, path: str, timeout: float = 180.0) -> list[di
     ) as resp:
         assert resp.status_code == 200, resp.read().decode()
         assert resp.headers["content-type"].startswith("text/event-stream")
-        for line in resp.iter_lines():
+        for line in sse.lines(resp.iter_bytes()):
             assert time.monotonic() < deadline, f"SSE stream still open after {timeout}s"
-            if line == "":
-                if data:
-                    frame["data"] = json.loads("\n".join(data))
-                    events.append(frame)
-                frame, data = {}, []
-            elif line.startswith(":"):
-                continue  # heartbeat comment
-            else:
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "data":
-                    data.append(value)
-                elif field in ("event", "id"):
-                    frame[field] = value
+            event = parser.feed(line)
+            if event is not None:
+                events.append(event)
     return events
 
 

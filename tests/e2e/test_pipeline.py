@@ -42,10 +42,8 @@ def test_three_task_pipeline_followed_over_sse_to_success(stack: Stack) -> None:
 
         events = follow_sse(http, f"/v1/jobs/{job['id']}/events")
 
-        status = [e["data"] for e in events if e.get("event") != "task.log"]
-        assert [e["type"] for e in status] == [
-            e["event"] for e in events if e.get("event") != "task.log"
-        ]
+        status = [e.json() for e in events if e.event != "task.log"]
+        assert [e["type"] for e in status] == [e.event for e in events if e.event != "task.log"]
         # Every status event once, numbered 1..n in order, and the stream ends on the job's end.
         assert [e["seq"] for e in status] == list(range(1, len(status) + 1)), status
         assert status[-1]["type"] == "job.succeeded", status[-1]

@@ -17,6 +17,7 @@ from core import queue
 from tests.integration.api.conftest import Api
 from tests.integration.api.plugin import REFUSED
 from tests.integration.api.support import bearer, new_token, row_counts
+from tests.openapi import component_validator
 
 pytestmark = pytest.mark.integration
 
@@ -421,7 +422,7 @@ async def test_malformed_requests_are_refused_and_change_nothing(api: Api) -> No
     assert created.status_code == 201, created.text
     job = created.json()
     world = World(alice, mallory, job["id"], job["tasks"][0]["id"])
-    error_schema = api.app.state.homerun.openapi["components"]["schemas"]["Error"]
+    error_schema = component_validator(api.app.state.homerun.openapi, "Error")
 
     before = await row_counts(api.db.primary)
     queue_before = await _queue_depth(api.settings.queue_redis_url)
@@ -440,7 +441,7 @@ async def test_malformed_requests_are_refused_and_change_nothing(api: Api) -> No
             problems.append(f"status {response.status_code}, expected {case.status}")
         try:
             body = response.json()
-            jsonschema.validate(body, error_schema)
+            error_schema.validate(body)
             error = body["error"]
             text = " ".join([error["message"], *(d["msg"] for d in error["details"])]).lower()
             if error["code"] != case.code:

@@ -1,152 +1,22 @@
 """``homerun submit ... --watch`` against the real system: API, runner (Docker), notifier.
 
 Each service runs as ``homerun <command>`` in its own process; the CLI runs as a process
-too, configured only through HOMERUN_URL / HOMERUN_TOKEN, exactly as a user would run it.
+too, configured only through HOMERUN_URL / HOMERUN_TOKEN, exactly as a user would run it
+(``tests/integration/cli/support.py``).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
-import docker
 import pytest
 from databases import Database
 
-from core.settings import Settings
-from runners.containers import LABEL_INSTANCE
-from tests.integration.events.harness import (
-    ApiProcess,
-    ServiceProcess,
-    make_token,
-    service_env,
-    settings_for,
-)
+from tests.integration.cli.support import System, run_cli
 
 pytestmark = pytest.mark.integration
-
-SHELL_IMAGE = "homerun/task-shell:0.1.0"
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    client = docker.from_env()
-    try:
-        client.images.get(SHELL_IMAGE)
-    except docker.errors.ImageNotFound:
-        pytest.fail(f"{SHELL_IMAGE} is missing: run `make images` first")
-    yield client
-    client.close()
-
-
-@dataclass
-class System:
-    api: ApiProcess
-    token: str
-    db: Database
-    tmp: Path
-    services: list[ServiceProcess] = field(default_factory=list)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {s.log_path.name}\n{s.output()}" for s in [self.api, *self.services])
-
-
-@pytest.fixture
-async def system(
-    migrated_database_url: str,
-    queue_redis_url: str,
-    events_redis_url: str,
-    tmp_path: Path,
-    engine: docker.DockerClient,
-) -> AsyncIterator[System]:
-    instance = f"test-cli-{uuid.uuid4().hex[:10]}"
-    settings: Settings = settings_for(migrated_database_url, queue_redis_url, events_redis_url)
-    db = Database(migrated_database_url)
-    await db.connect()
-    token = await make_token(db, "cli")
-    api = ApiProcess(settings, tmp_path / "api.log")
-    running = System(api, token.plaintext, db, tmp_path)
-    try:
-        (tmp_path / "work").mkdir()
-        runner_env = service_env(
-            settings,
-            HOMERUN_RUNNER_ID=f"{instance}-runner",
-            HOMERUN_INSTANCE=instance,
-            HOMERUN_WORK_DIR=str(tmp_path / "work"),
-            HOMERUN_RECONCILE_SECONDS="0.5",
-            HOMERUN_HEARTBEAT_SECONDS="0.5",
-            HOMERUN_LEASE_SECONDS="5",
-        )
-        running.services.append(ServiceProcess("runner", runner_env, tmp_path / "runner.log"))
-        running.services.append(
-            ServiceProcess("notifier", service_env(settings), tmp_path / "notifier.log")
-        )
-        api.wait_ready()
-        yield running
-    finally:
-        for service in [*running.services, api]:
-            service.stop()
-        await db.disconnect()
-        for container in engine.containers.list(
-            all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}
-        ):
-            container.remove(force=True)
-
-
-@dataclass
-class CliRun:
-    code: int
-    lines: list[tuple[float, str]]  # (wall-clock time the line was read, line)
-    stderr: str
-
-    @property
-    def text(self) -> list[str]:
-        return [line for _, line in self.lines]
-
-    def when(self, line: str) -> float:
-        return next(t for t, text in self.lines if text == line)
-
-
-def run_cli(system: System, *args: str, timeout: float = 120.0) -> CliRun:
-    env = service_env(
-        settings_for("", "", ""), HOMERUN_URL=system.api.url, HOMERUN_TOKEN=system.token
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "homerun.cli", *args],
-        cwd=system.tmp,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[tuple[float, str]] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append((time.time(), line.rstrip("\n")))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        code = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise AssertionError(f"the CLI hung; it printed {lines}\n{system.logs()}") from None
-    reader.join(5)
-    assert proc.stdout is not None and proc.stderr is not None
-    stderr = proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
-    return CliRun(code, lines, stderr)
 
 
 async def finished_at(db: Database, job_id: str, task: str) -> float:

@@ -15,15 +15,13 @@ from tests.unit.core.test_validation import RUN
 
 
 def spec() -> dict[str, Any]:
-    document = build_openapi(
+    return build_openapi(
         JobSchemas.for_settings(Settings(max_tasks_per_job=7)),
         {"run": RUN},
+        ROUTE_MODULES,
         max_body_bytes=1234,
         version="9.9.9",
     )
-    for module in ROUTE_MODULES:
-        document["paths"].update(getattr(module, "openapi_paths", {}))
-    return document
 
 
 def refs(node: Any) -> list[str]:
@@ -63,3 +61,22 @@ def test_submission_reflects_settings_and_task_types() -> None:
     assert branch["properties"]["type"] == {"const": "run"}
     assert branch["properties"]["payload"] == RUN.payload_schema
     assert "1234 bytes" in spec()["paths"]["/v1/jobs"]["post"]["responses"]["413"]["description"]
+
+
+def test_every_error_answer_is_the_one_error_shape() -> None:
+    # One helper (Document.error) builds them all; /readyz's 503 is a Readiness report.
+    for path, item in spec()["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400 or (path, status) == ("/readyz", "503"):
+                    continue
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (path, method, status)
+
+
+def test_components_are_generated_from_the_models_the_operations_name() -> None:
+    import wire
+
+    schemas = spec()["components"]["schemas"]
+    assert schemas["Job"] == wire.components([wire.Job])["Job"]
+    assert schemas["Job"]["properties"]["tasks"]["items"] == {"$ref": "#/components/schemas/Task"}

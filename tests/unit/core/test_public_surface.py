@@ -23,7 +23,8 @@ SURFACE = {
         "internal_error_handler",
     },
     "core.limits": {"BodyLimitMiddleware", "BodyTooLarge", "RateLimiter", "Verdict"},
-    "core.openapi": {"build_openapi"},
+    "core.openapi": {"RETRY_AFTER", "Document", "build_openapi"},
+    "core.responses": {"ModelResponse"},
     "core.server": {"serve"},
     "core.state": {"AppState", "get_state"},
     "core.tokens": {
@@ -44,7 +45,16 @@ SURFACE = {
         "parse_json",
         "request_hash",
     },
-    "core.views": {"JOB_COLUMNS", "job_json", "list_jobs", "load_job", "load_task", "task_json"},
+    "core.views": {
+        "JOB_COLUMNS",
+        "list_jobs",
+        "load_job",
+        "load_task",
+        "to_job",
+        "to_summary",
+        "to_task",
+        "to_task_detail",
+    },
 }
 
 

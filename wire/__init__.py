@@ -1,0 +1,67 @@
+"""The API's resources as typed models: what the server answers and what the client reads.
+
+One model per resource (msgspec Structs). The server builds its answers from them
+(``core.views``), ``/openapi.json`` publishes their JSON Schemas (``core.openapi``), and the
+client decodes every answer into them (``homerun.client``). This package imports nothing of
+homerun's, so both sides can depend on it without depending on each other.
+"""
+
+from __future__ import annotations
+
+from wire.codec import (
+    REF_PREFIX,
+    AnyJson,
+    DecodeError,
+    Timestamp,
+    Uuid,
+    components,
+    decode,
+    dumps,
+    to_builtins,
+)
+from wire.errors import Error, ErrorBody, ErrorDetail
+from wire.health import Health, Probe, Readiness, ReplicaState
+from wire.jobs import Attempt, Job, JobPage, JobSummary, Result, Task, TaskDetail
+from wire.statuses import (
+    TERMINAL_JOB,
+    TERMINAL_TASK,
+    AttemptStatus,
+    FailureKind,
+    JobStatus,
+    TaskStatus,
+)
+from wire.task_types import TaskTypeInfo, TaskTypeList
+
+__all__ = [
+    "REF_PREFIX",
+    "TERMINAL_JOB",
+    "TERMINAL_TASK",
+    "AnyJson",
+    "Attempt",
+    "AttemptStatus",
+    "DecodeError",
+    "Error",
+    "ErrorBody",
+    "ErrorDetail",
+    "FailureKind",
+    "Health",
+    "Job",
+    "JobPage",
+    "JobStatus",
+    "JobSummary",
+    "Probe",
+    "Readiness",
+    "ReplicaState",
+    "Result",
+    "Task",
+    "TaskDetail",
+    "TaskStatus",
+    "TaskTypeInfo",
+    "TaskTypeList",
+    "Timestamp",
+    "Uuid",
+    "components",
+    "decode",
+    "dumps",
+    "to_builtins",
+]

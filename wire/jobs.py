@@ -1,0 +1,103 @@
+"""Jobs, their tasks, and each task's attempts and results, as the API shows them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from wire.codec import AnyJson, Timestamp, Uuid
+from wire.statuses import AttemptStatus, FailureKind, JobStatus, TaskStatus
+
+__all__ = ["Attempt", "Job", "JobPage", "JobSummary", "Result", "Task", "TaskDetail"]
+
+
+class Task(msgspec.Struct, kw_only=True):
+    """A task of a job, without its payload and attempts (see TaskDetail)."""
+
+    id: Uuid
+    job_id: Uuid
+    name: str
+    type: str
+    status: TaskStatus
+    depends_on: list[str]
+    priority: int
+    timeout_s: int | None
+    max_attempts: int
+    attempt_count: Annotated[int, msgspec.Meta(description="Number of the latest attempt.")]
+    retry_at: Annotated[
+        Timestamp | None, msgspec.Meta(description="When a waiting retry becomes due.")
+    ]
+    output: AnyJson
+    error: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+
+
+class Result(msgspec.Struct, kw_only=True):
+    """What one attempt left behind."""
+
+    exit_code: int | None
+    stdout: str
+    stdout_truncated: bool
+    stderr: str
+    stderr_truncated: bool
+    output: AnyJson
+    error: str | None
+    created_at: Timestamp
+
+
+class Attempt(msgspec.Struct, kw_only=True):
+    """One run of a task in a container, by one runner."""
+
+    number: Annotated[int, msgspec.Meta(ge=1)]
+    runner_id: str
+    status: AttemptStatus
+    container_id: str | None
+    lease_expires_at: Timestamp
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    exit_code: int | None
+    failure_kind: FailureKind | None
+    error: str | None
+    result: Result | None
+
+
+class TaskDetail(Task, kw_only=True):
+    """A task with its payload, every attempt, and the latest attempt's result."""
+
+    payload: dict[str, Any]
+    attempts: list[Attempt]
+    result: Annotated[Result | None, msgspec.Meta(description="The latest attempt's result.")]
+
+
+class JobSummary(msgspec.Struct, kw_only=True):
+    """A job without its tasks, as listed."""
+
+    id: Uuid
+    name: str | None
+    status: JobStatus
+    labels: dict[str, str]
+    callback_url: str | None
+    cancel_requested: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+    finished_at: Timestamp | None
+
+
+class Job(JobSummary, kw_only=True):
+    """A job with its tasks."""
+
+    tasks: list[Task]
+
+
+class JobPage(msgspec.Struct, kw_only=True):
+    """A page of the token's jobs, newest first."""
+
+    jobs: list[JobSummary]
+    next_cursor: Annotated[
+        str | None,
+        msgspec.Meta(description="Pass as ?cursor= for the next page; null on the last."),
+    ]

@@ -1,0 +1,66 @@
+"""The lifecycle statuses of jobs, tasks and attempts, as the API spells them.
+
+They live here, beside the resource models, because the client decodes them as much as the
+server stores them; ``core.models`` re-exports them for the server's own modules.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "TERMINAL_JOB",
+    "TERMINAL_TASK",
+    "AttemptStatus",
+    "FailureKind",
+    "JobStatus",
+    "TaskStatus",
+]
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_JOB
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"  # waiting on dependencies
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_TASK
+
+
+class AttemptStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    LOST = "lost"  # the runner lost its lease; another attempt follows
+    CANCELLED = "cancelled"
+
+
+class FailureKind(StrEnum):
+    """Why an attempt did not succeed: the task's own fault, or the platform's."""
+
+    TASK = "task"  # non-zero exit, bad output
+    # The task type refused the payload when the runner built the container: the same
+    # payload is refused again, so it is never retried.
+    PAYLOAD = "payload"
+    TIMEOUT = "timeout"
+    INFRASTRUCTURE = "infrastructure"  # engine error, lost lease, runner shutdown
+
+
+TERMINAL_JOB = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+TERMINAL_TASK = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
