@@ -55,7 +55,9 @@ def modules(package: str) -> list[Path]:
 
 def graph() -> dict[str, set[str]]:
     return {
-        package: {imported for path in modules(package) for imported in imported_packages(path, package)}
+        package: {
+            imported for path in modules(package) for imported in imported_packages(path, package)
+        }
         for package in PACKAGES
     }
 
