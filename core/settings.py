@@ -147,8 +147,8 @@ class Settings:
         Every field is written, defaults included, so the reader needs nothing else. A secret
         is written to a file in ``secrets_dir`` (mode 0600) and its ``*_FILE`` variable names
         it, the way ``from_env`` reads it; a password already in a DSN stays in the DSN.
-        A value the environment cannot carry (an empty string where the default is not, a
-        list item with a comma) is a ``SettingsError`` rather than a different setting.
+        A value the environment cannot carry (an empty one where the default is not, a list
+        item with a comma) is a ``SettingsError`` rather than a different setting.
         """
         defaults = type(self)(runner_id=self.runner_id)
         env: dict[str, str] = {}
@@ -159,12 +159,14 @@ class Settings:
                     env[SECRET_FILES[f.name]] = _write_secret(f.name, value, secrets_dir)
                 continue
             name = env_name(f.name)
-            if value == "" and getattr(defaults, f.name) != "":
-                raise SettingsError(f"{name}: an empty value reads back as the default")
             render = _RENDERERS.get(str(f.type))
             if render is None:  # a new field with a type nobody taught us to write
                 raise TypeError(f"no renderer for {f.name}: {f.type}")
-            env[name] = render(name, value)
+            text = render(name, value)
+            if text == "" and value != getattr(defaults, f.name):
+                # from_env reads an empty variable as unset, that is, as the default.
+                raise SettingsError(f"{name}: {value!r} would read back as the default")
+            env[name] = text
         return env
 
 

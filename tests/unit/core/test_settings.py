@@ -130,8 +130,8 @@ def test_to_env_writes_secrets_as_files_never_as_values(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "complaint"),
     [
-        ({"work_dir": ""}, "HOMERUN_WORK_DIR: an empty value reads back as the default"),
-        ({"docker_url": ""}, "HOMERUN_DOCKER_URL: an empty value"),
+        ({"work_dir": ""}, "HOMERUN_WORK_DIR: '' would read back as the default"),
+        ({"docker_url": ""}, "HOMERUN_DOCKER_URL: '' would read back"),
         ({"allowed_images": ("a:1,b:2",)}, "HOMERUN_ALLOWED_IMAGES: 'a:1,b:2' cannot be"),
         ({"disabled_plugins": (" shell",)}, "HOMERUN_DISABLED_PLUGINS"),
         ({"admin_token": "token\n"}, "admin_token must be non-empty"),
