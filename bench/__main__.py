@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from bench.pipeline import measure_pipeline, phases
-    from bench.stack import private_stack
+    from tests.harness.stack import private_stack
 
-    with private_stack(runner_concurrency=max(args.concurrency)) as stack:
+    with private_stack("bench", runner_concurrency=max(args.concurrency)) as stack:
         for c in [c for c in args.concurrency for _ in range(args.repeat)]:
             floor += measure_floor([c], args.samples)
             print(f"floor   {describe(floor[-1])}", flush=True)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bench.floor import WARMUP, measure
-from bench.stack import Stack
 from bench.stats import Figures
 from homerun.client import Client, ClientConfig
+from tests.harness.stack import Stack
 
 JOB = {"tasks": [{"name": "hello", "type": "shell", "payload": {"script": "echo hello"}}]}
 POLL_INTERVAL = 0.005

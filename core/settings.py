@@ -2,6 +2,8 @@
 
 Secrets (database password, admin token) are read from files, the way Swarm secrets
 arrive in a container; a plain environment value is never accepted for them.
+``Settings.to_env`` is the inverse of ``Settings.from_env``: what a process that starts
+``homerun api|runner|notifier`` (the test harness, the benchmark) hands its child.
 """
 
 from __future__ import annotations
@@ -139,9 +141,55 @@ class Settings:
             )
         return cls(**values)
 
+    def to_env(self, secrets_dir: Path | None = None) -> dict[str, str]:
+        """The ``HOMERUN_*`` variables from which ``from_env`` reads exactly these settings.
+
+        Every field is written, defaults included, so the reader needs nothing else. A secret
+        is written to a file in ``secrets_dir`` (mode 0600) and its ``*_FILE`` variable names
+        it, the way ``from_env`` reads it; a password already in a DSN stays in the DSN.
+        A value the environment cannot carry (an empty one where the default is not, a list
+        item with a comma) is a ``SettingsError`` rather than a different setting.
+        """
+        defaults = type(self)(runner_id=self.runner_id)
+        env: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FILES:
+                if value is not None:
+                    env[SECRET_FILES[f.name]] = _write_secret(f.name, value, secrets_dir)
+                continue
+            name = env_name(f.name)
+            render = _RENDERERS.get(str(f.type))
+            if render is None:  # a new field with a type nobody taught us to write
+                raise TypeError(f"no renderer for {f.name}: {f.type}")
+            text = render(name, value)
+            if text == "" and value != getattr(defaults, f.name):
+                # from_env reads an empty variable as unset, that is, as the default.
+                raise SettingsError(f"{name}: {value!r} would read back as the default")
+            env[name] = text
+        return env
+
+
+ENV_PREFIX = "HOMERUN_"
+
 
 def env_name(field_name: str) -> str:
-    return f"HOMERUN_{field_name.upper()}"
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
+def _write_secret(field_name: str, value: str, secrets_dir: Path | None) -> str:
+    variable = SECRET_FILES[field_name]
+    if secrets_dir is None:
+        raise SettingsError(f"{field_name} is a secret: to_env needs a directory for {variable}")
+    if not value or value != value.strip():
+        # _secret_file strips what it reads: this value would not read back as itself.
+        raise SettingsError(f"{field_name} must be non-empty without surrounding whitespace")
+    Path(secrets_dir).mkdir(parents=True, exist_ok=True)
+    path = Path(secrets_dir) / field_name
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(value)
+    return str(path)
 
 
 # Secrets are read from the file a variable names (a Swarm secret), never from its value.
@@ -207,4 +255,30 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "float": _parse_float,
     "bool": _parse_bool,
     "tuple[str, ...]": _parse_list,
+}
+
+
+def _render_list(name: str, value: tuple[str, ...]) -> str:
+    for item in value:
+        if not item or item != item.strip() or "," in item:
+            raise SettingsError(f"{name}: {item!r} cannot be an item of a comma-separated list")
+    return ",".join(value)
+
+
+def _render_scalar(name: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # the shortest text float() reads back as the same number
+    return "" if value is None else str(value)
+
+
+# The inverses of _PARSERS, keyed the same way.
+_RENDERERS: dict[str, Callable[[str, Any], str]] = {
+    "str": _render_scalar,
+    "str | None": _render_scalar,
+    "int": _render_scalar,
+    "float": _render_scalar,
+    "bool": _render_scalar,
+    "tuple[str, ...]": _render_list,
 }

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import httpx
@@ -16,6 +14,7 @@ from core.app import create_app
 from core.settings import Settings
 from core.tokens import create_token
 from plugins.manager import make_plugin_manager
+from tests.harness.settings import settings_for as settings_for  # the API suites' too
 from tests.integration.api.plugin import EchoPlugin
 
 TABLES = ("tokens", "jobs", "tasks", "task_dependencies", "attempts", "results", "events")
@@ -23,20 +22,6 @@ TABLES = ("tokens", "jobs", "tasks", "task_dependencies", "attempts", "results",
 
 def plugin_manager() -> pluggy.PluginManager:
     return make_plugin_manager([EchoPlugin()], load_entry_points=False)
-
-
-def settings_for(
-    database_url: str, queue_redis_url: str, events_redis_url: str, **overrides: Any
-) -> Settings:
-    """Settings for a test app: private databases and Redis, a rate limit out of the way."""
-    base = Settings(
-        database_url=database_url,
-        queue_redis_url=queue_redis_url,
-        events_redis_url=events_redis_url,
-        rate_limit_per_second=1000.0,
-        rate_limit_burst=1000,
-    )
-    return dataclasses.replace(base, **overrides)
 
 
 @contextlib.asynccontextmanager

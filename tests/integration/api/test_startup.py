@@ -3,78 +3,55 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
 from core.migrate import migration_files
-from tests.conftest import free_port, wait_for
+from tests.conftest import wait_for
+from tests.harness.services import ServiceProcess, Services
+from tests.harness.settings import settings_for
 
 pytestmark = pytest.mark.integration
 
 ADMIN_TOKEN = "hr_startup-test-admin"
 
 
-def _ready(port: int) -> bool:
+def _ready(api: ServiceProcess) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+        return httpx.get(f"{api.url}/readyz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 
 
 def test_two_api_processes_start_together(
-    database_url: str, queue_redis_url: str, events_redis_url: str, tmp_path: Path
+    database_url: str, queue_redis_url: str, events_redis_url: str, services: Services
 ) -> None:
-    secret = tmp_path / "admin_token"
-    secret.write_text(ADMIN_TOKEN + "\n")
-    ports = [free_port(), free_port()]
-    procs = []
-    logs = []
-    for i, port in enumerate(ports):
-        env = {
-            **os.environ,
-            "HOMERUN_DATABASE_URL": database_url,
-            "HOMERUN_QUEUE_REDIS_URL": queue_redis_url,
-            "HOMERUN_EVENTS_REDIS_URL": events_redis_url,
-            "HOMERUN_HOST": "127.0.0.1",
-            "HOMERUN_PORT": str(port),
-            "HOMERUN_ADMIN_TOKEN_FILE": str(secret),
-        }
-        log = (tmp_path / f"api{i}.log").open("w+")
-        logs.append(log)
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "core.server"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        )
+    # The admin token reaches both processes as a secret file, the way Swarm hands it over.
+    settings = settings_for(
+        database_url, queue_redis_url, events_redis_url, admin_token=ADMIN_TOKEN
+    )
+    apis = [services.api(settings, wait=False) for _ in range(2)]
     try:
-        for port, proc in zip(ports, procs, strict=True):
+        for api in apis:
             wait_for(
-                lambda port=port, proc=proc: proc.poll() is None and _ready(port),
+                lambda api=api: api.alive and _ready(api),
                 timeout=60,
-                message=f"the API on :{port} to be ready",
+                message=f"the API on {api.url} to be ready",
             )
             r = httpx.get(
-                f"http://127.0.0.1:{port}/v1/task-types",
+                f"{api.url}/v1/task-types",
                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             )
             assert r.status_code == 200
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        codes = [proc.wait(30) for proc in procs]
-    output = []
-    for log in logs:
-        log.seek(0)
-        output.append(log.read())
-        log.close()
+        for api in apis:
+            api.terminate()
+        codes = [api.stop() for api in apis]
+    output = [api.output() for api in apis]
     # uvicorn re-raises the SIGTERM it handled once shutdown completed, so -15 is clean.
     assert all(code in (0, -signal.SIGTERM) for code in codes), (codes, output)
     for text in output:

@@ -6,6 +6,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from core.settings import Settings
+from tests.harness.services import Services
 from tests.integration.cli.support import SHELL_IMAGE, System, running_system
 
 
@@ -22,13 +24,7 @@ def engine() -> Iterator[docker.DockerClient]:
 
 @pytest.fixture
 async def system(
-    migrated_database_url: str,
-    queue_redis_url: str,
-    events_redis_url: str,
-    tmp_path: Path,
-    engine: docker.DockerClient,
+    settings: Settings, services: Services, tmp_path: Path, engine: docker.DockerClient
 ) -> AsyncIterator[System]:
-    async with running_system(
-        migrated_database_url, queue_redis_url, events_redis_url, tmp_path, engine
-    ) as running:
+    async with running_system(settings, services, tmp_path) as running:
         yield running

@@ -14,38 +14,32 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import docker
 from databases import Database
 
 from core.settings import Settings
-from homerun.client import Client, ClientConfig
-from runners.containers import LABEL_INSTANCE
+from homerun.client import TOKEN_VAR, URL_VAR, Client, ClientConfig
 from tests.conftest import wait_for
-from tests.integration.events.harness import (
-    ApiProcess,
-    ServiceProcess,
-    make_token,
-    service_env,
-    settings_for,
-)
+from tests.harness.services import ServiceProcess, Services, clean_env
+from tests.harness.stack import remove_containers
+from tests.integration.events.harness import make_token, tuned_for_events
 
 SHELL_IMAGE = "homerun/task-shell:0.1.0"
 
 
 @dataclass
 class System:
-    api: ApiProcess
+    api: ServiceProcess
     token: str
     db: Database
     tmp: Path
     settings: Settings
-    services: list[ServiceProcess] = field(default_factory=list)
+    services: Services
 
     def logs(self) -> str:
-        return "\n".join(f"--- {s.log_path.name}\n{s.output()}" for s in [self.api, *self.services])
+        return self.services.logs()
 
     def client(self, token: str | None = None) -> Client:
         """The client library in this process, for waiting on what the CLI started."""
@@ -65,44 +59,34 @@ class System:
 
 @contextlib.asynccontextmanager
 async def running_system(
-    migrated_database_url: str,
-    queue_redis_url: str,
-    events_redis_url: str,
-    tmp_path: Path,
-    engine: docker.DockerClient,
+    settings: Settings, services: Services, tmp_path: Path
 ) -> AsyncIterator[System]:
     instance = f"test-cli-{uuid.uuid4().hex[:10]}"
-    settings: Settings = settings_for(migrated_database_url, queue_redis_url, events_redis_url)
-    db = Database(migrated_database_url)
+    settings = tuned_for_events(settings)
+    db = Database(settings.database_url)
     await db.connect()
     token = await make_token(db, "cli")
-    api = ApiProcess(settings, tmp_path / "api.log")
-    running = System(api, token.plaintext, db, tmp_path, settings)
     try:
+        # The API starts first and is waited for last: the three boot side by side.
+        api = services.api(settings, wait=False)
         (tmp_path / "work").mkdir()
-        runner_env = service_env(
+        runner = replace(
             settings,
-            HOMERUN_RUNNER_ID=f"{instance}-runner",
-            HOMERUN_INSTANCE=instance,
-            HOMERUN_WORK_DIR=str(tmp_path / "work"),
-            HOMERUN_RECONCILE_SECONDS="0.5",
-            HOMERUN_HEARTBEAT_SECONDS="0.5",
-            HOMERUN_LEASE_SECONDS="5",
+            runner_id=f"{instance}-runner",
+            instance=instance,
+            work_dir=str(tmp_path / "work"),
+            reconcile_seconds=0.5,
+            heartbeat_seconds=0.5,
+            lease_seconds=5.0,
         )
-        running.services.append(ServiceProcess("runner", runner_env, tmp_path / "runner.log"))
-        running.services.append(
-            ServiceProcess("notifier", service_env(settings), tmp_path / "notifier.log")
-        )
+        services.runner(runner)
+        services.notifier(settings)
         api.wait_ready()
-        yield running
+        yield System(api, token.plaintext, db, tmp_path, api.settings, services)
     finally:
-        for service in [*running.services, api]:
-            service.stop()
+        services.stop_all()
         await db.disconnect()
-        for container in engine.containers.list(
-            all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}
-        ):
-            container.remove(force=True)
+        remove_containers(instance)
 
 
 @dataclass
@@ -131,11 +115,8 @@ def run_cli(
     timeout: float = 120.0,
 ) -> CliRun:
     """``homerun <args>`` as a process; ``database`` also gives it HOMERUN_DATABASE_URL."""
-    env = service_env(
-        system.settings if database else settings_for("", "", ""),
-        HOMERUN_URL=system.api.url,
-        HOMERUN_TOKEN=token or system.token,
-    )
+    server = system.settings.to_env(system.tmp / "cli.secrets") if database else {}
+    env = clean_env({**server, URL_VAR: system.api.url, TOKEN_VAR: token or system.token})
     proc = subprocess.Popen(
         [sys.executable, "-m", "homerun.cli", *args],
         cwd=system.tmp,

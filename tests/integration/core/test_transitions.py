@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from databases import Database
@@ -13,14 +12,6 @@ from core.models import AttemptStatus, FailureKind, JobStatus, TaskStatus
 from core.tokens import create_token
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(migrated_database_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_database_url)
-    await database.connect()
-    yield database
-    await database.disconnect()
 
 
 @pytest.fixture

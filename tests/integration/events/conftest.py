@@ -1,33 +1,23 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from databases import Database
 
 from core.settings import Settings
-from tests.integration.events.harness import ApiProcess, api_process, settings_for
+from tests.harness.services import ServiceProcess, Services
+from tests.integration.events.harness import tuned_for_events
 
 
 @pytest.fixture
-async def db(migrated_database_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_database_url)
-    await database.connect()
-    yield database
-    await database.disconnect()
+def settings(settings: Settings) -> Settings:
+    return tuned_for_events(settings)
 
 
 @pytest.fixture
-def settings(migrated_database_url: str, queue_redis_url: str, events_redis_url: str) -> Settings:
-    return settings_for(migrated_database_url, queue_redis_url, events_redis_url)
-
-
-@pytest.fixture
-def api(settings: Settings, tmp_path: Path) -> Iterator[ApiProcess]:
-    with api_process(settings, tmp_path / "api.log") as running:
-        yield running
+def api(settings: Settings, services: Services) -> ServiceProcess:
+    return services.api(settings)
 
 
 @pytest.fixture

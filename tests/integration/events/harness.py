@@ -1,18 +1,16 @@
-"""What the events and CLI tests share: a real API process, in-process notifiers, tokens,
-a job driver built on ``core.transitions``, and SSE followers that use the real client."""
+"""What the events and CLI tests share: their settings, in-process notifiers, tokens, a
+job driver built on ``core.transitions``, and SSE followers that use the real client.
+
+The API they follow runs as a real process from ``tests.harness.services``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +24,7 @@ from core.tokens import create_token
 from homerun import sse
 from homerun.client import Client, ClientConfig
 from notifier.service import Notifier
-from tests.conftest import free_port, wait_for
+from tests.conftest import wait_for
 
 
 @dataclass(frozen=True)
@@ -44,13 +42,10 @@ async def make_token(db: Database, name: str = "events-test") -> Token:
     return Token(token_id, plaintext, secret)
 
 
-def settings_for(
-    database_url: str, queue_redis_url: str, events_redis_url: str, **overrides: Any
-) -> Settings:
-    base = Settings(
-        database_url=database_url,
-        queue_redis_url=queue_redis_url,
-        events_redis_url=events_redis_url,
+def tuned_for_events(settings: Settings) -> Settings:
+    """Heartbeats, polls and webhook retries short enough for a test to watch them."""
+    return replace(
+        settings,
         notifier_poll_seconds=0.5,
         sse_heartbeat_seconds=1.0,
         sse_retry_after_seconds=1,
@@ -58,82 +53,7 @@ def settings_for(
         webhook_retry_base_seconds=0.05,
         webhook_retry_max_seconds=0.5,
         webhook_timeout_seconds=5.0,
-        rate_limit_per_second=1000.0,
-        rate_limit_burst=1000,
     )
-    return replace(base, **overrides)
-
-
-def service_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment a ``homerun api|runner|notifier`` process reads these settings from."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMERUN_")}
-    env.update(
-        HOMERUN_DATABASE_URL=settings.database_url,
-        HOMERUN_QUEUE_REDIS_URL=settings.queue_redis_url,
-        HOMERUN_EVENTS_REDIS_URL=settings.events_redis_url,
-        HOMERUN_SSE_HEARTBEAT_SECONDS=str(settings.sse_heartbeat_seconds),
-        HOMERUN_SSE_RETRY_AFTER_SECONDS=str(settings.sse_retry_after_seconds),
-        HOMERUN_RATE_LIMIT_PER_SECOND=str(settings.rate_limit_per_second),
-        HOMERUN_RATE_LIMIT_BURST=str(settings.rate_limit_burst),
-        HOMERUN_NOTIFIER_POLL_SECONDS=str(settings.notifier_poll_seconds),
-        HOMERUN_WEBHOOK_ALLOW_PRIVATE=str(settings.webhook_allow_private).lower(),
-    )
-    env.update(extra)
-    return env
-
-
-class ServiceProcess:
-    """``homerun <command>`` as a real process, its output in a log file."""
-
-    def __init__(self, command: str, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "homerun.cli", command],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._log.close()
-
-
-class ApiProcess(ServiceProcess):
-    """``homerun api`` on a free port."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = service_env(settings, HOMERUN_HOST="127.0.0.1", HOMERUN_PORT=str(self.port))
-        super().__init__("api", env, log_path)
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"API exited early:\n{self.output()}")
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-
-        wait_for(ready, timeout, interval=0.1, message="the API to answer /healthz")
-
-
-@contextlib.contextmanager
-def api_process(settings: Settings, log_path: Path) -> Iterator[ApiProcess]:
-    api = ApiProcess(settings, log_path)
-    try:
-        api.wait_ready()
-        yield api
-    finally:
-        api.stop()
 
 
 @contextlib.asynccontextmanager

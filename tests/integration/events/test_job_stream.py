@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,10 +20,9 @@ from core.settings import Settings
 from homerun import sse
 from notifier.relay import Relay
 from tests.conftest import eventually
+from tests.harness.services import ServiceProcess, Services
 from tests.integration.events.harness import (
-    ApiProcess,
     Follower,
-    api_process,
     expected_status_events,
     finish,
     in_thread,
@@ -68,7 +66,7 @@ def triples(events: list[sse.Event]) -> list[tuple[str, str | None, str]]:
 
 
 async def test_follow_pipeline_live_and_resume_at_every_event(
-    db: Database, settings: Settings, api: ApiProcess, streams: aioredis.Redis
+    db: Database, settings: Settings, api: ServiceProcess, streams: aioredis.Redis
 ) -> None:
     token = await make_token(db)
     async with notifiers(settings):
@@ -123,7 +121,7 @@ async def test_follow_pipeline_live_and_resume_at_every_event(
 
 
 async def test_stream_replays_from_postgres_when_redis_lost_everything(
-    db: Database, settings: Settings, api: ApiProcess, streams: aioredis.Redis
+    db: Database, settings: Settings, api: ServiceProcess, streams: aioredis.Redis
 ) -> None:
     """A client arriving after the Redis streams were trimmed or lost still gets it all."""
     token = await make_token(db)
@@ -148,7 +146,7 @@ async def test_stream_replays_from_postgres_when_redis_lost_everything(
     assert notifier.relayed >= len(expected)
 
 
-async def test_heartbeats_keep_an_idle_stream_open(db: Database, api: ApiProcess) -> None:
+async def test_heartbeats_keep_an_idle_stream_open(db: Database, api: ServiceProcess) -> None:
     token = await make_token(db)
     created = await tr.create_job(db, three_task_pipeline(), token_id=token.id)
     seen: list[str] = []
@@ -176,7 +174,7 @@ async def test_heartbeats_keep_an_idle_stream_open(db: Database, api: ApiProcess
     assert kinds == ["event: job.queued", "event: task.queued"]
 
 
-async def test_job_events_errors(db: Database, api: ApiProcess) -> None:
+async def test_job_events_errors(db: Database, api: ServiceProcess) -> None:
     owner, other = await make_token(db, "owner"), await make_token(db, "other")
     created = await tr.create_job(db, three_task_pipeline(), token_id=owner.id)
     url = f"{api.url}/v1/jobs/{created.job_id}/events"
@@ -197,7 +195,7 @@ async def test_job_events_errors(db: Database, api: ApiProcess) -> None:
 
 
 async def test_gap_in_the_live_stream_is_filled_from_postgres(
-    db: Database, settings: Settings, tmp_path: Path, streams: aioredis.Redis
+    db: Database, settings: Settings, services: Services, streams: aioredis.Redis
 ) -> None:
     """The next entry on the stream is not seq + 1: the missing events come from Postgres.
 
@@ -205,7 +203,7 @@ async def test_gap_in_the_live_stream_is_filled_from_postgres(
     """
     token = await make_token(db)
     created = await tr.create_job(db, three_task_pipeline(), token_id=token.id)
-    with api_process(replace(settings, sse_heartbeat_seconds=30), tmp_path / "api.log") as api:
+    with services.api(replace(settings, sse_heartbeat_seconds=30)) as api:
         follower = Follower(api.url, token.plaintext, created.job_id).start()
         await in_thread(follower.wait_for_count, 2)  # replayed from Postgres; no notifier runs
         claim = await run_task(db, created.job_id, "fetch")  # 3 job.running, 4 task.running
@@ -235,7 +233,7 @@ async def test_gap_in_the_live_stream_is_filled_from_postgres(
 
 
 async def test_trimmed_stream_still_tells_the_whole_story(
-    db: Database, settings: Settings, api: ApiProcess, streams: aioredis.Redis
+    db: Database, settings: Settings, api: ServiceProcess, streams: aioredis.Redis
 ) -> None:
     token = await make_token(db)
     job = tr.NewJob(tasks=[tr.NewTask(f"t{i:03}", "shell", {"script": "true"}) for i in range(150)])

@@ -13,8 +13,8 @@ from core import keys
 from core import transitions as tr
 from core.settings import Settings
 from tests.conftest import RedisServer, eventually, wait_for
+from tests.harness.services import ServiceProcess
 from tests.integration.events.harness import (
-    ApiProcess,
     Follower,
     entries,
     expected_status_events,
@@ -35,7 +35,7 @@ OUTAGE_SECONDS = 10.0  # part of the scenario, not a wait for a condition
 async def test_outage_mid_job_loses_and_repeats_nothing(
     db: Database,
     settings: Settings,
-    api: ApiProcess,
+    api: ServiceProcess,
     events_redis_server: RedisServer,
     streams: aioredis.Redis,
 ) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,9 +20,8 @@ from core.settings import Settings
 from homerun import sse
 from notifier.relay import Relay
 from tests.conftest import RedisServer, eventually, wait_for
+from tests.harness.services import ServiceProcess, Services
 from tests.integration.events.harness import (
-    ApiProcess,
-    api_process,
     entries,
     in_thread,
     make_token,
@@ -43,10 +40,8 @@ Triple = tuple[str | None, str, str]  # (id, event, data) as the client saw them
 
 
 @pytest.fixture
-def api(settings: Settings, tmp_path: Path) -> Iterator[ApiProcess]:
-    quick = replace(settings, sse_heartbeat_seconds=HEARTBEAT_SECONDS)
-    with api_process(quick, tmp_path / "api.log") as running:
-        yield running
+def api(settings: Settings, services: Services) -> ServiceProcess:
+    return services.api(replace(settings, sse_heartbeat_seconds=HEARTBEAT_SECONDS))
 
 
 def _request(
@@ -177,7 +172,7 @@ async def all_relayed(db: Database) -> bool:
 
 
 async def test_feed_follows_concurrent_jobs_once_in_order_and_resumes_anywhere(
-    db: Database, settings: Settings, api: ApiProcess
+    db: Database, settings: Settings, api: ServiceProcess
 ) -> None:
     mine, theirs = await make_token(db, "mine"), await make_token(db, "theirs")
     before = await tr.create_job(db, three_task_pipeline(name="before"), token_id=mine.id)
@@ -222,13 +217,13 @@ async def test_feed_follows_concurrent_jobs_once_in_order_and_resumes_anywhere(
 
 
 async def test_gap_on_the_token_stream_is_filled_from_postgres(
-    db: Database, settings: Settings, tmp_path: Path, streams: aioredis.Redis
+    db: Database, settings: Settings, services: Services, streams: aioredis.Redis
 ) -> None:
     """The relay of a token's later events lands first, so the token stream refuses the
     earlier ones: the feed reads them from the primary. Heartbeats are 30 s here, so the
     quiet-stream check cannot be what delivers them."""
     token = await make_token(db)
-    with api_process(replace(settings, sse_heartbeat_seconds=30), tmp_path / "api.log") as api:
+    with services.api(replace(settings, sse_heartbeat_seconds=30)) as api:
         follower = FeedFollower(api.url, token.plaintext).start()
         await in_thread(follower.opened.wait, 10)
         first = await tr.create_job(db, three_task_pipeline(name="first"), token_id=token.id)
@@ -258,7 +253,7 @@ async def test_gap_on_the_token_stream_is_filled_from_postgres(
 async def test_streams_redis_restarting_empty_loses_and_repeats_nothing(
     db: Database,
     settings: Settings,
-    api: ApiProcess,
+    api: ServiceProcess,
     events_redis_server: RedisServer,
     streams: aioredis.Redis,
 ) -> None:
@@ -305,7 +300,7 @@ async def test_streams_redis_restarting_empty_loses_and_repeats_nothing(
     assert found == sorted(set(found)) and found[0] > before_outage
 
 
-async def test_token_feed_rejects_cursors_it_never_sent(db: Database, api: ApiProcess) -> None:
+async def test_token_feed_rejects_cursors_it_never_sent(db: Database, api: ServiceProcess) -> None:
     token = await make_token(db)
     await tr.create_job(db, three_task_pipeline(), token_id=token.id)  # token_seq 1 and 2
 

@@ -7,52 +7,33 @@ in over HTTP and results come back over HTTP, exactly as a client sees them.
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
 import pytest
 
-from bench.stack import Stack, homerun_processes, instance_containers
-from tests.conftest import PG_ADMIN_DSN, RedisServer, _admin, wait_for
+from tests.conftest import wait_for
+from tests.harness.services import Services
+from tests.harness.stack import Stack, instance_containers, private_stack
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
-# A task container runs the shell task's image; the container type may use it too.
-STACK_ENV = {
-    "HOMERUN_ALLOWED_IMAGES": "homerun/task-shell:*",
-    "HOMERUN_SHUTDOWN_GRACE_SECONDS": "5",
-    "HOMERUN_RETRY_BASE_SECONDS": "0.1",
-    "HOMERUN_RETRY_MAX_SECONDS": "0.5",
-}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    suffix = uuid.uuid4().hex[:12]
-    name = f"homerun_test_{suffix}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    queue, events = RedisServer("plugins-queue"), RedisServer("plugins-events")
-    try:
-        queue.start()
-        events.start()
-        with homerun_processes(
-            f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}",
-            queue.url,
-            events.url,
-            workdir=tmp_path_factory.mktemp("homerun"),
-            runner_id=f"homerun-test-plugins-{suffix}",
-            runner_concurrency=4,
-            services=("api", "runner"),
-            extra_env=STACK_ENV,
-        ) as running:
-            yield running
-    finally:
-        queue.cleanup()
-        events.cleanup()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def stack(module_services: Services) -> Iterator[Stack]:
+    with private_stack(
+        "test-plugins",
+        commands=("api", "runner"),
+        services=module_services,
+        # A task container runs the shell task's image; the container type may use it too.
+        allowed_images=("homerun/task-shell:*",),
+        shutdown_grace_seconds=5.0,
+        retry_base_seconds=0.1,
+        retry_max_seconds=0.5,
+    ) as running:
+        yield running
 
 
 @pytest.fixture
@@ -72,7 +53,7 @@ def runner_survives(stack: Stack) -> Iterator[None]:
     yield
     stack.processes["runner"].check()
     wait_for(
-        lambda: not instance_containers(stack.runner_id),
+        lambda: not instance_containers(stack.instance),
         timeout=15,
         message="task containers removed",
     )

@@ -25,9 +25,9 @@ import docker
 import httpx
 import pytest
 
-from bench.stack import Stack
 from plugins.builtin.python import IMAGE as PYTHON_IMAGE
 from plugins.tasktypes import Limits
+from tests.harness.stack import Stack
 
 from .conftest import run_task, submit, task_detail, wait_job
 
@@ -277,7 +277,8 @@ def test_no_network_dns_or_tcp_to_the_host_and_its_services(
 ) -> None:
     api_port = urlsplit(stack.url).port
     redis_ports = [
-        urlsplit(stack.env[k]).port for k in ("HOMERUN_QUEUE_REDIS_URL", "HOMERUN_EVENTS_REDIS_URL")
+        urlsplit(url).port
+        for url in (stack.settings.queue_redis_url, stack.settings.events_redis_url)
     ]
     # This stack's API and Redis, the machine's Postgres and Redis, the Docker API and the
     # swarm's ports, common services, and the canary.

@@ -1,7 +1,8 @@
 """Runner fixtures: a fresh database, private Redis, a private instance label on the engine.
 
 Runners run in-process (``Runner(...).run()`` as a task) when the test needs no killing,
-and as ``python -m runners.service`` subprocesses when it SIGKILLs or SIGSTOPs them.
+and as ``homerun runner`` subprocesses (``tests.harness.services``) when it SIGKILLs or
+SIGSTOPs them.
 Every container a test's runners make carries the test's own ``homerun.instance`` label;
 whatever is left is removed afterwards, and tests that care assert there is nothing.
 """
@@ -9,10 +10,6 @@ whatever is left is removed afterwards, and tests that care assert there is noth
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -33,6 +30,7 @@ from plugins.manager import make_plugin_manager
 from plugins.tasktypes import ContainerSpec, PayloadError, TaskContext, TaskType
 from runners.containers import LABEL_INSTANCE, Engine
 from runners.worker import Runner
+from tests.harness.services import ServiceProcess, Services
 
 T = TypeVar("T")
 
@@ -74,18 +72,10 @@ def small_engine(instance: str, work_dir: Path, **overrides: Any) -> Engine:
 
 
 @pytest.fixture
-def settings(
-    migrated_database_url: str,
-    queue_redis_url: str,
-    events_redis_url: str,
-    instance: str,
-    tmp_path: Path,
-) -> Settings:
+def settings(settings: Settings, instance: str, tmp_path: Path) -> Settings:
     # Short leases and periods so that crash recovery takes seconds, not minutes.
-    return Settings(
-        database_url=migrated_database_url,
-        queue_redis_url=queue_redis_url,
-        events_redis_url=events_redis_url,
+    return replace(
+        settings,
         runner_id=f"{instance}-inproc",
         runner_concurrency=2,
         lease_seconds=2.0,
@@ -99,14 +89,6 @@ def settings(
         instance=instance,
         work_dir=str(tmp_path / "work"),
     )
-
-
-@pytest.fixture
-async def db(migrated_database_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_database_url)
-    await database.connect()
-    yield database
-    await database.disconnect()
 
 
 @pytest.fixture
@@ -235,73 +217,15 @@ async def start_runner(settings: Settings, pm: Any) -> AsyncIterator[Callable[..
 # --- runner subprocesses ---------------------------------------------------------------
 
 
-def settings_env(settings: Settings, **overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMERUN_")}
-    env.update(
-        HOMERUN_DATABASE_URL=settings.database_url,
-        HOMERUN_QUEUE_REDIS_URL=settings.queue_redis_url,
-        HOMERUN_EVENTS_REDIS_URL=settings.events_redis_url,
-        HOMERUN_RUNNER_CONCURRENCY=str(settings.runner_concurrency),
-        HOMERUN_LEASE_SECONDS=str(settings.lease_seconds),
-        HOMERUN_HEARTBEAT_SECONDS=str(settings.heartbeat_seconds),
-        HOMERUN_RECONCILE_SECONDS=str(settings.reconcile_seconds),
-        HOMERUN_RETRY_BASE_SECONDS=str(settings.retry_base_seconds),
-        HOMERUN_RETRY_MAX_SECONDS=str(settings.retry_max_seconds),
-        HOMERUN_SHUTDOWN_GRACE_SECONDS=str(settings.shutdown_grace_seconds),
-        HOMERUN_INSTANCE=settings.instance,
-        HOMERUN_WORK_DIR=settings.work_dir,
-    )
-    env.update(overrides)
-    return env
-
-
-class RunnerProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "runners.service"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def kill(self) -> None:
-        if self.alive:
-            self.proc.kill()
-        self.proc.wait(10)
-
-    def terminate(self, timeout: float = 30) -> int:
-        if self.alive:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture
-def spawn_runner(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., RunnerProcess]]:
-    spawned: list[RunnerProcess] = []
+def spawn_runner(settings: Settings, services: Services) -> Callable[..., ServiceProcess]:
+    """Starts ``homerun runner`` with these settings, ``runner_id`` and ``overrides``."""
 
-    def spawn(runner_id: str, **overrides: str) -> RunnerProcess:
-        env = settings_env(settings, HOMERUN_RUNNER_ID=runner_id, **overrides)
-        proc = RunnerProcess(env, tmp_path / f"{runner_id}.log")
-        spawned.append(proc)
-        return proc
+    def spawn(runner_id: str, **overrides: Any) -> ServiceProcess:
+        runner = replace(settings, runner_id=runner_id, **overrides)
+        return services.runner(runner, name=runner_id)
 
-    yield spawn
-    for proc in spawned:
-        if proc.alive:
-            proc.signal(signal.SIGCONT)
-            proc.kill()
+    return spawn
 
 
 def running_containers(client: docker.DockerClient, instance: str) -> Sequence[Any]:

@@ -1,6 +1,6 @@
 """Runners that die, stall or lose their queue: no task is lost, none finishes twice.
 
-Runners here are ``python -m runners.service`` subprocesses, so SIGKILL and SIGSTOP hit a
+Runners here are ``homerun runner`` subprocesses, so SIGKILL and SIGSTOP hit a
 real process; leases are 2 s and the reconciler runs every 0.5 s (see conftest.settings).
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ from core.settings import Settings
 from runners.containers import LABEL_RUNNER
 from runners.worker import Runner
 from tests.conftest import eventually
+from tests.harness.services import ServiceProcess
 from tests.integration.runners.conftest import (
     Jobs,
-    RunnerProcess,
     containers_of,
     running_containers,
     shell,
@@ -39,7 +38,7 @@ async def all_finished(jobs: Jobs, job_ids: list[str]) -> bool:
     return all([await jobs.finished(job_id) for job_id in job_ids])
 
 
-async def dump_state(jobs: Jobs, runners: set[RunnerProcess]) -> None:
+async def dump_state(jobs: Jobs, runners: set[ServiceProcess]) -> None:
     """On a failure, what the tasks and runners were doing (pytest shows stdout)."""
     rows = await jobs.db.fetch_all(
         "SELECT t.id, t.status, t.attempts, t.not_before, a.number, a.status AS a_status,"
@@ -52,7 +51,7 @@ async def dump_state(jobs: Jobs, runners: set[RunnerProcess]) -> None:
     inflight = await jobs.redis.zrange("homerun:queue:inflight", 0, -1, withscores=True)
     print("ready", queued, "inflight", inflight)
     for proc in runners:
-        print("==", proc.log, proc.alive)
+        print("==", proc.log_path, proc.alive)
         print(proc.output()[-3000:])
 
 
@@ -65,7 +64,7 @@ async def nothing_left(client: docker.DockerClient, instance: str, settings: Set
 
 async def test_sigkill_a_runner_mid_task_20_times(
     jobs: Jobs,
-    spawn_runner: Callable[..., RunnerProcess],
+    spawn_runner: Callable[..., ServiceProcess],
     docker_client: docker.DockerClient,
     instance: str,
     settings: Settings,
@@ -75,7 +74,7 @@ async def test_sigkill_a_runner_mid_task_20_times(
     # enough tasks that some are ready while the killed runners' leases run out.
     spawned = 0
 
-    def spawn() -> RunnerProcess:
+    def spawn() -> ServiceProcess:
         nonlocal spawned
         spawned += 1
         return spawn_runner(f"{instance}-r{spawned}")
@@ -84,7 +83,7 @@ async def test_sigkill_a_runner_mid_task_20_times(
     alive = set(first)
     ids = {proc: f"{instance}-r{n}" for n, proc in enumerate(first, 1)}
 
-    async def busy_runner() -> RunnerProcess | None:
+    async def busy_runner() -> ServiceProcess | None:
         running = await asyncio.to_thread(running_containers, docker_client, instance)
         busy = {c.labels[LABEL_RUNNER] for c in running}
         return next((p for p in alive if ids[p] in busy and p.alive), None)
@@ -121,7 +120,7 @@ async def test_sigkill_a_runner_mid_task_20_times(
         lambda: nothing_left(docker_client, instance, settings), 15, "no container left behind"
     )
     for proc in alive:
-        assert proc.terminate() == 0, proc.output()[-2000:]
+        assert proc.stop() == 0, proc.output()[-2000:]
     assert await asyncio.to_thread(containers_of, docker_client, instance) == []
 
 
@@ -158,7 +157,7 @@ async def test_a_queue_wiped_before_any_runner_started(
 
 async def test_a_stalled_runner_cannot_overwrite_the_newer_attempt(
     jobs: Jobs,
-    spawn_runner: Callable[..., RunnerProcess],
+    spawn_runner: Callable[..., ServiceProcess],
     docker_client: docker.DockerClient,
     instance: str,
     settings: Settings,
@@ -167,11 +166,11 @@ async def test_a_stalled_runner_cannot_overwrite_the_newer_attempt(
         shell("t", 'sleep 3; echo "{\\"attempt\\": $HOMERUN_ATTEMPT}" > /homerun/output.json')
     )
     task_id = created.ready[0].task_id
-    stalled = spawn_runner(f"{instance}-stalled", HOMERUN_RUNNER_CONCURRENCY="1")
+    stalled = spawn_runner(f"{instance}-stalled", runner_concurrency=1)
     await eventually(
         lambda: asyncio.to_thread(running_containers, docker_client, instance), 30, "attempt 1"
     )
-    stalled.signal(signal.SIGSTOP)
+    stalled.pause()
     healthy = spawn_runner(f"{instance}-healthy")
 
     async def second_attempt() -> bool:
@@ -179,7 +178,7 @@ async def test_a_stalled_runner_cannot_overwrite_the_newer_attempt(
 
     # The stalled runner's lease runs out; the healthy runner takes the task over.
     await eventually(second_attempt, 30, "a second attempt")
-    stalled.signal(signal.SIGCONT)
+    stalled.resume()
     await eventually(lambda: jobs.finished(created.job_id), 30, "the job to finish")
 
     assert await jobs.job_status(created.job_id) == "succeeded"
@@ -204,4 +203,4 @@ async def test_a_stalled_runner_cannot_overwrite_the_newer_attempt(
     await eventually(
         lambda: nothing_left(docker_client, instance, settings), 15, "no container left behind"
     )
-    assert stalled.terminate() == 0 and healthy.terminate() == 0
+    assert stalled.stop() == 0 and healthy.stop() == 0

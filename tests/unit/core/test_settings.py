@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings, SettingsError, env_name
+from core.settings import ENV_PREFIX, SECRET_FILES, Settings, SettingsError, env_name
 
 DOCS = Path(__file__).parents[3] / "docs"
 
@@ -76,3 +76,69 @@ def test_every_setting_is_documented() -> None:
     missing = [env_name(f.name) for f in fields(Settings) if f.name != "admin_token"]
     missing = [name for name in missing if name not in text]
     assert not missing, f"settings without a line in docs/: {missing}"
+
+
+def _changed(name: str, type_: str, default: object) -> object:
+    """A value for one field that differs from its default; a new type must be added here."""
+    if type_ in ("str", "str | None"):
+        return f"{name}-value"
+    if type_ == "int":
+        return int(default) + 7  # type: ignore[call-overload]
+    if type_ == "float":
+        return float(default) + 0.25  # type: ignore[arg-type]
+    if type_ == "bool":
+        return not default
+    if type_ == "tuple[str, ...]":
+        return (f"{name}-a", f"{name}-b:*")
+    raise AssertionError(f"test_to_env_round_trips_every_field: teach _changed {type_}")
+
+
+def test_to_env_round_trips_every_field(tmp_path: Path) -> None:
+    defaults = Settings()
+    every = Settings(
+        **{
+            f.name: _changed(f.name, str(f.type), getattr(defaults, f.name))
+            for f in fields(Settings)
+        }
+    )
+    assert all(getattr(every, f.name) != getattr(defaults, f.name) for f in fields(Settings))
+    env = every.to_env(tmp_path / "secrets")
+    assert Settings.from_env(env) == every
+    # One variable per field (a secret's is its *_FILE), nothing else, all HOMERUN_*.
+    expected = {SECRET_FILES.get(f.name, env_name(f.name)) for f in fields(Settings)}
+    assert set(env) == expected
+    assert all(name.startswith(ENV_PREFIX) for name in env)
+    # The defaults round-trip too, each written out rather than left to the reader.
+    assert Settings.from_env(defaults.to_env()) == defaults
+    assert len(defaults.to_env()) == len(fields(Settings)) - len(SECRET_FILES)
+
+
+def test_to_env_writes_secrets_as_files_never_as_values(tmp_path: Path) -> None:
+    settings = Settings(admin_token="hr_s3cret", database_url="postgresql://u:pw@db/homerun")
+    env = settings.to_env(tmp_path)
+    assert "hr_s3cret" not in "".join(env.values())
+    secret = Path(env[SECRET_FILES["admin_token"]])
+    assert secret.parent == tmp_path
+    assert secret.read_text() == "hr_s3cret"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    # A password already in the DSN stays there: from_env leaves such a DSN alone.
+    assert Settings.from_env(env).database_url == "postgresql://u:pw@db/homerun"
+    with pytest.raises(SettingsError, match="needs a directory"):
+        settings.to_env()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"work_dir": ""}, "HOMERUN_WORK_DIR: '' would read back as the default"),
+        ({"docker_url": ""}, "HOMERUN_DOCKER_URL: '' would read back"),
+        ({"allowed_images": ("a:1,b:2",)}, "HOMERUN_ALLOWED_IMAGES: 'a:1,b:2' cannot be"),
+        ({"disabled_plugins": (" shell",)}, "HOMERUN_DISABLED_PLUGINS"),
+        ({"admin_token": "token\n"}, "admin_token must be non-empty"),
+    ],
+)
+def test_to_env_refuses_what_would_not_read_back(
+    tmp_path: Path, overrides: dict[str, object], complaint: str
+) -> None:
+    with pytest.raises(SettingsError, match=complaint):
+        Settings(**overrides).to_env(tmp_path)  # type: ignore[arg-type]
