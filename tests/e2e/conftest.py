@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,12 +120,13 @@ class Sentinels:
         return gone
 
     def remove(self, client: docker.DockerClient) -> None:
-        for kind, rm in (
+        removers: tuple[tuple[str, Callable[[str], None]], ...] = (
             ("service", lambda i: client.services.get(i).remove()),
             ("container", lambda i: client.containers.get(i).remove(force=True)),
             ("secret", lambda i: client.secrets.get(i).remove()),
             ("network", lambda i: client.networks.get(i).remove()),
-        ):
+        )
+        for kind, rm in removers:
             try:
                 rm(getattr(self, kind))
             except docker.errors.NotFound:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import homerun_wordcount as wordcount
 import jsonschema
 import pytest
@@ -40,7 +42,7 @@ def test_spec_places_the_program_and_the_text() -> None:
     assert spec.network is homerun.NetworkPolicy.NONE
 
 
-def test_the_program_counts(tmp_path, capsys) -> None:
+def test_the_program_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Run the very program the container runs, against a local copy of the text file.
     text = "one two\nthree  four five\n"
     (tmp_path / "text.txt").write_text(text, encoding="utf-8")

@@ -37,8 +37,12 @@ def test_two_api_processes_start_together(
     apis = [services.api(settings, wait=False) for _ in range(2)]
     try:
         for api in apis:
+
+            def ready(api: ServiceProcess = api) -> bool:
+                return api.alive and _ready(api)
+
             wait_for(
-                lambda api=api: api.alive and _ready(api),
+                ready,
                 timeout=60,
                 message=f"the API on {api.url} to be ready",
             )

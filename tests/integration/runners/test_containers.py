@@ -200,7 +200,7 @@ async def test_a_caller_cancelled_while_the_engine_creates_still_removes_the_con
         release.wait(30)
         return container
 
-    engine._create = held_create  # type: ignore[method-assign]
+    engine._create = held_create  # type: ignore[method-assign,assignment]
     spec = ContainerSpec(image=SHELL_IMAGE, argv=["sleep", "30"])
     running = asyncio.ensure_future(
         engine.run(spec, labels(instance), payload={}, inputs={}, time_limit=30, stop=Stop())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,12 +96,10 @@ def _changed(name: str, type_: str, default: object) -> object:
 
 def test_to_env_round_trips_every_field(tmp_path: Path) -> None:
     defaults = Settings()
-    every = Settings(
-        **{
-            f.name: _changed(f.name, str(f.type), getattr(defaults, f.name))
-            for f in fields(Settings)
-        }
-    )
+    changed: dict[str, Any] = {
+        f.name: _changed(f.name, str(f.type), getattr(defaults, f.name)) for f in fields(Settings)
+    }
+    every = Settings(**changed)
     assert all(getattr(every, f.name) != getattr(defaults, f.name) for f in fields(Settings))
     env = every.to_env(tmp_path / "secrets")
     assert Settings.from_env(env) == every

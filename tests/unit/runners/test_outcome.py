@@ -21,7 +21,12 @@ from runners.results import (
 )
 
 MIB = 1024 * 1024
-OUT = {"stdout": "out\n", "stdout_truncated": True, "stderr": "err\n", "stderr_truncated": False}
+OUT: dict[str, Any] = {
+    "stdout": "out\n",
+    "stdout_truncated": True,
+    "stderr": "err\n",
+    "stderr_truncated": False,
+}
 
 
 class Hook:
