@@ -83,7 +83,7 @@ class CaptureMonitor(MockMonitor):
 
     def __init__(self, mocks: CaptureMocks) -> None:
         super().__init__(mocks)
-        self.graph: dict[tuple[str, str], tuple[str, str, tuple[str, ...]]] = {}
+        self.graph: dict[tuple[str, str], tuple[str, str | None, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
     def RegisterResource(self, request: Any) -> Any:  # the gRPC method it stands in for
@@ -92,7 +92,7 @@ class CaptureMonitor(MockMonitor):
             key = (request.type, request.name)
             assert key not in self.graph, f"two resources named {key}"
             self.graph[key] = (urn, request.parent or None, tuple(request.dependencies))
-        return super().RegisterResource(request)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
 def _install(mocks: CaptureMocks) -> CaptureMonitor:

@@ -4,6 +4,7 @@ and the configuration of the proxy that puts it on every node's 127.0.0.1."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from stack.topology import (
     build_topology,
 )
 
-HOST = {"publish_mode": PublishMode.HOST, "endpoint_mode": EndpointMode.DNSRR}
+HOST: dict[str, Any] = {"publish_mode": PublishMode.HOST, "endpoint_mode": EndpointMode.DNSRR}
 
 
 def test_image_registry_is_the_configured_one_or_the_stacks_own():
