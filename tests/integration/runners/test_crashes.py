@@ -31,7 +31,14 @@ from tests.integration.runners.conftest import (
 pytestmark = pytest.mark.integration
 
 TASKS = 20
-SLOW_OK = "sleep 1; echo '{\"ok\": true}' > /homerun/output.json"
+# The kill test needs a running task to kill, twenty times over: if every task finished
+# before the kills did (a slow machine spawns runners slowly), there would be none. Early
+# attempts therefore run long; the later ones (after the kills have cost the task several
+# attempts, below the infrastructure-retry cap of 10) finish at once.
+KILLABLE_OK = (
+    'if [ "$HOMERUN_ATTEMPT" -lt 6 ]; then sleep 10; fi;'
+    " echo '{\"ok\": true}' > /homerun/output.json"
+)
 
 
 async def all_finished(jobs: Jobs, job_ids: list[str]) -> bool:
@@ -69,7 +76,7 @@ async def test_sigkill_a_runner_mid_task_20_times(
     instance: str,
     settings: Settings,
 ) -> None:
-    job_ids = [(await jobs.submit(shell("t", SLOW_OK))).job_id for _ in range(TASKS)]
+    job_ids = [(await jobs.submit(shell("t", KILLABLE_OK))).job_id for _ in range(TASKS)]
     # Three runners at a time: while one boots, the others are already running tasks, and
     # enough tasks that some are ready while the killed runners' leases run out.
     spawned = 0
@@ -139,8 +146,9 @@ async def test_a_wiped_queue_loses_no_task(
     await eventually(
         lambda: asyncio.to_thread(running_containers, docker_client, instance), 30, "a task to run"
     )
-    await qredis.flushall()
-    assert await qredis.zcard("homerun:queue:ready") == 0
+    # (No check that the set is empty afterwards: the runner's own reconciler may refill
+    # it at once, which is the point.)
+    assert await qredis.flushall()
     await eventually(lambda: all_finished(jobs, job_ids), 60, "every job to finish")
     assert [await jobs.job_status(j) for j in job_ids] == ["succeeded"] * 6
 
