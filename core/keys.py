@@ -54,3 +54,8 @@ def token_stream(token_id: str) -> str:
 
 def log_stream(job_id: str) -> str:
     return f"{PREFIX}:logs:{job_id}"
+
+
+def log_seqs(job_id: str) -> str:
+    # A hash "<task_id>:<attempt>" -> the last line number the job's log stream took.
+    return f"{PREFIX}:logseqs:{job_id}"

@@ -39,7 +39,7 @@ __all__ = ["Relay", "Relayed"]
 
 BATCH = 500
 
-# KEYS: job stream, token stream, log stream.
+# KEYS: job stream, token stream, log stream, the log stream's line numbers.
 # ARGV: maxlen, ttl after the job ended, token stream ttl, then 5 values per event:
 #       job stream entry id, token stream entry id, type, rendered event, "1" if terminal.
 # "equal or smaller" means "already there, or passed by": skip that append. Stops at the
@@ -64,6 +64,7 @@ for i = 4, #ARGV, 5 do
   if ARGV[i + 4] == '1' then
     redis.call('EXPIRE', KEYS[1], ttl)
     redis.call('EXPIRE', KEYS[3], ttl)
+    redis.call('EXPIRE', KEYS[4], ttl)
   end
 end
 if token_added > 0 then
@@ -137,7 +138,12 @@ class Relay:
                 "1" if row["type"] in TERMINAL_JOB_EVENTS else "0",
             ]
         added = await self._script(
-            keys=[keys.job_stream(job_id), keys.token_stream(token_id), keys.log_stream(job_id)],
+            keys=[
+                keys.job_stream(job_id),
+                keys.token_stream(token_id),
+                keys.log_stream(job_id),
+                keys.log_seqs(job_id),
+            ],
             args=args,
         )
         return int(added)

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import pluggy
@@ -169,9 +169,9 @@ class Runner:
             self._owned.append(streams)
 
             async def publish(
-                job_id: str, task_id: str, attempt: int, stream: str, line: str
+                job_id: str, task_id: str, attempt: int, lines: Sequence[logstream.LogLine]
             ) -> None:
-                await logstream.publish_log(streams, job_id, task_id, attempt, stream, line)
+                await logstream.publish_logs(streams, job_id, task_id, attempt, lines)
 
             self._log_sink = publish
         if self._engine is None:

@@ -89,7 +89,13 @@ async def test_follow_pipeline_live_and_resume_at_every_event(
             # clients, so their place in the story is not a race with the notifier.
             for i in range(2):
                 await publish_log(
-                    streams, job_id, claim.task_id, claim.attempt, "stdout", f"{name} says {i}"
+                    streams,
+                    job_id,
+                    claim.task_id,
+                    claim.attempt,
+                    "stdout",
+                    f"{name} says {i}",
+                    seq=i + 1,
                 )
             sent += 2
             await in_thread(both_have, sent)

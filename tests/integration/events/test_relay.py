@@ -131,7 +131,7 @@ async def test_streams_expire_after_the_job_ends(
     created = await tr.create_job(db, three_task_pipeline(), token_id=token.id)
     job_id = created.job_id
     fetch = await run_task(db, job_id, "fetch")
-    await publish_log(streams, job_id, fetch.task_id, 1, "stderr", "x" * 10_000)
+    await publish_log(streams, job_id, fetch.task_id, 1, "stderr", "x" * 10_000, seq=1)
     entry = (await entries(streams, keys.log_stream(job_id)))[0][1]
     assert len(entry["line"]) == 4096 and entry["truncated"] == "1"
     async with notifiers(replace(settings, stream_ttl_seconds=120)):
@@ -146,7 +146,12 @@ async def test_streams_expire_after_the_job_ends(
         await run_task(db, job_id, "build", outcome=ok())
         await run_task(db, job_id, "ship", outcome=ok())
         await eventually(drained)
-    for key in (keys.job_stream(job_id), keys.log_stream(job_id), keys.token_stream(token.id)):
+    for key in (
+        keys.job_stream(job_id),
+        keys.log_stream(job_id),
+        keys.log_seqs(job_id),
+        keys.token_stream(token.id),
+    ):
         assert 0 < await streams.ttl(key) <= 120, key
 
 
