@@ -43,7 +43,7 @@ from core.limits import BodyLimitMiddleware, RateLimiter
 from core.openapi import build_openapi
 from core.settings import Settings
 from core.state import AppState
-from core.tokens import ensure_admin_token
+from core.tokens import AdminTokenRefused, ensure_admin_token
 from core.validation import JobValidator
 from plugins.manager import collect_task_types, make_plugin_manager
 
@@ -152,7 +152,13 @@ def create_app(
                 events_redis=events_redis,
             )
             if settings.admin_token:
-                state.admin_token_id = await ensure_admin_token(db.primary, settings.admin_token)
+                try:
+                    state.admin_token_id = await ensure_admin_token(
+                        db.primary, settings.admin_token
+                    )
+                except AdminTokenRefused as exc:
+                    # Serve the other tokens: one unusable secret must not become an outage.
+                    log.error("starting without an admin token: %s", exc)
             app.state.homerun = state
             log.info("API ready: %d task types, replica %s", len(registry), db.replica_state())
             yield

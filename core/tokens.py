@@ -16,6 +16,7 @@ from databases import Database
 
 __all__ = [
     "TOKEN_PREFIX",
+    "AdminTokenRefused",
     "TokenInfo",
     "create_token",
     "ensure_admin_token",
@@ -92,20 +93,31 @@ async def revoke_token(db: Database, token_id: str) -> bool:
     return revoked is not None
 
 
+class AdminTokenRefused(Exception):
+    """The configured admin secret names a token that must not become the admin token."""
+
+
 async def ensure_admin_token(db: Database, plaintext: str) -> str:
     """Make the operator's admin token (from a secret file) valid; return its id.
 
     Idempotent and safe when several API replicas start at once: the row is keyed by the
-    hash, so they all upsert the same row. A rotated secret adds a new admin row; revoke
-    the old one with ``homerun token revoke``.
+    hash, so they all insert or find the same row. A rotated secret adds a new admin row;
+    revoke the old one with ``homerun token revoke``.
+
+    Only a hash never seen before becomes an admin row. Raises ``AdminTokenRefused`` when
+    the hash belongs to a revoked token (a revocation is final: restarting the API must not
+    undo it) or to a token created without admin rights (promoting it would hand admin to
+    whoever holds that token, behind the operator's back). Neither row is changed.
     """
     token_hash = hash_token(plaintext)
     # Derived from the hash so that every replica proposes the same id.
     token_id = str(uuid.UUID(bytes=token_hash[:16], version=4))
-    row_id = await db.fetch_val(
+    # DO NOTHING, not DO UPDATE: an existing row is judged below, never rewritten. A
+    # concurrent replica's insert makes this one wait for its commit, then find the row.
+    inserted = await db.fetch_val(
         "INSERT INTO tokens (id, name, hash, is_admin, webhook_secret)"
         " VALUES (:id, :name, :hash, true, :secret)"
-        " ON CONFLICT (hash) DO UPDATE SET is_admin = true, revoked_at = NULL"
+        " ON CONFLICT (hash) DO NOTHING"
         " RETURNING id",
         {
             "id": token_id,
@@ -114,4 +126,22 @@ async def ensure_admin_token(db: Database, plaintext: str) -> str:
             "secret": secrets.token_urlsafe(32),
         },
     )
-    return str(row_id)
+    if inserted is not None:
+        return str(inserted)
+    row = await db.fetch_one(
+        "SELECT id, is_admin, revoked_at FROM tokens WHERE hash = :hash", {"hash": token_hash}
+    )
+    if row is None:  # deleted between the two statements: nothing in homerun deletes tokens
+        raise AdminTokenRefused("the admin token's row vanished while the API started")
+    if row["revoked_at"] is not None:
+        raise AdminTokenRefused(
+            f"the configured admin token (id {row['id']}) was revoked at"
+            f" {row['revoked_at'].isoformat()}; revocation is final: put a new secret in"
+            " the admin token file to have an admin token again"
+        )
+    if not row["is_admin"]:
+        raise AdminTokenRefused(
+            f"the configured admin token is the non-admin token {row['id']}; it is not"
+            " promoted: put a newly generated secret in the admin token file"
+        )
+    return str(row["id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pytest
 from databases import Database
@@ -10,7 +11,7 @@ from databases import Database
 from core import tokens
 from tests.conftest import free_port
 from tests.integration.api.conftest import Api
-from tests.integration.api.support import bearer, metric, running_api
+from tests.integration.api.support import bearer, metric, new_token, running_api
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,60 @@ async def test_admin_token_comes_from_settings_and_is_upserted(api: Api) -> None
     finally:
         await db.disconnect()
     assert [bool(r["is_admin"]) for r in rows] == [True]
+
+
+async def test_revoked_admin_token_stays_revoked_across_restarts(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "hr_admin-secret-that-leaked"
+    settings = dataclasses.replace(api.settings, admin_token=secret)
+    async with running_api(settings) as (app, client):
+        admin_id = app.state.homerun.admin_token_id
+        assert (await client.get("/v1/jobs", headers=bearer(secret))).status_code == 200
+    db = Database(api.db.primary)
+    await db.connect()
+    try:
+        assert await tokens.revoke_token(db, admin_id) is True
+        # The attack: the leaked secret is still in the file; the API restarts.
+        with caplog.at_level(logging.ERROR, logger="core.app"):
+            async with running_api(settings) as (app, client):
+                assert app.state.homerun.admin_token_id is None
+                refused = await client.get("/v1/jobs", headers=bearer(secret))
+                assert refused.status_code == 401
+        row = await db.fetch_one(
+            "SELECT is_admin, revoked_at FROM tokens WHERE id = :id", {"id": admin_id}
+        )
+    finally:
+        await db.disconnect()
+    assert row is not None and row["revoked_at"] is not None
+    assert [r.getMessage() for r in caplog.records if "revoked" in r.getMessage()] == [
+        f"starting without an admin token: the configured admin token (id {admin_id}) was"
+        f" revoked at {row['revoked_at'].isoformat()}; revocation is final: put a new secret"
+        " in the admin token file to have an admin token again"
+    ]
+
+
+async def test_admin_secret_equal_to_a_plain_token_does_not_promote_it(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain_id, plaintext = await new_token(api.db.primary, "ci")
+    settings = dataclasses.replace(api.settings, admin_token=plaintext)
+    with caplog.at_level(logging.ERROR, logger="core.app"):
+        async with running_api(settings) as (app, client):
+            assert app.state.homerun.admin_token_id is None
+            # Still the plain token it was: it works, as itself.
+            assert (await client.get("/v1/jobs", headers=bearer(plaintext))).status_code == 200
+    db = Database(api.db.primary)
+    await db.connect()
+    try:
+        rows = await db.fetch_all("SELECT id, is_admin FROM tokens WHERE is_admin")
+    finally:
+        await db.disconnect()
+    assert rows == []
+    assert any(
+        f"is the non-admin token {plain_id}; it is not promoted" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 async def test_rate_limit_is_shared_across_api_replicas(api: Api, token: str) -> None:

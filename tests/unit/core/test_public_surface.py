@@ -29,6 +29,7 @@ SURFACE = {
     "core.state": {"AppState", "get_state"},
     "core.tokens": {
         "TOKEN_PREFIX",
+        "AdminTokenRefused",
         "TokenInfo",
         "create_token",
         "ensure_admin_token",
