@@ -16,6 +16,7 @@ from typing import Any
 
 from core.consistency import Reads
 from core.db import Row
+from core.jsondepth import TOO_DEEP, too_deep_sql
 from wire import (
     Attempt,
     AttemptStatus,
@@ -46,8 +47,10 @@ JOB_COLUMNS = (
 )
 _TASK_COLUMNS = (
     "t.id, t.job_id, t.name, t.type, t.status, t.priority, t.timeout_s, t.max_attempts,"
-    " t.attempts, t.not_before, t.output, t.error, t.created_at, t.updated_at, t.started_at,"
-    " t.finished_at, COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
+    " t.attempts, t.not_before, t.output,"
+    f" {too_deep_sql('t.output')} AS output_too_deep,"
+    " t.error, t.created_at, t.updated_at, t.started_at, t.finished_at,"
+    " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
     "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
     "   WHERE d.task_id = t.id), '{}') AS depends_on"
 )
@@ -56,6 +59,19 @@ _TASK_COLUMNS = (
 def _json(value: Any) -> Any:
     # asyncpg hands jsonb over as text through `databases`.
     return json.loads(value) if isinstance(value, str) else value
+
+
+def _output(value: Any, too_deep: bool | None, error: str | None) -> tuple[Any, str | None]:
+    """A stored output and the error shown beside it.
+
+    An output Postgres found nesting past the bound (only rows stored before
+    ``runners.outcome`` enforced it) is not decoded, which is what would fail: it is left
+    out and the error says so, and the rest of the answer stays readable.
+    """
+    if too_deep:
+        note = f"output not shown: it {TOO_DEEP}"
+        return None, note if error is None else f"{error}; {note}"
+    return _json(value), error
 
 
 def _job_fields(row: Row) -> dict[str, Any]:
@@ -81,6 +97,7 @@ def to_job(row: Row, tasks: Sequence[Row]) -> Job:
 
 
 def _task_fields(row: Row) -> dict[str, Any]:
+    output, error = _output(row["output"], row["output_too_deep"], row["error"])
     return {
         "id": str(row["id"]),
         "job_id": str(row["job_id"]),
@@ -93,8 +110,8 @@ def _task_fields(row: Row) -> dict[str, Any]:
         "max_attempts": int(row["max_attempts"]),
         "attempt_count": int(row["attempts"]),
         "retry_at": row["not_before"],
-        "output": _json(row["output"]),
-        "error": row["error"],
+        "output": output,
+        "error": error,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "started_at": row["started_at"],
@@ -109,14 +126,15 @@ def to_task(row: Row) -> Task:
 def _result(row: Mapping[str, Any]) -> Result | None:
     if row["r_attempt"] is None:
         return None
+    output, error = _output(row["r_output"], row["r_output_too_deep"], row["r_error"])
     return Result(
         exit_code=row["r_exit_code"],
         stdout=row["r_stdout"],
         stdout_truncated=bool(row["r_stdout_truncated"]),
         stderr=row["r_stderr"],
         stderr_truncated=bool(row["r_stderr_truncated"]),
-        output=_json(row["r_output"]),
-        error=row["r_error"],
+        output=output,
+        error=error,
         created_at=row["r_created_at"],
     )
 
@@ -202,6 +220,7 @@ async def _task_rows(
         " r.attempt AS r_attempt, r.exit_code AS r_exit_code, r.stdout AS r_stdout,"
         " r.stdout_truncated AS r_stdout_truncated, r.stderr AS r_stderr,"
         " r.stderr_truncated AS r_stderr_truncated, r.output AS r_output, r.error AS r_error,"
+        f" {too_deep_sql('r.output')} AS r_output_too_deep,"
         " r.created_at AS r_created_at"
         " FROM attempts a LEFT JOIN results r ON r.task_id = a.task_id AND r.attempt = a.number"
         " WHERE a.task_id = :id ORDER BY a.number",

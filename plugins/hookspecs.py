@@ -43,7 +43,9 @@ def task_output(run: FinishedRun) -> JSON | None:
         which task type ran).
     :returns: the output (any JSON value) for task types this plugin owns, or ``None``
         to let the next plugin answer. ``firstresult``: the first non-``None`` answer wins;
-        the built-in fallback parses ``/homerun/output.json``.
+        the built-in fallback parses ``/homerun/output.json``. An answer nesting more than
+        64 arrays or objects deep (``core.jsondepth.MAX_JSON_DEPTH``) fails the attempt as
+        a task failure and is not stored.
     :raises PayloadError: when the run's output is malformed; the attempt then fails as a
         task failure with that message.
 

@@ -7,7 +7,8 @@ that is in the state machine's terms, which ``finish_attempt`` then persists:
 - the runner shut down, or the engine failed: an infrastructure failure (retried elsewhere
   without using up the task's attempts);
 - the command could not start, a non-zero exit, an output file over its limit, an output
-  the ``task_output`` hook refuses: the task's failure;
+  the ``task_output`` hook refuses or that nests past ``core.jsondepth.MAX_JSON_DEPTH``:
+  the task's failure;
 - the time limit: a time-out;
 - a zero exit: success, with the output the ``task_output`` hook makes of the run.
 
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core import transitions as tr
+from core.jsondepth import TOO_DEEP, exceeds_depth
 from core.models import JSON, AttemptStatus, FailureKind
 from plugins.tasktypes import OUTPUT_FILE, FinishedRun, PayloadError
 from runners.results import (
@@ -124,4 +126,7 @@ def _exited(
         output = task_output(run)
     except PayloadError as exc:
         return failed(FailureKind.TASK, f"bad output: {exc.message}", **captured)
+    if exceeds_depth(output):
+        # Never stored: deeper JSON could not be read back at the API's stack depth.
+        return failed(FailureKind.TASK, f"bad output: it {TOO_DEEP}", **captured)
     return tr.Outcome(AttemptStatus.SUCCEEDED, output=output, **captured)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import redis.asyncio as aioredis
 from databases import Database
 
 from core import keys, queue, transitions
+from core.jsondepth import MAX_JSON_DEPTH
 from core.models import AttemptStatus, FailureKind
 from tests.conftest import eventually, free_port
 from tests.integration.api.conftest import Api
@@ -260,3 +262,46 @@ async def test_read_your_writes_with_a_lagging_replica(
     await eventually(
         caught_up, within=10, message="the replica to replay the job and its cancellation"
     )
+
+
+async def test_an_output_stored_too_deep_is_answered_without_it(api: Api, token: str) -> None:
+    # Rows like this were written before the runner refused deep output: every GET of the
+    # job then answered 500 (RecursionError decoding it). Now the answer leaves it out.
+    h = bearer(token)
+    body = {"tasks": [{"name": "deep", "type": "echo", "payload": {"message": "x"}}]}
+    job = (await api.client.post("/v1/jobs", json=body, headers=h)).json()
+    task_id = job["tasks"][0]["id"]
+    too_deep = "[" * 960 + "]" * 960
+    just_within = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    db = Database(api.db.primary)
+    await db.connect()
+    try:
+        assert await transitions.claim_attempt(db, task_id, runner_id="r", lease_seconds=30)
+        await transitions.finish_attempt(
+            db, task_id, 1, transitions.Outcome(AttemptStatus.SUCCEEDED, exit_code=0)
+        )
+        await db.execute(
+            "UPDATE tasks SET output = CAST(:v AS jsonb) WHERE id = :id",
+            {"v": too_deep, "id": task_id},
+        )
+        await db.execute(
+            "UPDATE results SET output = CAST(:v AS jsonb), error = 'kept' WHERE task_id = :id",
+            {"v": just_within, "id": task_id},
+        )
+    finally:
+        await db.disconnect()
+    note = f"output not shown: it nests more than {MAX_JSON_DEPTH} arrays or objects deep"
+
+    async def job_answers() -> bool:
+        r = await api.client.get(f"/v1/jobs/{job['id']}", headers=h)
+        assert r.status_code == 200, r.text
+        (task,) = r.json()["tasks"]
+        return task["output"] is None and task["error"] == note
+
+    await eventually(job_answers, message="the job answered without its too-deep output")
+    r = await api.client.get(f"/v1/jobs/{job['id']}/tasks/{task_id}", headers=h)
+    assert r.status_code == 200, r.text
+    detail = r.json()
+    assert detail["output"] is None and detail["error"] == note
+    assert detail["result"]["output"] == json.loads(just_within)  # within the bound: shown
+    assert detail["result"]["error"] == "kept"

@@ -25,8 +25,10 @@ import docker
 import httpx
 import pytest
 
+from core.jsondepth import MAX_JSON_DEPTH
 from plugins.builtin.python import IMAGE as PYTHON_IMAGE
 from plugins.tasktypes import Limits
+from tests.conftest import wait_for
 from tests.harness.stack import Stack
 
 from .conftest import run_task, submit, task_detail, wait_job
@@ -437,6 +439,34 @@ def test_another_tasks_files_and_processes_are_invisible(api: httpx.Client) -> N
 
 
 # --- and the runner is still fine -----------------------------------------------------------
+
+
+# --- hostile output -----------------------------------------------------------------------
+
+
+def test_output_nested_960_deep_fails_the_task_and_reads_still_answer(
+    api: httpx.Client,
+) -> None:
+    # Deep enough to pass the runner's parser, too deep for the API's own stack to read
+    # back: before the bound, every GET of the job answered 500, forever.
+    code = 'open("/homerun/output.json", "w").write("[" * 960 + "]" * 960)'
+    job_id = submit(api, {"name": "t", "max_attempts": 1, **python(code)})
+
+    def finished() -> dict[str, Any] | None:
+        r = api.get(f"/v1/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        job: dict[str, Any] = r.json()
+        return job if job["status"] in {"succeeded", "failed", "cancelled"} else None
+
+    job = wait_for(finished, timeout=60, interval=0.1, message=job_id)
+    assert job["status"] == "failed", job
+    task = task_detail(api, job_id, "t")
+    assert task["status"] == "failed" and task["output"] is None, task
+    assert len(task["attempts"]) == 1, task["attempts"]  # refused once, not retried
+    last = task["attempts"][-1]
+    assert last["failure_kind"] == "task", last
+    assert reason(task) == f"bad output: it nests more than {MAX_JSON_DEPTH} arrays or objects deep"
+    assert api.get("/v1/jobs").status_code == 200
 
 
 def test_the_runner_still_runs_a_normal_task(api: httpx.Client, stack: Stack) -> None:

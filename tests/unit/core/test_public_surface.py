@@ -22,6 +22,7 @@ SURFACE = {
         "http_exception_handler",
         "internal_error_handler",
     },
+    "core.jsondepth": {"MAX_JSON_DEPTH", "TOO_DEEP", "exceeds_depth", "too_deep_sql"},
     "core.limits": {"BodyLimitMiddleware", "BodyTooLarge", "RateLimiter", "Verdict"},
     "core.openapi": {"RETRY_AFTER", "Document", "build_openapi"},
     "core.responses": {"ModelResponse"},

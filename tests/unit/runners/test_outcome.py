@@ -6,6 +6,7 @@ from typing import Any, get_args
 
 import pytest
 
+from core.jsondepth import MAX_JSON_DEPTH
 from core.models import JSON, AttemptStatus, FailureKind
 from plugins.manager import make_plugin_manager
 from plugins.tasktypes import FinishedRun, PayloadError
@@ -178,3 +179,20 @@ def test_every_way_a_run_ends_has_an_outcome(result: RunResult) -> None:
     got = judge(result)
     assert got.status in {AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.CANCELLED}
     assert (got.failure_kind is None) == (got.status != AttemptStatus.FAILED)
+
+
+def nested(depth: int) -> JSON:
+    value: JSON = []
+    for level in range(depth - 1):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_an_output_nesting_past_the_bound_fails_the_attempt_and_is_not_kept() -> None:
+    # Deeper JSON would be stored, then could not be read back at the API's stack depth.
+    got = judge(Exited(exit_code=0), Hook(answer=nested(MAX_JSON_DEPTH + 1)))
+    assert got.status == AttemptStatus.FAILED and got.failure_kind == FailureKind.TASK
+    assert got.output is None
+    assert got.error == f"bad output: it nests more than {MAX_JSON_DEPTH} arrays or objects deep"
+    within = judge(Exited(exit_code=0), Hook(answer=nested(MAX_JSON_DEPTH)))
+    assert within.status == AttemptStatus.SUCCEEDED and within.output == nested(MAX_JSON_DEPTH)

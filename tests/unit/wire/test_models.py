@@ -55,6 +55,7 @@ def task_row(**changes: Any) -> dict[str, Any]:
         "attempts": 2,
         "not_before": None,
         "output": None,
+        "output_too_deep": None,
         "error": None,
         "created_at": T0,
         "updated_at": T0,
@@ -89,6 +90,7 @@ def attempt_row(number: int, *, finished: bool) -> dict[str, Any]:
             r_stderr="",
             r_stderr_truncated=True,
             r_output='{"n": [1, 2.5, null]}',
+            r_output_too_deep=False,
             r_error="exit 3",
             r_created_at=T0 + timedelta(seconds=3),
         )
