@@ -441,6 +441,13 @@ def _app_env(config: StackConfig) -> dict[str, str]:
     }
 
 
+def _task_types_env(config: StackConfig) -> dict[str, str]:
+    """What the processes that check task payloads need, from one config value: the API
+    validates each payload at submission and the runner again when it builds the
+    container, so an allow-list only the runner had made the API refuse every image."""
+    return {"HOMERUN_ALLOWED_IMAGES": ",".join(config.allowed_images)}
+
+
 # The app image's own check: GET /healthz for the API; for the runner and notifier, that the
 # process lives (both ride out lost dependencies, so probing Postgres or Redis would only
 # make Swarm restart them in a loop during an outage).
@@ -454,6 +461,7 @@ def _api(config: StackConfig) -> Service:
         command=("homerun", "api"),
         env={
             **_app_env(config),
+            **_task_types_env(config),
             "HOMERUN_ADMIN_TOKEN_FILE": _secret("admin-token").path,
             "HOMERUN_HOST": "0.0.0.0",
             "HOMERUN_PORT": str(APP_PORT),
@@ -479,8 +487,8 @@ def _runner(config: StackConfig) -> Service:
         command=("homerun", "runner"),
         env={
             **_app_env(config),
+            **_task_types_env(config),
             "HOMERUN_RUNNER_CONCURRENCY": str(config.runner_concurrency),
-            "HOMERUN_ALLOWED_IMAGES": ",".join(config.allowed_images),
             "HOMERUN_DOCKER_URL": f"unix://{DOCKER_SOCKET}",
             "HOMERUN_WORK_DIR": WORK_DIR,
             # Task types name their images unqualified (homerun/task-shell:<tag>); on a

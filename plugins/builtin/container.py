@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Final
 
@@ -49,13 +50,73 @@ PAYLOAD_SCHEMA: Final = payload_schema(
 )
 
 
+@dataclass(frozen=True)
+class ImageReference:
+    """An image reference (or an allow-list pattern) cut into the parts Docker reads.
+
+    ``[registry/]path[:tag][@digest]``: the first ``/``-separated component is the
+    registry when it has a ``.`` or a ``:`` or is ``localhost`` (Docker's own rule), split
+    into host and port; ``path`` is the remaining components; the tag follows the last
+    component's ``:``, the digest the ``@``.
+    """
+
+    registry: tuple[str, ...]
+    path: tuple[str, ...]
+    tag: str | None
+    digest: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> ImageReference:
+        name, at, digest = text.partition("@")
+        components = name.split("/")
+        registry: tuple[str, ...] = ()
+        first = components[0]
+        if len(components) > 1 and ("." in first or ":" in first or first == "localhost"):
+            registry = tuple(first.split(":", 1))
+            components = components[1:]
+        last, colon, tag = components[-1].partition(":")
+        return cls(
+            registry=registry,
+            path=(*components[:-1], last),
+            tag=tag if colon else None,
+            digest=digest if at else None,
+        )
+
+    def parts(self) -> tuple[tuple[str, ...], ...]:
+        """The parts, grouped so that an absent part is an empty group."""
+        return (
+            self.registry,
+            self.path,
+            () if self.tag is None else (self.tag,),
+            () if self.digest is None else (self.digest,),
+        )
+
+
 def image_allowed(image: str, allowed: Sequence[str]) -> bool:
     """Whether ``image`` matches one of the operator's patterns (``alpine:*``, exact names).
 
-    Case-sensitive shell-style globs over the reference exactly as written: ``alpine`` and
-    ``alpine:latest`` are different references, so an operator lists what they mean.
+    A pattern is an image reference whose parts may hold shell-style wildcards (``*``,
+    ``?``, ``[...]``), matched part by part, case-sensitively, over the reference as
+    written (before the runner qualifies it with a registry):
+
+    - a wildcard stays inside its part: ``*`` never crosses ``/``, ``:`` or ``@``, so
+      ``alpine:*`` admits ``alpine:3.19`` but never ``alpine:5000/evil/x:1`` (the registry
+      ``alpine:5000``), and ``team/*:1`` admits ``team/tool:1`` but not ``team/a/b:1``;
+    - both sides have the same parts: a pattern without a registry admits only
+      references without one (``alpine:*`` refuses ``evil.io/alpine:3``), one without a
+      tag only untagged references (``alpine`` and ``alpine:latest`` are different
+      references), and one without a digest only references without one, since a digest
+      overrides the tag (allow them with ``alpine@sha256:*``).
     """
-    return any(fnmatchcase(image, pattern) for pattern in allowed)
+    wanted = ImageReference.parse(image).parts()
+    for pattern in allowed:
+        given = ImageReference.parse(pattern).parts()
+        if all(
+            len(part) == len(glob) and all(map(fnmatchcase, part, glob))
+            for part, glob in zip(wanted, given, strict=True)
+        ):
+            return True
+    return False
 
 
 def build_spec(payload: Mapping[str, Any], ctx: TaskContext) -> ContainerSpec:

@@ -67,3 +67,30 @@ async def test_requires_a_token(settings: Settings) -> None:
     async with serving(settings) as client:
         response = await client.get("/v1/task-types", headers={"Authorization": ""})
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "alpine:5000/evil/x:1",  # pulled from a registry named "alpine", port 5000
+        "alpine:3@sha256:" + "0" * 64,  # a digest overrides the allowed tag
+    ],
+)
+async def test_a_container_image_that_only_looks_allowed_is_refused(
+    settings: Settings, image: str
+) -> None:
+    allowing = dataclasses.replace(settings, allowed_images=("alpine:*",))
+    job = {"tasks": [{"type": "container", "payload": {"image": image, "argv": ["id"]}}]}
+    async with serving(allowing) as client:
+        refused = await client.post("/v1/jobs", json=job)
+        allowed = await client.post(
+            "/v1/jobs",
+            json={
+                "tasks": [{"type": "container", "payload": {"image": "alpine:3", "argv": ["id"]}}]
+            },
+        )
+    assert refused.status_code == 422, refused.text
+    (detail,) = refused.json()["error"]["details"]
+    assert detail["loc"][-1] == "image"
+    assert f"image {image!r} is not allowed on this homerun (allowed: alpine:*)" in detail["msg"]
+    assert allowed.status_code == 201, allowed.text

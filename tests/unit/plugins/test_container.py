@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from plugins.builtin import container
-from plugins.builtin.container import image_allowed
+from plugins.builtin.container import ImageReference, image_allowed
 from plugins.tasktypes import NetworkPolicy, PayloadError
 
 from .helpers import CTX, build, errors
@@ -54,6 +54,70 @@ def test_nothing_is_allowed_by_default() -> None:
 )
 def test_glob_matching(image: str, allowed: bool) -> None:
     assert image_allowed(image, ALLOWING.allowed_images) is allowed
+
+
+DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("image", "pattern"),
+    [
+        # The attack: fnmatch's * crossed ':' and '/', so this came from a registry named
+        # "alpine" (port 5000), repository evil/x.
+        ("alpine:5000/evil/x:1", "alpine:*"),
+        ("alpine:1/x", "alpine:*"),
+        ("evil.io/alpine:3", "alpine:*"),  # another registry
+        ("localhost/alpine:3", "alpine:*"),
+        ("localhost:5000/alpine:3", "alpine:*"),
+        ("alpine:3@" + DIGEST, "alpine:*"),  # a digest overrides the tag
+        ("alpine@" + DIGEST, "alpine:*"),
+        ("team/a/b:1", "team/*:1"),  # * stays within one path component
+        ("team:1", "team*"),  # no tag in the pattern: only untagged references
+        ("registry.local:5001/team/tool:1", "registry.local:5000/team/*:*"),
+        ("registry.local:5000/team/sub/tool:1", "registry.local:5000/team/*:*"),
+        ("registry.local.evil:5000/team/tool:1", "registry.local:5000/team/*:*"),
+        ("registry.local/team/tool:1", "registry.local:*/team/*:*"),  # no port: no match
+        ("ghcr.io/tool:1", "*/tool:1"),  # '*' as a first component is a path, not a registry
+        ("x/tool:1", "*.*/tool:1"),
+    ],
+)
+def test_a_wildcard_never_crosses_a_part_of_the_reference(image: str, pattern: str) -> None:
+    assert image_allowed(image, (pattern,)) is False
+
+
+@pytest.mark.parametrize(
+    ("image", "pattern"),
+    [
+        ("alpine:3.19", "alpine:*"),
+        ("alpine:5000", "alpine:*"),  # a tag that looks like a port is still a tag
+        ("team/tool:1", "team/*:1"),
+        ("registry.local:5000/team/tool:1.2.3", "registry.local:5000/team/*:*"),
+        ("registry.local:5000/team/tool:1", "registry.local:*/team/tool:1"),
+        ("ghcr.io/org/tool:1", "*.io/org/tool:?"),
+        ("localhost/x:1", "localhost/x:1"),
+        ("alpine@" + DIGEST, "alpine@sha256:*"),
+        ("alpine:3@" + DIGEST, "alpine:3@*"),
+        ("alpine", "alpine"),
+    ],
+)
+def test_a_wildcard_matches_within_its_part(image: str, pattern: str) -> None:
+    assert image_allowed(image, (pattern,)) is True
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("alpine", ((), ("alpine",), None, None)),
+        ("alpine:3", ((), ("alpine",), "3", None)),
+        ("alpine:5000/evil/x:1", (("alpine", "5000"), ("evil", "x"), "1", None)),
+        ("ghcr.io/org/tool", (("ghcr.io",), ("org", "tool"), None, None)),
+        ("localhost/x@" + DIGEST, (("localhost",), ("x",), None, DIGEST)),
+        ("team/tool:1@" + DIGEST, ((), ("team", "tool"), "1", DIGEST)),
+    ],
+)
+def test_a_reference_is_read_as_docker_reads_it(text: str, parts: tuple[object, ...]) -> None:
+    ref = ImageReference.parse(text)
+    assert (ref.registry, ref.path, ref.tag, ref.digest) == parts
 
 
 @pytest.mark.parametrize(

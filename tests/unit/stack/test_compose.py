@@ -121,6 +121,15 @@ def test_dollars_reach_the_container_unchanged(tmp_path):
     assert doc["services"]["runner"]["environment"]["HOMERUN_ALLOWED_IMAGES"] == "img$$HOME"
 
 
+def test_allowed_images_reach_the_api_and_the_runner(tmp_path):
+    rc, doc, _ = _run(tmp_path, "--allowed-images", "alpine:*, team/tool:1")
+    assert rc == 0
+    for key in ("api", "runner"):
+        assert doc["services"][key]["environment"]["HOMERUN_ALLOWED_IMAGES"] == (
+            "alpine:*,team/tool:1"
+        )
+
+
 def test_config_files_are_rewritten_only_when_changed(tmp_path):
     topology = build_topology(StackConfig())
     (path,) = compose.write_configs(topology, tmp_path).values()

@@ -240,6 +240,13 @@ def test_runner_gets_the_docker_socket(default_services):
     assert runner["env"]["HOMERUN_DOCKER_URL"] == "unix:///var/run/docker.sock"
 
 
+def test_allowed_images_reach_the_api_and_the_runner():
+    run = services(run_program({"stackName": "hrunit", "allowedImages": ["alpine:*", "x:1"]}))
+    for name in ("hrunit_api", "hrunit_runner"):
+        env = run[name]["taskSpec"]["containerSpec"]["env"]
+        assert env["HOMERUN_ALLOWED_IMAGES"] == "alpine:*,x:1", name
+
+
 def test_images_registry_tag_and_resources_from_config():
     run = services(
         run_program(

@@ -113,6 +113,15 @@ def test_app_environment_uses_only_names_core_settings_reads(run_registry):
     assert topology.service("runner").env["HOMERUN_ALLOWED_IMAGES"] == "alpine:3"
 
 
+def test_the_api_and_the_runner_get_the_same_allowed_images():
+    # The API validates a container task's image at submission: without the list it
+    # refused every image the runner would have run.
+    topology = build_topology(StackConfig(allowed_images=("alpine:*", "team/tool:1")))
+    for key in ("api", "runner"):
+        assert topology.service(key).env["HOMERUN_ALLOWED_IMAGES"] == "alpine:*,team/tool:1"
+    assert "HOMERUN_ALLOWED_IMAGES" not in topology.service("notifier").env
+
+
 @pytest.mark.parametrize(
     ("service", "entrypoint"),
     [
