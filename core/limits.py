@@ -3,16 +3,22 @@ rate limit.
 
 The rate limit is a token bucket kept in the queue Redis (``core.keys.rate_limit``), so it
 holds across every API replica behind the load balancer, with Redis's clock as the one
-clock all replicas share. When that Redis cannot be asked, requests are let through
-(fail open) and counted: the limit protects capacity, and refusing all traffic because a
-cache is down would turn a partial outage into a total one. A single Redis round trip (an
-EVALSHA of the script below) per authenticated request is the cost.
+clock all replicas share. A single Redis round trip (an EVALSHA of the script below) per
+authenticated request is the cost.
+
+When that Redis cannot be asked (down, or refusing writes because it is full: filling it
+must not turn the limits off), each API process falls back to a bucket of its own with the
+same rate and burst (``LocalBuckets``): a token keeps its limit per replica, and nobody is
+refused because a cache is down. After a failure Redis is left alone for
+``REDIS_RETRY_SECONDS`` (so an outage costs no time-out per request), then asked again.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -22,9 +28,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core import keys, metrics
 from core.errors import ApiError, error_response
 
-__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "RateLimiter", "Verdict"]
+__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "LocalBuckets", "RateLimiter", "Verdict"]
 
 log = logging.getLogger(__name__)
+
+# How long the limiter uses only its local buckets after Redis failed, before asking again.
+REDIS_RETRY_SECONDS = 1.0
 
 
 class BodyTooLarge(ApiError):
@@ -115,24 +124,90 @@ class Verdict:
     retry_after_seconds: int = 0
 
 
+def _refill(
+    tokens: float, elapsed_ms: float, *, rate: float, burst: int
+) -> tuple[bool, float, int]:
+    """The bucket step ``_TOKEN_BUCKET`` takes in Redis: (allowed, tokens left, ms to wait)."""
+    tokens = min(burst, tokens + max(0.0, elapsed_ms) * rate / 1000)
+    if tokens >= 1:
+        return True, tokens - 1, 0
+    return False, tokens, math.ceil((1 - tokens) * 1000 / rate)
+
+
+class LocalBuckets:
+    """Token buckets in this process, for while the queue Redis cannot be asked.
+
+    The same rate and burst as the Redis buckets. A bucket untouched for as long as it takes
+    to refill is full, exactly as if it did not exist, so those are dropped: memory grows
+    with the tokens active in the last ``burst / rate`` seconds, not with every token seen.
+    """
+
+    def __init__(
+        self, *, per_second: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self._clock = clock
+        self._full_after = burst / per_second if per_second > 0 else 0.0
+        self._buckets: dict[str, tuple[float, float]] = {}  # token id -> (tokens, at)
+        self._next_sweep = 0.0
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, token_id: str) -> Verdict:
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._buckets = {
+                k: v for k, v in self._buckets.items() if now - v[1] < self._full_after
+            }
+            self._next_sweep = now + self._full_after
+        tokens, at = self._buckets.get(token_id, (float(self.burst), now))
+        allowed, left, wait_ms = _refill(
+            tokens, (now - at) * 1000, rate=self.per_second, burst=self.burst
+        )
+        self._buckets[token_id] = (left, now)
+        return _verdict(allowed, wait_ms)
+
+
+def _verdict(allowed: bool, wait_ms: int) -> Verdict:
+    if allowed:
+        return Verdict(True)
+    metrics.RATE_LIMITED.inc()
+    return Verdict(False, max(1, math.ceil(wait_ms / 1000)))
+
+
 class RateLimiter:
     def __init__(self, redis: aioredis.Redis, *, per_second: float, burst: int) -> None:
         self._script = redis.register_script(_TOKEN_BUCKET)
         self.per_second = per_second
         self.burst = burst
+        self._local = LocalBuckets(per_second=per_second, burst=burst)
+        self._failing = False
+        self._retry_at = 0.0  # while failing: when Redis is asked again
 
     async def check(self, token_id: str) -> Verdict:
         if self.per_second <= 0:
             return Verdict(True)
-        try:
-            allowed, wait_ms = await self._script(
-                keys=[keys.rate_limit(token_id)], args=[self.per_second, self.burst]
-            )
-        except (RedisError, OSError) as exc:
-            metrics.RATE_LIMITER_ERRORS.inc()
-            log.warning("rate limiter unavailable (%s); letting the request through", exc)
-            return Verdict(True)
-        if int(allowed):
-            return Verdict(True)
-        metrics.RATE_LIMITED.inc()
-        return Verdict(False, max(1, math.ceil(int(wait_ms) / 1000)))
+        if not self._failing or time.monotonic() >= self._retry_at:
+            try:
+                allowed, wait_ms = await self._script(
+                    keys=[keys.rate_limit(token_id)], args=[self.per_second, self.burst]
+                )
+            except (RedisError, OSError) as exc:
+                # Logged once per outage, not per request: an outage is a flood of these.
+                if not self._failing:
+                    log.warning(
+                        "rate limiter: the queue Redis cannot be asked (%s); this API"
+                        " process applies the limits itself until it can",
+                        exc,
+                    )
+                self._failing = True
+                self._retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+            else:
+                if self._failing:
+                    log.info("rate limiter: the queue Redis answers again")
+                    self._failing = False
+                return _verdict(bool(int(allowed)), int(wait_ms))
+        metrics.RATE_LIMITER_ERRORS.inc()
+        return self._local.take(token_id)

@@ -87,7 +87,8 @@ RATE_LIMITED = Counter(
 )
 RATE_LIMITER_ERRORS = Counter(
     "homerun_rate_limiter_errors_total",
-    "Requests let through unchecked because the queue Redis could not be asked (fail open).",
+    "Requests checked by the API process's own bucket because the queue Redis could not be"
+    " asked (down, or refusing writes).",
     registry=REGISTRY,
 )
 READ_YOUR_WRITES_ERRORS = Counter(

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,10 +28,13 @@ PG_ADMIN_DSN = os.environ.get(
 
 
 class RedisServer:
-    """A private redis-server on a free port, without persistence: a restart empties it."""
+    """A private redis-server on a free port, without persistence: a restart empties it.
 
-    def __init__(self, name: str) -> None:
+    ``args`` are more ``redis-server`` options (``("--maxmemory", "4mb")``)."""
+
+    def __init__(self, name: str, args: Sequence[str] = ()) -> None:
         self.name = name
+        self.args = tuple(args)
         self.dir = Path(tempfile.mkdtemp(prefix=f"homerun-redis-{name}-"))
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,6 +61,7 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -79,9 +83,9 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(name: str) -> Iterator[RedisServer]:
+def redis_server(name: str, args: Sequence[str] = ()) -> Iterator[RedisServer]:
     """A started ``RedisServer``, stopped and its directory removed on exit."""
-    server = RedisServer(name)
+    server = RedisServer(name, args)
     try:
         server.start()
         yield server

@@ -6,10 +6,12 @@ import dataclasses
 import logging
 
 import pytest
+import redis
 from databases import Database
 
-from core import tokens
-from tests.conftest import free_port
+from core import keys, tokens
+from tests.conftest import eventually, free_port
+from tests.harness.stores import redis_server
 from tests.integration.api.conftest import Api
 from tests.integration.api.support import bearer, metric, new_token, running_api
 
@@ -131,7 +133,7 @@ async def test_rate_limit_is_shared_across_api_replicas(api: Api, token: str) ->
     assert metric("homerun_rate_limited_total") == limited + 1
 
 
-async def test_rate_limit_fails_open_without_redis(api: Api, token: str) -> None:
+async def test_the_rate_limit_holds_without_redis(api: Api, token: str) -> None:
     settings = dataclasses.replace(
         api.settings,
         queue_redis_url=f"redis://127.0.0.1:{free_port()}/0",
@@ -140,9 +142,76 @@ async def test_rate_limit_fails_open_without_redis(api: Api, token: str) -> None
     )
     errors = metric("homerun_rate_limiter_errors_total")
     async with running_api(settings) as (_, client):
-        for _ in range(3):
-            assert (await client.get("/v1/task-types", headers=bearer(token))).status_code == 200
+        statuses = [
+            (await client.get("/v1/task-types", headers=bearer(token))).status_code
+            for _ in range(3)
+        ]
+    assert statuses == [200, 429, 429]  # the process's own bucket, same rate and burst
     assert metric("homerun_rate_limiter_errors_total") == errors + 3
+
+
+def fill(redis_url: str) -> int:
+    """Write into a Redis until it refuses writes (maxmemory, noeviction); bytes written.
+
+    Then the limit is lowered 1 MiB below what it holds: a connection's buffers (this one's
+    closing, the API's opening) come and go by tens of KiB, and must not bring it back
+    under the limit between the fill and the requests.
+    """
+    client = redis.Redis.from_url(redis_url)
+    written = 0
+    try:
+        for n in range(10_000):
+            try:
+                client.set(f"filler:{n}", b"x" * 64 * 1024)
+            except redis.exceptions.OutOfMemoryError:  # "OOM command not allowed ..."
+                break
+            written += 64 * 1024
+        used = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory", used - 1024 * 1024)
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            client.set("probe", b"x")
+    finally:
+        client.close()
+    return written
+
+
+async def test_filling_the_queue_redis_does_not_turn_the_rate_limit_off(api: Api) -> None:
+    token_id, token = await new_token(api.db.primary, "flooder")
+    limits = ("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+    with redis_server("full", limits) as full:
+        settings = dataclasses.replace(
+            api.settings, queue_redis_url=full.url, rate_limit_per_second=0.5, rate_limit_burst=3
+        )
+
+        async def statuses(n: int) -> list[int]:
+            return [
+                (await client.get("/v1/task-types", headers=bearer(token))).status_code
+                for _ in range(n)
+            ]
+
+        async with running_api(settings) as (_, client):
+            assert await statuses(1) == [200]  # Redis's bucket: 2 left there
+            # The attack: fill the Redis the limiter writes its buckets to.
+            assert fill(full.url) > 0
+            errors = metric("homerun_rate_limiter_errors_total")
+            # Before, every one of these passed unchecked: the limit was off.
+            assert await statuses(5) == [200, 200, 200, 429, 429]  # a local bucket of 3
+            assert metric("homerun_rate_limiter_errors_total") == errors + 5
+            refused = await client.get("/v1/task-types", headers=bearer(token))
+            assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 2
+
+            # Once Redis takes writes again, its bucket decides again.
+            sync = redis.Redis.from_url(full.url)
+            try:
+                sync.flushall()
+
+                async def redis_bucket_used() -> bool:
+                    await statuses(1)
+                    return bool(sync.exists(keys.rate_limit(token_id)))
+
+                await eventually(redis_bucket_used, message="the Redis bucket in use again")
+            finally:
+                sync.close()
 
 
 async def test_request_metrics_use_route_templates(api: Api, token: str) -> None:
