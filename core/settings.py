@@ -92,6 +92,9 @@ class Settings:
     output_file_limit_bytes: int = 1024 * 1024
     log_lines_per_second: float = 50.0
     reconcile_seconds: float = 5.0
+    # How long the retry of a lost attempt waits for its container, on another engine, to be
+    # seen gone before it runs anyway (runners/lostruns.py).
+    lost_container_wait_seconds: float = 60.0
 
     # --- events / notifier
     stream_maxlen: int = 10_000

@@ -119,13 +119,16 @@ async def heartbeat(db: Database, task_id: str, attempt: int, *, lease_seconds: 
     return Heartbeat(alive=True, cancel_requested=bool(row["cancel_requested"]))
 
 
-async def record_container(db: Database, task_id: str, attempt: int, container_id: str) -> bool:
-    """Note which container runs an attempt (so cleanup can find it); fenced."""
+async def record_container(
+    db: Database, task_id: str, attempt: int, container_id: str, engine_id: str | None = None
+) -> bool:
+    """Note which container, on which engine, runs an attempt (so cleanup can find it); fenced."""
     row = await db.fetch_val(
-        "UPDATE attempts SET container_id = :cid WHERE task_id = :task_id AND number = :attempt"
-        " AND status = :running RETURNING number",
+        "UPDATE attempts SET container_id = :cid, engine_id = :engine"
+        " WHERE task_id = :task_id AND number = :attempt AND status = :running RETURNING number",
         {
             "cid": container_id,
+            "engine": engine_id,
             "task_id": task_id,
             "attempt": attempt,
             "running": AttemptStatus.RUNNING.value,
