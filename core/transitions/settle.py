@@ -144,7 +144,8 @@ async def set_task(
     error: str | None = None,
 ) -> None:
     await conn.execute(
-        "UPDATE tasks SET status = :status, output = CAST(:output AS jsonb), error = :error,"
+        "UPDATE tasks SET status = :status, output = CAST(:output AS jsonb),"
+        " output_bytes = octet_length(CAST(:output AS jsonb)::text), error = :error,"
         " not_before = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()"
         " WHERE id = :id",
         {
