@@ -108,6 +108,11 @@ class Settings:
     notifier_poll_seconds: float = 2.0
     sse_heartbeat_seconds: float = 15.0
     sse_retry_after_seconds: int = 2
+    # Live streams one API process holds open, for one token and in all (core/livestreams.py).
+    sse_streams_per_token: int = 20
+    sse_streams_per_process: int = 500
+    # How soon a revoked token's open streams end.
+    sse_revocation_check_seconds: float = 2.0
 
     # --- plugins
     disabled_plugins: tuple[str, ...] = ()
@@ -216,6 +221,8 @@ _AT_LEAST_ONE = frozenset(
         "stream_maxlen",
         "webhook_max_attempts",
         "sse_retry_after_seconds",
+        "sse_streams_per_token",
+        "sse_streams_per_process",
     }
 )
 
