@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["NotStorable", "check_json", "text"]
@@ -33,22 +34,55 @@ class NotStorable(ValueError):
 
 
 def check_json(value: Any) -> None:
-    """Raise ``NotStorable`` for the first part of ``value`` (in document order) that
-    ``jsonb`` cannot hold; return if all of it can.
+    """Raise ``NotStorable`` for the first part of ``value`` (in document order, a key
+    before its value) that ``jsonb`` cannot hold; return if all of it can.
 
     Walks without recursion, so a deeply nested value is judged rather than crashing the
     walk (bounding depth is another rule's business).
     """
-    todo: list[tuple[Any, str] | int] = [(value, "$")]  # an int: leave that container
+    todo: list[_Value | _Key | int] = [_Value(value, "$")]  # an int: leave that container
     ancestors: set[int] = set()
     while todo:
         entry = todo.pop()
         if isinstance(entry, int):
             ancestors.discard(entry)
-            continue
-        item, where = entry
+        elif isinstance(entry, _Key):
+            entry.check()
+        elif isinstance(entry.item, dict | list | tuple):
+            item, where = entry.item, entry.where
+            kind = "object" if isinstance(item, dict) else "array"
+            if id(item) in ancestors:
+                raise NotStorable(f"the {kind} at {where} contains itself")
+            ancestors.add(id(item))
+            todo.append(id(item))
+            todo.extend(reversed(_children(item, where)))
+        else:
+            entry.check()
+
+
+@dataclass(frozen=True)
+class _Key:
+    key: Any
+    where: str  # of the object holding it
+
+    def check(self) -> None:
+        if not isinstance(self.key, str):
+            raise NotStorable(f"a key at {self.where} is a {type(self.key).__name__}, not a string")
+        problem = _text_problem(self.key)
+        if problem is not None:
+            raise NotStorable(f"a key at {self.where} {problem}")
+
+
+@dataclass(frozen=True)
+class _Value:
+    item: Any
+    where: str
+
+    def check(self) -> None:
+        """A scalar's rules (containers are walked by ``check_json``)."""
+        item, where = self.item, self.where
         if item is None or isinstance(item, bool):
-            continue
+            return
         if isinstance(item, int):
             if abs(item) >= _INT_BOUND:
                 raise NotStorable(f"the integer at {where} has more than {MAX_INT_DIGITS} digits")
@@ -63,30 +97,21 @@ def check_json(value: Any) -> None:
             problem = _text_problem(item)
             if problem is not None:
                 raise NotStorable(f"the string at {where} {problem}")
-        elif isinstance(item, dict | list | tuple):
-            kind = "object" if isinstance(item, dict) else "array"
-            if id(item) in ancestors:
-                raise NotStorable(f"the {kind} at {where} contains itself")
-            ancestors.add(id(item))
-            todo.append(id(item))
-            children = list(_children(item, where))
-            todo.extend(reversed(children))
         else:
             raise NotStorable(f"the value at {where} is a {type(item).__name__}, not JSON")
 
 
-def _children(item: dict[Any, Any] | list[Any] | tuple[Any, ...], where: str) -> Any:
+def _children(
+    item: dict[Any, Any] | list[Any] | tuple[Any, ...], where: str
+) -> list[_Value | _Key]:
     if not isinstance(item, dict):
-        for n, child in enumerate(item):
-            yield child, f"{where}[{n}]"
-        return
+        return [_Value(child, f"{where}[{n}]") for n, child in enumerate(item)]
+    found: list[_Value | _Key] = []
     for key, child in item.items():
-        if not isinstance(key, str):
-            raise NotStorable(f"a key at {where} is a {type(key).__name__}, not a string")
-        problem = _text_problem(key)
-        if problem is not None:
-            raise NotStorable(f"a key at {where} {problem}")
-        yield child, f"{where}{_step(key)}"
+        found.append(_Key(key, where))
+        # A key that is no str is refused before its value is reached: any path will do.
+        found.append(_Value(child, where + (_step(key) if isinstance(key, str) else "[?]")))
+    return found
 
 
 def _step(key: str) -> str:
