@@ -10,6 +10,7 @@ through ``state.reads`` (``core.consistency``) and reach shared objects with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -40,6 +41,7 @@ from core.errors import (
 )
 from core.feeds import streams_client
 from core.limits import BodyLimitMiddleware, RateLimiter
+from core.livestreams import LiveStreams
 from core.openapi import build_openapi
 from core.settings import Settings
 from core.state import AppState
@@ -132,8 +134,16 @@ def create_app(
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         )
         events_redis = streams_client(
-            settings.events_redis_url, block_seconds=settings.sse_heartbeat_seconds
+            settings.events_redis_url,
+            block_seconds=settings.sse_heartbeat_seconds,
+            max_streams=settings.sse_streams_per_process,
         )
+        live_streams = LiveStreams(
+            per_token=settings.sse_streams_per_token,
+            per_process=settings.sse_streams_per_process,
+            retry_after_seconds=settings.sse_retry_after_seconds,
+        )
+        watcher: asyncio.Task[None] | None = None
         await db.connect()
         try:
             state = AppState(
@@ -148,6 +158,7 @@ def create_app(
                 ),
                 task_types=registry,
                 validator=validator,
+                live_streams=live_streams,
                 openapi=spec,
                 events_redis=events_redis,
             )
@@ -160,9 +171,16 @@ def create_app(
                     # Serve the other tokens: one unusable secret must not become an outage.
                     log.error("starting without an admin token: %s", exc)
             app.state.homerun = state
+            watcher = asyncio.create_task(
+                live_streams.watch_revocations(db.primary, settings.sse_revocation_check_seconds)
+            )
             log.info("API ready: %d task types, replica %s", len(registry), db.replica_state())
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await db.disconnect()
             await queue_redis.aclose()
             await events_redis.aclose()

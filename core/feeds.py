@@ -85,15 +85,27 @@ def _is_stream_id(text: str) -> bool:
 _REDIS_FAILURES = (RedisError, OSError)
 
 
-def streams_client(url: str, *, block_seconds: float) -> redis.Redis:
-    """A client for the streams Redis whose socket time-out outlasts an XREAD BLOCK."""
-    return redis.Redis.from_url(
+# Connections beyond one per admitted stream: pings, replays' XRANGEs, a stream being let go.
+POOL_MARGIN = 16
+
+
+def streams_client(url: str, *, block_seconds: float, max_streams: int) -> redis.Redis:
+    """A client for the streams Redis whose socket time-out outlasts an XREAD BLOCK.
+
+    Its pool is bounded (``max_streams`` plus a margin; see ``core.livestreams``): a
+    request that finds it empty waits a moment, then fails (503), instead of opening
+    connections until the Redis or the process runs out.
+    """
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_streams + POOL_MARGIN,
+        timeout=2,
         decode_responses=True,
         socket_connect_timeout=2,
         socket_timeout=block_seconds + 10,
         health_check_interval=30,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def frame(event: str, data: str, event_id: str | None = None) -> bytes:

@@ -15,6 +15,7 @@ refused because a cache is down. After a failure Redis is left alone for
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -32,6 +33,11 @@ __all__ = ["BodyLimitMiddleware", "BodyTooLarge", "LocalBuckets", "RateLimiter",
 
 log = logging.getLogger(__name__)
 
+# Before a 413, the rest of the body is read and dropped, up to these bounds: a client
+# that writes its whole body before reading (urllib, httpx, without Expect: 100-continue)
+# is otherwise reset by the close, with its body unread, and never sees the 413.
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 10.0
 # How long the limiter uses only its local buckets after Redis failed, before asking again.
 REDIS_RETRY_SECONDS = 1.0
 
@@ -49,9 +55,13 @@ class BodyTooLarge(ApiError):
 class BodyLimitMiddleware:
     """Refuse bodies over ``max_bytes`` without ever holding more than that in memory.
 
-    A declared Content-Length over the limit is answered at once, before any body is read;
-    a chunked or lying body is cut off as soon as the running count passes the limit (the
-    endpoint reading it gets ``BodyTooLarge``, answered as 413 by the error handler).
+    A declared Content-Length over the limit is refused before any body reaches the app; a
+    chunked or lying body as soon as the running count passes the limit (the endpoint
+    reading it gets ``BodyTooLarge``, answered as 413 by the error handler). Either way the
+    rest of the body is drained first (``drain``), so that the client can read the 413;
+    not when the client waits for ``100 Continue`` (it sends nothing until told to) or
+    declares more than ``DRAIN_MAX_BYTES`` (answered at once: draining would not reach
+    its end).
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -69,6 +79,8 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = -1
                 if declared > self.max_bytes:
+                    if declared <= DRAIN_MAX_BYTES and not _expects_continue(scope):
+                        await drain(receive)
                     exc = BodyTooLarge(self.max_bytes)
                     response = error_response(
                         exc.status, exc.code, exc.message, headers=exc.headers
@@ -83,10 +95,40 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    if message.get("more_body", False):
+                        await drain(receive, seen)
                     raise BodyTooLarge(self.max_bytes)
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+def _expects_continue(scope: Scope) -> bool:
+    return any(
+        name == b"expect" and value.lower() == b"100-continue" for name, value in scope["headers"]
+    )
+
+
+async def drain(receive: Receive, read: int = 0) -> bool:
+    """Read and drop the rest of a request body, ``read`` bytes of which were read already;
+    True when its end was reached within ``DRAIN_MAX_BYTES`` and ``DRAIN_SECONDS``.
+
+    Memory stays at one chunk: the server hands the body over as it arrives. Past either
+    bound the answer goes out anyway, and the close may reset the connection.
+    """
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while read <= DRAIN_MAX_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False  # the client went away
+                read += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+    except TimeoutError:
+        pass
+    log.info("request body not drained before its 413 (%d bytes read)", read)
+    return False
 
 
 # KEYS[1] bucket hash; ARGV rate per second, burst. Tokens refill continuously at ``rate``

@@ -91,6 +91,17 @@ RATE_LIMITER_ERRORS = Counter(
     " asked (down, or refusing writes).",
     registry=REGISTRY,
 )
+SSE_OPEN = Gauge(
+    "homerun_sse_streams_open",
+    "Live event streams this API process holds open.",
+    registry=REGISTRY,
+)
+SSE_REFUSED = Counter(
+    "homerun_sse_streams_refused_total",
+    "Live event streams refused: the token's cap (token) or the process's (process).",
+    ["cap"],
+    registry=REGISTRY,
+)
 READ_YOUR_WRITES_ERRORS = Counter(
     "homerun_read_your_writes_errors_total",
     "Reads sent to the primary because the queue Redis could not say whether the token"

@@ -92,6 +92,9 @@ class Settings:
     output_file_limit_bytes: int = 1024 * 1024
     log_lines_per_second: float = 50.0
     reconcile_seconds: float = 5.0
+    # How long the retry of a lost attempt waits for its container, on another engine, to be
+    # seen gone before it runs anyway (runners/lostruns.py).
+    lost_container_wait_seconds: float = 60.0
 
     # --- events / notifier
     stream_maxlen: int = 10_000
@@ -105,6 +108,11 @@ class Settings:
     notifier_poll_seconds: float = 2.0
     sse_heartbeat_seconds: float = 15.0
     sse_retry_after_seconds: int = 2
+    # Live streams one API process holds open, for one token and in all (core/livestreams.py).
+    sse_streams_per_token: int = 20
+    sse_streams_per_process: int = 500
+    # How soon a revoked token's open streams end.
+    sse_revocation_check_seconds: float = 2.0
 
     # --- plugins
     disabled_plugins: tuple[str, ...] = ()
@@ -213,6 +221,8 @@ _AT_LEAST_ONE = frozenset(
         "stream_maxlen",
         "webhook_max_attempts",
         "sse_retry_after_seconds",
+        "sse_streams_per_token",
+        "sse_streams_per_process",
     }
 )
 

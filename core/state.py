@@ -12,6 +12,7 @@ from starlette.requests import Request
 from core.consistency import Reads
 from core.db import Databases
 from core.limits import RateLimiter
+from core.livestreams import LiveStreams
 from core.settings import Settings
 from core.validation import JobValidator
 from plugins.tasktypes import TaskType
@@ -28,6 +29,7 @@ class AppState:
     rate_limiter: RateLimiter
     task_types: Mapping[str, TaskType]
     validator: JobValidator
+    live_streams: LiveStreams
     openapi: dict[str, Any] = field(default_factory=dict)
     admin_token_id: str | None = None
     # The streams Redis (live events); None only in apps built without it.

@@ -18,7 +18,9 @@ from core.consistency import Reads
 from core.db import Row
 from core.jsondepth import TOO_DEEP, too_deep_sql
 from wire import (
+    JOB_VIEW_OUTPUT_BYTES,
     Attempt,
+    AttemptDetail,
     AttemptStatus,
     FailureKind,
     Job,
@@ -33,8 +35,10 @@ from wire import (
 __all__ = [
     "JOB_COLUMNS",
     "list_jobs",
+    "load_attempt",
     "load_job",
     "load_task",
+    "to_attempt_detail",
     "to_job",
     "to_summary",
     "to_task",
@@ -45,14 +49,32 @@ JOB_COLUMNS = (
     "j.id, j.name, j.status, j.labels, j.callback_url, j.cancel_requested,"
     " j.created_at, j.updated_at, j.finished_at"
 )
-_TASK_COLUMNS = (
+_TASK_FIELDS = (
     "t.id, t.job_id, t.name, t.type, t.status, t.priority, t.timeout_s, t.max_attempts,"
-    " t.attempts, t.not_before, t.output,"
-    f" {too_deep_sql('t.output')} AS output_too_deep,"
-    " t.error, t.created_at, t.updated_at, t.started_at, t.finished_at,"
-    " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
+    " t.attempts, t.not_before, t.output_bytes, t.error, t.created_at, t.updated_at,"
+    " t.started_at, t.finished_at, COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
     "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
     "   WHERE d.task_id = t.id), '{}') AS depends_on"
+)
+# A job's view leaves large outputs in Postgres: its size is bounded by the task count.
+# Whether an output nests too deep to decode is asked only of the outputs it shows.
+_JOB_TASK_COLUMNS = (
+    f"{_TASK_FIELDS}, CASE WHEN t.output_bytes <= {JOB_VIEW_OUTPUT_BYTES} THEN t.output END"
+    f" AS output, CASE WHEN t.output_bytes <= {JOB_VIEW_OUTPUT_BYTES}"
+    f" THEN {too_deep_sql('t.output')} END AS output_too_deep"
+)
+_TASK_COLUMNS = f"{_TASK_FIELDS}, t.output, {too_deep_sql('t.output')} AS output_too_deep"
+
+
+_ATTEMPT_COLUMNS = (
+    "a.number, a.runner_id, a.status, a.container_id, a.lease_expires_at, a.started_at,"
+    " a.finished_at, a.exit_code, a.failure_kind, a.error"
+)
+_RESULT_COLUMNS = (
+    "r.attempt AS r_attempt, r.exit_code AS r_exit_code, r.stdout AS r_stdout,"
+    " r.stdout_truncated AS r_stdout_truncated, r.stderr AS r_stderr,"
+    " r.stderr_truncated AS r_stderr_truncated, r.output AS r_output, r.error AS r_error,"
+    f" {too_deep_sql('r.output')} AS r_output_too_deep, r.created_at AS r_created_at"
 )
 
 
@@ -93,6 +115,7 @@ def to_summary(row: Row) -> JobSummary:
 
 
 def to_job(row: Row, tasks: Sequence[Row]) -> Job:
+    """A job row and its task rows (selected with the job view's bounded output)."""
     return Job(**_job_fields(row), tasks=[to_task(t) for t in tasks])
 
 
@@ -111,6 +134,7 @@ def _task_fields(row: Row) -> dict[str, Any]:
         "attempt_count": int(row["attempts"]),
         "retry_at": row["not_before"],
         "output": output,
+        "output_bytes": row["output_bytes"],
         "error": error,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
@@ -139,33 +163,35 @@ def _result(row: Mapping[str, Any]) -> Result | None:
     )
 
 
-def _attempt(row: Row) -> Attempt:
+def _attempt_fields(row: Row) -> dict[str, Any]:
     kind = row["failure_kind"]
-    return Attempt(
-        number=int(row["number"]),
-        runner_id=row["runner_id"],
-        status=AttemptStatus(row["status"]),
-        container_id=row["container_id"],
-        lease_expires_at=row["lease_expires_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        exit_code=row["exit_code"],
-        failure_kind=FailureKind(kind) if kind is not None else None,
-        error=row["error"],
-        result=_result(row),
-    )
+    return {
+        "number": int(row["number"]),
+        "runner_id": row["runner_id"],
+        "status": AttemptStatus(row["status"]),
+        "container_id": row["container_id"],
+        "lease_expires_at": row["lease_expires_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "exit_code": row["exit_code"],
+        "failure_kind": FailureKind(kind) if kind is not None else None,
+        "error": row["error"],
+    }
 
 
-def to_task_detail(row: Row, attempt_rows: Sequence[Row]) -> TaskDetail:
-    """A task row (with ``payload``) and its attempt rows (each joined with its result)."""
-    attempts = [_attempt(a) for a in attempt_rows]
-    results = [a.result for a in attempts if a.result is not None]
+def to_task_detail(row: Row, attempt_rows: Sequence[Row], latest: Row | None) -> TaskDetail:
+    """A task row (with ``payload``), its attempt rows, and its latest result's row."""
     return TaskDetail(
         **_task_fields(row),
         payload=_json(row["payload"]),
-        attempts=attempts,
-        result=results[-1] if results else None,
+        attempts=[Attempt(**_attempt_fields(a)) for a in attempt_rows],
+        result=_result(latest) if latest is not None else None,
     )
+
+
+def to_attempt_detail(row: Row) -> AttemptDetail:
+    """An attempt row joined with its result (``r_`` columns, null when it left none)."""
+    return AttemptDetail(**_attempt_fields(row), result=_result(row))
 
 
 async def _job_rows(
@@ -179,7 +205,8 @@ async def _job_rows(
     if job is None:
         return None
     tasks = await reads.db.read_all(
-        f"SELECT {_TASK_COLUMNS} FROM tasks t WHERE t.job_id = :id ORDER BY t.created_at, t.name",
+        f"SELECT {_JOB_TASK_COLUMNS} FROM tasks t WHERE t.job_id = :id"
+        " ORDER BY t.created_at, t.name",
         {"id": job_id},
         primary=primary,
     )
@@ -205,7 +232,7 @@ async def load_job(
 
 async def _task_rows(
     reads: Reads, job_id: str, task_id: str, token_id: str, *, primary: bool
-) -> tuple[Row, list[Row]] | None:
+) -> tuple[Row, list[Row], Row | None] | None:
     task = await reads.db.read_one(
         f"SELECT {_TASK_COLUMNS}, t.payload FROM tasks t JOIN jobs j ON j.id = t.job_id"
         " WHERE t.id = :id AND t.job_id = :job AND j.token_id = :token",
@@ -215,19 +242,17 @@ async def _task_rows(
     if task is None:
         return None
     attempts = await reads.db.read_all(
-        "SELECT a.number, a.runner_id, a.status, a.container_id, a.lease_expires_at,"
-        " a.started_at, a.finished_at, a.exit_code, a.failure_kind, a.error,"
-        " r.attempt AS r_attempt, r.exit_code AS r_exit_code, r.stdout AS r_stdout,"
-        " r.stdout_truncated AS r_stdout_truncated, r.stderr AS r_stderr,"
-        " r.stderr_truncated AS r_stderr_truncated, r.output AS r_output, r.error AS r_error,"
-        f" {too_deep_sql('r.output')} AS r_output_too_deep,"
-        " r.created_at AS r_created_at"
-        " FROM attempts a LEFT JOIN results r ON r.task_id = a.task_id AND r.attempt = a.number"
-        " WHERE a.task_id = :id ORDER BY a.number",
+        f"SELECT {_ATTEMPT_COLUMNS} FROM attempts a WHERE a.task_id = :id ORDER BY a.number",
         {"id": task_id},
         primary=primary,
     )
-    return task, attempts
+    latest = await reads.db.read_one(
+        f"SELECT {_RESULT_COLUMNS} FROM results r WHERE r.task_id = :id"
+        " ORDER BY r.attempt DESC LIMIT 1",
+        {"id": task_id},
+        primary=primary,
+    )
+    return task, attempts, latest
 
 
 async def load_task(reads: Reads, token_id: str, job_id: str, task_id: str) -> TaskDetail | None:
@@ -239,6 +264,31 @@ async def load_task(reads: Reads, token_id: str, job_id: str, task_id: str) -> T
     if found is None:
         return None
     return to_task_detail(*found)
+
+
+async def _attempt_row(
+    reads: Reads, job_id: str, task_id: str, number: int, token_id: str, *, primary: bool
+) -> Row | None:
+    return await reads.db.read_one(
+        f"SELECT {_ATTEMPT_COLUMNS}, {_RESULT_COLUMNS} FROM attempts a"
+        " JOIN tasks t ON t.id = a.task_id JOIN jobs j ON j.id = t.job_id"
+        " LEFT JOIN results r ON r.task_id = a.task_id AND r.attempt = a.number"
+        " WHERE a.task_id = :id AND a.number = :number AND t.job_id = :job"
+        " AND j.token_id = :token",
+        {"id": task_id, "number": number, "job": job_id, "token": token_id},
+        primary=primary,
+    )
+
+
+async def load_attempt(
+    reads: Reads, token_id: str, job_id: str, task_id: str, number: int
+) -> AttemptDetail | None:
+    """One attempt of a task with its result, or None."""
+    primary = await reads.pinned(token_id)
+    found = await _attempt_row(reads, job_id, task_id, number, token_id, primary=primary)
+    if found is None and not primary and reads.db.replica is not None:
+        found = await _attempt_row(reads, job_id, task_id, number, token_id, primary=True)
+    return to_attempt_detail(found) if found is not None else None
 
 
 async def list_jobs(

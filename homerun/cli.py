@@ -249,8 +249,13 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                         print(f"{names.get(line['task_id'], '?')} | {line['line']}", flush=True)
             return EXIT_OK
         for task in tasks:
-            result = client.get_task(args.job_id, task.id).result
-            print(f"== {task.name} ({task.status})")
+            if args.attempt is None:
+                result = client.get_task(args.job_id, task.id).result
+                print(f"== {task.name} ({task.status})")
+            else:
+                attempt = client.get_attempt(args.job_id, task.id, args.attempt)
+                result = attempt.result
+                print(f"== {task.name} attempt {attempt.number} ({attempt.status})")
             if result is None:
                 continue
             for text, truncated, stream in (
@@ -349,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("job_id")
     logs.add_argument("task", nargs="?", help="task name or id (default: all)")
     logs.add_argument("-f", "--follow", action="store_true", help="stream live output")
+    logs.add_argument(
+        "--attempt", type=int, metavar="N", help="that attempt's output (default: the latest)"
+    )
 
     cancel = client_command("cancel", _cmd_cancel, "cancel a job")
     cancel.add_argument("job_id")

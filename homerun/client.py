@@ -181,6 +181,11 @@ class Client:
     def get_task(self, job_id: str, task_id: str) -> wire.TaskDetail:
         return self._call(wire.TaskDetail, "GET", f"/v1/jobs/{job_id}/tasks/{task_id}")
 
+    def get_attempt(self, job_id: str, task_id: str, number: int) -> wire.AttemptDetail:
+        return self._call(
+            wire.AttemptDetail, "GET", f"/v1/jobs/{job_id}/tasks/{task_id}/attempts/{number}"
+        )
+
     def cancel(self, job_id: str) -> wire.Job:
         return self._call(wire.Job, "POST", f"/v1/jobs/{job_id}/cancel")
 

@@ -15,9 +15,13 @@ with the submitting token's ``webhook_secret``. Receivers check it with ``verify
 reject stale timestamps; ``Homerun-Delivery`` (the job id) lets them drop repeats.
 
 Destinations are resolved before each attempt and refused when any address is not
-globally routable (private, loopback, link-local, CGNAT, multicast, reserved) unless
+globally routable (``blocked_reason``: private, loopback, link-local, CGNAT, multicast,
+reserved, site-local, or an IPv6 form of such an IPv4 address) unless
 ``webhook_allow_private``; the request then goes to the checked address, so a DNS answer
 that changes between the check and the connect cannot redirect it.
+
+A receiver is untrusted too: one deadline bounds the whole exchange, and of its answer
+only the status and at most ``RESPONSE_BODY_LIMIT_BYTES`` of raw body are read.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "Destination",
     "DestinationRefused",
     "Policy",
+    "blocked_reason",
     "check_url",
     "resolve_destination",
     "sign",
@@ -106,10 +111,57 @@ class Destination:
     address: str
 
 
-def _blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not address.is_global or address.is_multicast
+# IPv4-compatible addresses (::a.b.c.d, deprecated by RFC 4291): refused whatever they
+# embed, as no sender has a reason to use them.
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# NAT64's well-known prefix (RFC 6052): the address reached is the IPv4 one in the low
+# 32 bits, so it is judged by that.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Local-use NAT64 (RFC 8215) translates into the operator's own IPv4 space: never public,
+# whatever Python's ``is_global`` says of it (that varies by version).
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def blocked_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why ``address`` is no public destination, or None when it is one.
+
+    Refused: multicast; not global (private, loopback, link-local, CGNAT, documentation,
+    unspecified, reserved); IPv6 site-local (fec0::/10: deprecated, still routed inside
+    sites); local-use NAT64; IPv4-compatible; and an IPv6 address that stands for or
+    tunnels to an IPv4 address refused itself: IPv4-mapped (``::ffff:127.0.0.1``), NAT64
+    (``64:ff9b::a9fe:a9fe`` is 169.254.169.254), 6to4 (``2002:7f00:1::``), Teredo.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # is the IPv4 address, on a dual-stack socket
+            inner = blocked_reason(address.ipv4_mapped)
+            return None if inner is None else f"IPv4-mapped {address.ipv4_mapped}: {inner}"
+        if address.is_site_local:
+            return "site-local"
+        if address in _LOCAL_NAT64:
+            return "local-use NAT64"
+        if address in _IPV4_COMPATIBLE and address.is_global:
+            return "IPv4-compatible (deprecated)"
+        for embedded in _embedded_ipv4(address):
+            inner = blocked_reason(embedded)
+            if inner is not None:
+                return f"carries {embedded}: {inner}"
+    if address.is_multicast:
+        return "multicast"
+    if not address.is_global:
+        return "not globally routable"
+    return None
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses a NAT64, 6to4 or Teredo address reaches through."""
+    found: list[ipaddress.IPv4Address] = []
+    if address in _NAT64:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)  # (server, client)
+    return found
 
 
 def check_url(url: str) -> tuple[str, str, int]:
@@ -143,10 +195,11 @@ async def resolve_destination(url: str, *, allow_private: bool) -> Destination:
     if not addresses:
         raise DestinationRefused(f"{host!r} resolves to no address")
     if not allow_private:
-        blocked = sorted({str(a) for a in addresses if _blocked(a)})
+        reasons = {str(a): blocked_reason(a) for a in addresses}
+        blocked = sorted(f"{a}: {why}" for a, why in reasons.items() if why is not None)
         if blocked:
             raise DestinationRefused(
-                f"{host!r} resolves to a non-public address ({', '.join(blocked)}); private"
+                f"{host!r} resolves to a non-public address ({'; '.join(blocked)}); private"
                 " destinations need HOMERUN_WEBHOOK_ALLOW_PRIVATE"
             )
     address = addresses[0]
@@ -170,6 +223,10 @@ class Policy:
 
 # Some jitter spreads the retries of many jobs whose receiver went down together.
 RETRY_JITTER = 0.2
+# Of a receiver's answer only the status counts. At most this much of its body is read,
+# raw (never decoded: a gzip bomb stays a few compressed bytes), so that a short answer
+# leaves the connection reusable; a longer one is cut off by closing the connection.
+RESPONSE_BODY_LIMIT_BYTES = 4096
 
 
 async def payload(conn: Connection, job_id: str, event_seq: int) -> bytes:
@@ -230,12 +287,16 @@ class Deliverer:
         try:
             destination = await resolve_destination(url, allow_private=self.policy.allow_private)
             body = await payload(conn, job_id, int(row["event_seq"]))
-            response = await self._post(destination, body, row["webhook_secret"], job_id, number)
-            status_code = response.status_code
+            status_code = await self._post(destination, body, row["webhook_secret"], job_id, number)
             if not 200 <= status_code < 300:
                 error = f"receiver answered {status_code}"
         except DestinationRefused as exc:
             refused, error = True, str(exc)
+        except TimeoutError:
+            error = (
+                f"the receiver did not answer within {self.policy.timeout_seconds:g} s"
+                " (HOMERUN_WEBHOOK_TIMEOUT_SECONDS)"
+            )
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         await webhook_store.record_attempt(
@@ -268,8 +329,16 @@ class Deliverer:
 
     async def _post(
         self, destination: Destination, body: bytes, secret: str, job_id: str, number: int
-    ) -> httpx.Response:
+    ) -> int:
+        """POST the delivery; the receiver's status code.
+
+        The whole exchange (connect, send, status, the bounded read of the body) has one
+        deadline, ``timeout_seconds``: httpx's own timeout applies to each read, so a
+        receiver dripping a byte a second would hold this worker, and the delivery row's
+        lock, for as long as it liked. ``TimeoutError`` when the deadline passes.
+        """
         headers = {
+            "Accept-Encoding": "identity",
             "Content-Type": "application/json",
             "Host": destination.host_header,
             "User-Agent": "homerun-webhooks",
@@ -277,10 +346,18 @@ class Deliverer:
             DELIVERY_HEADER: job_id,
             ATTEMPT_HEADER: str(number),
         }
-        return await self.http.post(
-            destination.url,
-            content=body,
-            headers=headers,
-            timeout=self.policy.timeout_seconds,
-            extensions={"sni_hostname": destination.hostname},
-        )
+        async with asyncio.timeout(self.policy.timeout_seconds):
+            async with self.http.stream(
+                "POST",
+                destination.url,
+                content=body,
+                headers=headers,
+                timeout=self.policy.timeout_seconds,
+                extensions={"sni_hostname": destination.hostname},
+            ) as response:
+                read = 0
+                async for chunk in response.aiter_raw():
+                    read += len(chunk)
+                    if read > RESPONSE_BODY_LIMIT_BYTES:
+                        break  # leaving the block closes the connection, unread
+                return response.status_code

@@ -43,11 +43,14 @@ def task_output(run: FinishedRun) -> JSON | None:
         which task type ran).
     :returns: the output (any JSON value) for task types this plugin owns, or ``None``
         to let the next plugin answer. ``firstresult``: the first non-``None`` answer wins;
-        the built-in fallback parses ``/homerun/output.json``. An answer nesting more than
-        64 arrays or objects deep (``core.jsondepth.MAX_JSON_DEPTH``) fails the attempt as
-        a task failure and is not stored.
+        the built-in fallback parses ``/homerun/output.json``.
     :raises PayloadError: when the run's output is malformed; the attempt then fails as a
-        task failure with that message.
+        task failure with that message. Any other exception fails it as a plugin bug.
+
+    What the hook returns must be JSON that Postgres's ``jsonb`` can hold: a NUL or a lone
+    surrogate in a string or key, NaN or infinity, a non-JSON type or a cycle fails the
+    attempt with failure kind ``output`` (never retried), naming the place; so does nesting
+    more than 64 arrays or objects deep (``core.jsondepth.MAX_JSON_DEPTH``).
 
     Called by the runner after the container exited and before it is removed from the
     result; the hook sees only the values above, never the container.

@@ -146,6 +146,7 @@ class Engine:
         self.log_rate = log_lines_per_second
         self.image_registry = image_registry
         self.puller = images.Puller(self.client, self.call, timeout=image_pull_timeout)
+        self._engine_id: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
@@ -527,8 +528,8 @@ class Engine:
         except (docker.errors.DockerException, requests.RequestException) as exc:
             log.warning("killing container %s failed: %s", container.id[:12], exc)
 
-    async def remove(self, container_id: str) -> None:
-        """Force-remove a container (kills it first); a missing container is fine."""
+    async def remove(self, container_id: str) -> bool:
+        """Force-remove a container (SIGKILL first); True once it is gone (or never was)."""
         try:
             await self.call(self.client.api.remove_container, container_id, force=True, v=True)
         except docker.errors.NotFound:
@@ -537,8 +538,18 @@ class Engine:
             # 409 "removal already in progress": someone else is doing it.
             if exc.status_code != 409:
                 log.warning("removing container %s failed: %s", container_id[:12], exc)
+            return False
         except (docker.errors.DockerException, requests.RequestException) as exc:
             log.warning("removing container %s failed: %s", container_id[:12], exc)
+            return False
+        return True
+
+    async def engine_id(self) -> str:
+        """The engine's own id (``docker info``), naming where an attempt's container runs."""
+        if self._engine_id is None:
+            info = await self.call(self.client.info)
+            self._engine_id = str(info["ID"])
+        return self._engine_id
 
     # --- leftovers ----------------------------------------------------------------------
 
@@ -579,7 +590,7 @@ async def _exit_status(waiter: asyncio.Future[Any]) -> int | EngineFailed:
     return int(status["StatusCode"])
 
 
-async def _shielded(cleanup: Awaitable[None]) -> None:
+async def _shielded(cleanup: Awaitable[object]) -> None:
     """Run ``cleanup`` to the end even if the caller is cancelled meanwhile."""
     task = asyncio.ensure_future(cleanup)
     try:

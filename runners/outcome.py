@@ -7,8 +7,10 @@ that is in the state machine's terms, which ``finish_attempt`` then persists:
 - the runner shut down, or the engine failed: an infrastructure failure (retried elsewhere
   without using up the task's attempts);
 - the command could not start, a non-zero exit, an output file over its limit, an output
-  the ``task_output`` hook refuses or that nests past ``core.jsondepth.MAX_JSON_DEPTH``:
-  the task's failure;
+  the ``task_output`` hook refuses (or a hook that crashes): the task's failure;
+- an output Postgres cannot store (``core.storable``: a NUL, a lone surrogate, ``1e400``)
+  or that nests past ``core.jsondepth.MAX_JSON_DEPTH``: an ``output`` failure, never
+  retried, since the same command writes the same bytes;
 - the time limit: a time-out;
 - a zero exit: success, with the output the ``task_output`` hook makes of the run.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from core import storable
 from core import transitions as tr
 from core.jsondepth import TOO_DEEP, exceeds_depth
 from core.models import JSON, AttemptStatus, FailureKind
@@ -126,7 +129,19 @@ def _exited(
         output = task_output(run)
     except PayloadError as exc:
         return failed(FailureKind.TASK, f"bad output: {exc.message}", **captured)
+    except Exception as exc:  # a plugin bug fails its task; left to rise, it cost a lease
+        return failed(
+            FailureKind.TASK,
+            f"the task_output hook failed: {type(exc).__name__}: {exc}",
+            **captured,
+        )
+    try:
+        storable.check_json(output)
+    except storable.NotStorable as exc:
+        return failed(
+            FailureKind.OUTPUT, f"bad output: {exc}, which Postgres cannot store", **captured
+        )
     if exceeds_depth(output):
         # Never stored: deeper JSON could not be read back at the API's stack depth.
-        return failed(FailureKind.TASK, f"bad output: it {TOO_DEEP}", **captured)
+        return failed(FailureKind.OUTPUT, f"bad output: it {TOO_DEEP}", **captured)
     return tr.Outcome(AttemptStatus.SUCCEEDED, output=output, **captured)

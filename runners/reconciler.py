@@ -1,14 +1,20 @@
 """Makes the queue and the engine agree with Postgres again, whatever happened to them.
 
-Runs inside every runner, every ``reconcile_seconds``; any number may run at once:
+Runs inside every runner, every ``reconcile_seconds``, and once as a runner starts (a
+replacement that lives less than a period must still recover its predecessor's work); any
+number may run at once:
 
 - ``reconcile``: attempts whose lease ran out are marked lost and their tasks queued again
-  (``core.transitions.expire_leases``), then every task Postgres holds as queued is handed
-  to the queue. Enqueue is idempotent, so a task already waiting or held is left alone and
-  a wiped queue Redis is refilled within one period. A Redis lock lets one runner per
-  period do this; losing the lock (or the whole Redis) only means two runners do it.
+  (``core.transitions.expire_leases``). Every runner does this every period, so expiry never
+  waits on one runner (a paused one, say) that took the period's lock. Then, by one runner
+  per period (a Redis lock), every task Postgres holds as queued is handed to the queue.
+  Enqueue is idempotent, so a task already waiting or held is left alone and a wiped queue
+  Redis is refilled within one period. Losing the lock (or the whole Redis) only means two
+  runners do it.
 - ``sweep``: containers and workspaces of this instance whose attempt is no longer running
-  are removed; a starting runner also removes those its previous life left behind.
+  are removed (SIGKILL), and a lost attempt's container is then recorded gone, which lets
+  its retry start (``runners.lostruns``); a starting runner also removes those its previous
+  life left behind.
 """
 
 from __future__ import annotations
@@ -38,34 +44,44 @@ class Reconciliation:
 
 
 async def reconcile(
-    db: Database, client: redis.Redis, *, retry_base_seconds: float, retry_max_seconds: float
+    db: Database,
+    client: redis.Redis,
+    *,
+    retry_base_seconds: float,
+    retry_max_seconds: float,
+    scan: bool = True,
 ) -> Reconciliation:
+    """Expire leases; with ``scan``, also enqueue every task Postgres holds as queued."""
     after = await tr.expire_leases(
         db, retry_base_seconds=retry_base_seconds, retry_max_seconds=retry_max_seconds
     )
     ready = {r.task_id: r for r in after.ready}
-    for task in await task_store.queued_batch(db, RECONCILE_BATCH):
-        ready.setdefault(task.task_id, task)
+    if scan:
+        for task in await task_store.queued_batch(db, RECONCILE_BATCH):
+            ready.setdefault(task.task_id, task)
     enqueued = await queue.add(client, ready.values())
     if after.ready or enqueued:
         log.info("reconciled: %d leases expired, %d tasks re-enqueued", len(after.ready), enqueued)
     return Reconciliation(expired=len(after.ready), enqueued=enqueued)
 
 
-async def reconcile_if_first(
+async def reconcile_period(
     db: Database,
     client: redis.Redis,
     *,
     period_seconds: float,
     retry_base_seconds: float,
     retry_max_seconds: float,
-) -> Reconciliation | None:
-    """Reconcile unless another runner did in this period; None if skipped."""
+) -> Reconciliation:
+    """Expire leases; scan the queued tasks too unless another runner did in this period."""
     # The lock expires by itself: a runner that dies holding it delays nothing for long.
-    if not await client.set(keys.RECONCILER_LOCK, "1", nx=True, px=int(period_seconds * 1000)):
-        return None
+    first = await client.set(keys.RECONCILER_LOCK, "1", nx=True, px=int(period_seconds * 1000))
     return await reconcile(
-        db, client, retry_base_seconds=retry_base_seconds, retry_max_seconds=retry_max_seconds
+        db,
+        client,
+        retry_base_seconds=retry_base_seconds,
+        retry_max_seconds=retry_max_seconds,
+        scan=bool(first),
     )
 
 
@@ -93,7 +109,9 @@ async def sweep(
             log.info(
                 "removing leftover container %s (task %s attempt %d)", container_id[:12], *attempt
             )
-            await engine.remove(container_id)
+            if await engine.remove(container_id):
+                # Gone: a lost attempt's retry may start now (runners.lostruns).
+                await task_store.mark_container_gone(db, *attempt)
             removed += 1
     for task_id, number, path in dirs:
         if (task_id, number) not in running:

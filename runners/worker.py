@@ -26,6 +26,8 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pluggy
@@ -45,7 +47,7 @@ from plugins.tasktypes import (
     PayloadError,
     TaskContext,
 )
-from runners import reconciler
+from runners import lostruns, reconciler
 from runners.containers import AttemptLabels, Engine, instance_name
 from runners.livelogs import LivePublisher, LogSink
 from runners.outcome import failed, outcome
@@ -63,6 +65,8 @@ CANCEL_POLL_SECONDS = 0.5
 IDLE_WAIT_SECONDS = 1.0
 # Pause after the queue Redis or Postgres failed, before trying again.
 ERROR_PAUSE_SECONDS = 1.0
+# How soon a retry held back for a lost run on another engine is looked at again.
+LOST_RUN_RECHECK_SECONDS = 1.0
 
 
 class Runner:
@@ -121,6 +125,14 @@ class Runner:
                 instance=self.instance,
                 startup=True,
             )
+            await self.engine.engine_id()  # names where this runner's containers run
+            with contextlib.suppress(RedisError):  # the periodic pass tries again
+                await reconciler.reconcile(
+                    self.db,
+                    self.redis,
+                    retry_base_seconds=self.settings.retry_base_seconds,
+                    retry_max_seconds=self.settings.retry_max_seconds,
+                )
             self._spawn_background(self._watch_cancels())
             self._spawn_background(self._reconcile_periodically())
             log.info("runner %s started (concurrency %d)", self.runner_id, self._concurrency)
@@ -255,6 +267,14 @@ class Runner:
 
     async def _handle(self, delivery: queue.Delivery) -> None:
         try:
+            if not await lostruns.previous_runs_gone(
+                self.db,
+                self.engine,
+                delivery.task_id,
+                wait_seconds=self.settings.lost_container_wait_seconds,
+            ):
+                await self._hold_back(delivery)
+                return
             claim = await tr.claim_attempt(
                 self.db,
                 delivery.task_id,
@@ -293,6 +313,18 @@ class Runner:
             # The attempt's lease runs out and the reconciler retries it elsewhere; the
             # runner itself must live on to run the next task.
             log.exception("handling task %s failed", delivery.task_id)
+
+    async def _hold_back(self, delivery: queue.Delivery) -> None:
+        """Put a retry back for a moment: a lost run of it may still live on another engine."""
+        ready = await task_store.queued(self.db, delivery.task_id)
+        with contextlib.suppress(RedisError):
+            if ready is None:
+                await queue.ack(self.redis, delivery)
+                return
+            later = datetime.now(UTC) + timedelta(seconds=LOST_RUN_RECHECK_SECONDS)
+            if ready.not_before is None or ready.not_before < later:
+                ready = replace(ready, not_before=later)
+            await queue.requeue(self.redis, delivery, ready)
 
     async def _settle_stale(self, delivery: queue.Delivery) -> None:
         """A delivery Postgres would not start: drop it, or put it back if merely early."""
@@ -335,7 +367,11 @@ class Runner:
         async def on_created(container_id: str) -> None:
             try:
                 recorded = await tr.record_container(
-                    self.db, claim.task_id, claim.attempt, container_id
+                    self.db,
+                    claim.task_id,
+                    claim.attempt,
+                    container_id,
+                    await self.engine.engine_id(),
                 )
             except Exception as exc:  # only a cleanup aid: the labels find it too
                 log.warning("recording container of task %s failed: %s", claim.task_id, exc)
@@ -473,7 +509,7 @@ class Runner:
         while True:
             await asyncio.sleep(s.reconcile_seconds)
             try:
-                await reconciler.reconcile_if_first(
+                await reconciler.reconcile_period(
                     self.db,
                     self.redis,
                     period_seconds=s.reconcile_seconds,

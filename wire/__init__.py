@@ -21,7 +21,17 @@ from wire.codec import (
 )
 from wire.errors import Error, ErrorBody, ErrorDetail
 from wire.health import Health, Probe, Readiness, ReplicaState
-from wire.jobs import Attempt, Job, JobPage, JobSummary, Result, Task, TaskDetail
+from wire.jobs import (
+    JOB_VIEW_OUTPUT_BYTES,
+    Attempt,
+    AttemptDetail,
+    Job,
+    JobPage,
+    JobSummary,
+    Result,
+    Task,
+    TaskDetail,
+)
 from wire.statuses import (
     TERMINAL_JOB,
     TERMINAL_TASK,
@@ -33,11 +43,13 @@ from wire.statuses import (
 from wire.task_types import TaskTypeInfo, TaskTypeList
 
 __all__ = [
+    "JOB_VIEW_OUTPUT_BYTES",
     "REF_PREFIX",
     "TERMINAL_JOB",
     "TERMINAL_TASK",
     "AnyJson",
     "Attempt",
+    "AttemptDetail",
     "AttemptStatus",
     "DecodeError",
     "Error",

@@ -9,7 +9,22 @@ import msgspec
 from wire.codec import AnyJson, Timestamp, Uuid
 from wire.statuses import AttemptStatus, FailureKind, JobStatus, TaskStatus
 
-__all__ = ["Attempt", "Job", "JobPage", "JobSummary", "Result", "Task", "TaskDetail"]
+__all__ = [
+    "JOB_VIEW_OUTPUT_BYTES",
+    "Attempt",
+    "AttemptDetail",
+    "Job",
+    "JobPage",
+    "JobSummary",
+    "Result",
+    "Task",
+    "TaskDetail",
+]
+
+# The job view carries each task's output only up to this size, so that one answer never
+# grows with the outputs of many tasks (a job of 100 tasks of 1 MB each would be 100 MB).
+# A larger output is fetched with its task.
+JOB_VIEW_OUTPUT_BYTES = 4096
 
 
 class Task(msgspec.Struct, kw_only=True):
@@ -28,7 +43,17 @@ class Task(msgspec.Struct, kw_only=True):
     retry_at: Annotated[
         Timestamp | None, msgspec.Meta(description="When a waiting retry becomes due.")
     ]
-    output: AnyJson
+    output: Annotated[
+        AnyJson,
+        msgspec.Meta(
+            description="The task's output. In a job's view only up to"
+            f" {JOB_VIEW_OUTPUT_BYTES} bytes (see output_bytes): GET the task for a larger one."
+        ),
+    ]
+    output_bytes: Annotated[
+        int | None,
+        msgspec.Meta(description="Size of the output as JSON text; null when there is none."),
+    ]
     error: str | None
     created_at: Timestamp
     updated_at: Timestamp
@@ -62,11 +87,20 @@ class Attempt(msgspec.Struct, kw_only=True):
     exit_code: int | None
     failure_kind: FailureKind | None
     error: str | None
+
+
+class AttemptDetail(Attempt, kw_only=True):
+    """An attempt with its result."""
+
     result: Result | None
 
 
 class TaskDetail(Task, kw_only=True):
-    """A task with its payload, every attempt, and the latest attempt's result."""
+    """A task with its payload and whole output, every attempt, and the latest result.
+
+    Earlier attempts' results are fetched one at a time (AttemptDetail), so the answer is
+    bounded by one result, whatever the number of attempts.
+    """
 
     payload: dict[str, Any]
     attempts: list[Attempt]

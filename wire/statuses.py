@@ -59,6 +59,9 @@ class FailureKind(StrEnum):
     # payload is refused again, so it is never retried.
     PAYLOAD = "payload"
     TIMEOUT = "timeout"
+    # The output is JSON Postgres cannot store (a NUL, a lone surrogate, a number out of
+    # range): the same command writes it again, so it is never retried.
+    OUTPUT = "output"
     INFRASTRUCTURE = "infrastructure"  # engine error, lost lease, runner shutdown
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from core.auth import require_token
@@ -63,8 +63,10 @@ async def _streams(state: AppState) -> aioredis.Redis:
     return streams
 
 
-def _stream(frames: AsyncIterator[bytes]) -> Response:
-    return StreamingResponse(frames, media_type="text/event-stream", headers=_HEADERS)
+def _stream(state: AppState, token_id: str, frames: AsyncIterator[bytes]) -> Response:
+    """The response of an admitted stream (429/503 when the token or process is full)."""
+    slot = state.live_streams.admit(token_id)
+    return state.live_streams.response(slot, frames, _HEADERS)
 
 
 async def job_events(request: Request) -> Response:
@@ -85,7 +87,7 @@ async def job_events(request: Request) -> Response:
         await stream.check()
     except BadCursor as exc:
         raise _bad_cursor(exc) from None
-    return _stream(stream.frames())
+    return _stream(state, principal.id, stream.frames())
 
 
 def _token_cursor(request: Request) -> tuple[TokenCursor | None, list[str]]:
@@ -118,7 +120,7 @@ async def token_events(request: Request) -> Response:
         await feed.check()
     except BadCursor as exc:
         raise _bad_cursor(exc, loc) from None
-    return _stream(feed.frames())
+    return _stream(state, principal.id, feed.frames())
 
 
 routes: Iterable[BaseRoute] = [

@@ -21,7 +21,7 @@ from core.openapi import Document
 from core.responses import ModelResponse
 from core.state import AppState, get_state
 from core.validation import parse_json, request_hash
-from wire import Job, JobPage, TaskDetail
+from wire import AttemptDetail, Job, JobPage, TaskDetail
 
 __all__ = ["openapi_paths", "routes"]
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_IDEMPOTENCY_KEY = 255
+MAX_ATTEMPT_NUMBER = 2**31 - 1  # attempts.number is a Postgres integer
 
 
 def _not_found(job_id: uuid.UUID, task_id: uuid.UUID | None = None) -> ApiError:
@@ -187,6 +188,26 @@ async def get_task(request: Request) -> Response:
     return ModelResponse(view)
 
 
+async def get_attempt(request: Request) -> Response:
+    principal = await require_token(request)
+    job_id: uuid.UUID = request.path_params["job_id"]
+    task_id: uuid.UUID = request.path_params["task_id"]
+    number: int = request.path_params["number"]
+    view = None
+    if 1 <= number <= MAX_ATTEMPT_NUMBER:  # beyond it Postgres could not even be asked
+        view = await views.load_attempt(
+            get_state(request).reads, principal.id, str(job_id), str(task_id), number
+        )
+    if view is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"no attempt {number} of task {task_id} in job {job_id}",
+            [Detail(["path", "number"], "no such attempt")],
+        )
+    return ModelResponse(view)
+
+
 async def cancel_job(request: Request) -> Response:
     principal = await require_token(request)
     state = get_state(request)
@@ -221,6 +242,12 @@ routes: Iterable[BaseRoute] = [
     Route("/v1/jobs/{job_id:uuid}", get_job, methods=["GET"], name="get_job"),
     Route(
         "/v1/jobs/{job_id:uuid}/tasks/{task_id:uuid}", get_task, methods=["GET"], name="get_task"
+    ),
+    Route(
+        "/v1/jobs/{job_id:uuid}/tasks/{task_id:uuid}/attempts/{number:int}",
+        get_attempt,
+        methods=["GET"],
+        name="get_attempt",
     ),
     Route("/v1/jobs/{job_id:uuid}/cancel", cancel_job, methods=["POST"], name="cancel_job"),
 ]
@@ -334,13 +361,39 @@ def openapi_paths(doc: Document) -> dict[str, Any]:
         "/v1/jobs/{job_id}/tasks/{task_id}": {
             "get": {
                 "operationId": "getTask",
-                "summary": "A task with its attempts and results",
+                "summary": "A task with its whole output, its attempts and its latest result",
                 "security": [{"bearer": []}],
                 "parameters": [job_id, task_id],
                 "responses": {
                     "200": doc.ok("The task.", TaskDetail),
                     **doc.authed(),
                     "404": doc.error("No such job or task for this token."),
+                },
+            }
+        },
+        "/v1/jobs/{job_id}/tasks/{task_id}/attempts/{number}": {
+            "get": {
+                "operationId": "getAttempt",
+                "summary": "One attempt of a task with its result (stdout, stderr, output)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    job_id,
+                    task_id,
+                    {
+                        "name": "number",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_ATTEMPT_NUMBER,
+                        },
+                    },
+                ],
+                "responses": {
+                    "200": doc.ok("The attempt.", AttemptDetail),
+                    **doc.authed(),
+                    "404": doc.error("No such job, task or attempt for this token."),
                 },
             }
         },

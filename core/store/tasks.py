@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from databases import Database
 from databases.core import Connection
 from databases.interfaces import Record
@@ -9,7 +11,15 @@ from databases.interfaces import Record
 from core.models import AttemptStatus, TaskStatus
 from core.transitions.types import ReadyTask
 
-__all__ = ["queued", "queued_batch", "running_attempts", "summaries"]
+__all__ = [
+    "LostContainer",
+    "lost_containers",
+    "mark_container_gone",
+    "queued",
+    "queued_batch",
+    "running_attempts",
+    "summaries",
+]
 
 
 async def queued(db: Database, task_id: str) -> ReadyTask | None:
@@ -39,6 +49,47 @@ async def running_attempts(db: Database) -> set[tuple[str, int]]:
         {"running": AttemptStatus.RUNNING.value},
     )
     return {(str(r["task_id"]), int(r["number"])) for r in rows}
+
+
+@dataclass(frozen=True)
+class LostContainer:
+    """The container of a lost attempt that nobody has yet seen gone."""
+
+    task_id: str
+    attempt: int
+    container_id: str
+    engine_id: str | None
+    lost_for_seconds: float  # by Postgres' clock, so runners' clocks do not matter
+
+
+async def lost_containers(db: Database, task_id: str) -> list[LostContainer]:
+    """The task's lost attempts whose container may still run."""
+    rows = await db.fetch_all(
+        "SELECT number, container_id, engine_id,"
+        " extract(epoch FROM clock_timestamp() - finished_at) AS lost_for FROM attempts"
+        " WHERE task_id = :id AND status = :lost AND container_id IS NOT NULL"
+        " AND container_gone_at IS NULL ORDER BY number",
+        {"id": task_id, "lost": AttemptStatus.LOST.value},
+    )
+    return [
+        LostContainer(
+            task_id,
+            int(r["number"]),
+            str(r["container_id"]),
+            r["engine_id"],
+            float(r["lost_for"] or 0.0),
+        )
+        for r in rows
+    ]
+
+
+async def mark_container_gone(db: Database, task_id: str, attempt: int) -> None:
+    """Record that the attempt's container no longer runs (idempotent)."""
+    await db.execute(
+        "UPDATE attempts SET container_gone_at = clock_timestamp()"
+        " WHERE task_id = :id AND number = :n AND container_gone_at IS NULL",
+        {"id": task_id, "n": attempt},
+    )
 
 
 async def summaries(conn: Database | Connection, job_id: str) -> list[Record]:

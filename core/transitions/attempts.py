@@ -7,19 +7,24 @@ still running, so a runner that stalled past its lease cannot overwrite a newer 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from databases import Database
 from databases.core import Connection
 
+from core import storable
 from core.events import EventType
 from core.models import AttemptStatus, FailureKind, JobStatus, TaskStatus
 from core.outbox import record_event
 from core.transitions.common import lock_job_of_task, now
 from core.transitions.settle import conclude_attempt
 from core.transitions.types import Aftermath, Claim, Heartbeat, Outcome
+
+log = logging.getLogger(__name__)
 
 
 async def claim_attempt(
@@ -119,13 +124,16 @@ async def heartbeat(db: Database, task_id: str, attempt: int, *, lease_seconds: 
     return Heartbeat(alive=True, cancel_requested=bool(row["cancel_requested"]))
 
 
-async def record_container(db: Database, task_id: str, attempt: int, container_id: str) -> bool:
-    """Note which container runs an attempt (so cleanup can find it); fenced."""
+async def record_container(
+    db: Database, task_id: str, attempt: int, container_id: str, engine_id: str | None = None
+) -> bool:
+    """Note which container, on which engine, runs an attempt (so cleanup can find it); fenced."""
     row = await db.fetch_val(
-        "UPDATE attempts SET container_id = :cid WHERE task_id = :task_id AND number = :attempt"
-        " AND status = :running RETURNING number",
+        "UPDATE attempts SET container_id = :cid, engine_id = :engine"
+        " WHERE task_id = :task_id AND number = :attempt AND status = :running RETURNING number",
         {
             "cid": container_id,
+            "engine": engine_id,
             "task_id": task_id,
             "attempt": attempt,
             "running": AttemptStatus.RUNNING.value,
@@ -147,7 +155,50 @@ async def finish_attempt(
 
     Fenced: if ``attempt`` is no longer the task's running attempt, nothing is written and
     ``applied`` is False. One result row per attempt, enforced by the primary key.
+
+    A result that cannot be stored (JSON that does not encode, a value Postgres refuses:
+    the runner checks outputs first, but an error text or a plugin's value may still hold
+    what no column takes) fails the attempt as ``output`` instead, in a second
+    transaction: a refusal must end the attempt, not leave it running until its lease
+    runs out and it is retried as lost. Anything else (Postgres down) is raised.
     """
+    retry = {"retry_base_seconds": retry_base_seconds, "retry_max_seconds": retry_max_seconds}
+    try:
+        output = None if outcome.output is None else json.dumps(outcome.output, allow_nan=False)
+    except (ValueError, TypeError, RecursionError) as exc:
+        refused: Exception = exc
+    else:
+        try:
+            return await _finish(db, task_id, attempt, outcome, output, **retry)
+        except (asyncpg.DataError, UnicodeEncodeError) as exc:
+            # SQLSTATE class 22 (data exception), or a str asyncpg cannot encode: the same
+            # values are refused every time, so trying again cannot help.
+            refused = exc
+    reason = f"{type(refused).__name__}: {refused}"
+    log.warning("task %s attempt %d: result refused (%s)", task_id, attempt, reason)
+    stored = Outcome(
+        AttemptStatus.FAILED,
+        exit_code=outcome.exit_code,
+        stdout=outcome.stdout,
+        stdout_truncated=outcome.stdout_truncated,
+        stderr=outcome.stderr,
+        stderr_truncated=outcome.stderr_truncated,
+        error=storable.text(f"the attempt's result cannot be stored ({reason})"),
+        failure_kind=FailureKind.OUTPUT,
+    )
+    return await _finish(db, task_id, attempt, stored, None, **retry)
+
+
+async def _finish(
+    db: Database,
+    task_id: str,
+    attempt: int,
+    outcome: Outcome,
+    output: str | None,
+    *,
+    retry_base_seconds: float,
+    retry_max_seconds: float,
+) -> Aftermath:
     async with db.connection() as conn, conn.transaction():
         task = await _lock_running_attempt(conn, task_id, attempt)
         if task is None:
@@ -160,12 +211,12 @@ async def finish_attempt(
                 "task_id": task_id,
                 "attempt": attempt,
                 "exit_code": outcome.exit_code,
-                # Postgres text cannot hold NUL; a task may print anything.
-                "stdout": outcome.stdout.replace("\x00", "\ufffd"),
+                # A task may print anything; a text column holds no NUL.
+                "stdout": storable.text(outcome.stdout),
                 "stdout_truncated": outcome.stdout_truncated,
-                "stderr": outcome.stderr.replace("\x00", "\ufffd"),
+                "stderr": storable.text(outcome.stderr),
                 "stderr_truncated": outcome.stderr_truncated,
-                "output": None if outcome.output is None else json.dumps(outcome.output),
+                "output": output,
                 "error": outcome.error,
             },
         )

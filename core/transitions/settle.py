@@ -130,8 +130,8 @@ async def _may_retry(
     assert counts is not None
     if failure_kind == FailureKind.INFRASTRUCTURE:
         return int(counts["infra"]) <= MAX_INFRASTRUCTURE_RETRIES
-    if failure_kind == FailureKind.PAYLOAD:
-        return False
+    if failure_kind in (FailureKind.PAYLOAD, FailureKind.OUTPUT):
+        return False  # deterministic: the same payload or command fails the same way
     return int(counts["own"]) < int(task["max_attempts"])
 
 
@@ -144,7 +144,8 @@ async def set_task(
     error: str | None = None,
 ) -> None:
     await conn.execute(
-        "UPDATE tasks SET status = :status, output = CAST(:output AS jsonb), error = :error,"
+        "UPDATE tasks SET status = :status, output = CAST(:output AS jsonb),"
+        " output_bytes = octet_length(CAST(:output AS jsonb)::text), error = :error,"
         " not_before = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()"
         " WHERE id = :id",
         {

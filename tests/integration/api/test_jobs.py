@@ -112,10 +112,14 @@ async def test_submit_read_cancel(api: Api, token: str) -> None:
     assert [a["status"] for a in detail["attempts"]] == ["failed", "succeeded"]
     first, second = detail["attempts"]
     assert first["runner_id"] == "r1" and first["failure_kind"] == "task"
+    attempt_path = f"/v1/jobs/{job['id']}/tasks/{fetch_id}/attempts"
+    first = (await api.client.get(f"{attempt_path}/1", headers=h)).json()
     assert first["result"]["exit_code"] == 3 and first["result"]["stderr_truncated"] is True
+    second = (await api.client.get(f"{attempt_path}/2", headers=h)).json()
     assert second["result"]["stdout"] == "hi\n" and second["result"]["stdout_truncated"] is False
     assert detail["result"] == second["result"]
     assert detail["result"]["output"] == {"artifact": "a.tgz"} == detail["output"]
+    assert detail["output_bytes"] == len('{"artifact": "a.tgz"}')
 
     cancelled = await api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=h)
     assert cancelled.status_code == 202
@@ -281,7 +285,8 @@ async def test_an_output_stored_too_deep_is_answered_without_it(api: Api, token:
             db, task_id, 1, transitions.Outcome(AttemptStatus.SUCCEEDED, exit_code=0)
         )
         await db.execute(
-            "UPDATE tasks SET output = CAST(:v AS jsonb) WHERE id = :id",
+            "UPDATE tasks SET output = CAST(:v AS jsonb),"
+            " output_bytes = octet_length(CAST(:v AS jsonb)::text) WHERE id = :id",
             {"v": too_deep, "id": task_id},
         )
         await db.execute(

@@ -160,6 +160,19 @@ def test_logs_stored_and_followed(system: System) -> None:
     missing = run_cli(system, "logs", job, "quiet")
     assert missing.code == 2 and "has no task 'quiet'" in missing.stderr
 
+    # An earlier attempt's output is its own answer: --attempt N asks for it.
+    retried = submit(
+        system, "--script", 'echo "try $HOMERUN_ATTEMPT"; exit 1', "--max-attempts", "2"
+    )
+    assert system.wait_job(retried) == "failed"
+    assert ok(run_cli(system, "logs", retried), system) == ["== main (failed)", "try 2"]
+    assert ok(run_cli(system, "logs", retried, "--attempt", "1"), system) == [
+        "== main attempt 1 (failed)",
+        "try 1",
+    ]
+    gone = run_cli(system, "logs", retried, "--attempt", "3")
+    assert gone.code == 1 and "404 not_found" in gone.stderr, gone.stderr
+
     job_file = system.tmp / "two.json"
     job_file.write_text(
         json.dumps(

@@ -191,7 +191,7 @@ async def test_private_destination_is_refused_by_default(
 
         await eventually(refused)
     delivery = (await deliveries(db))[created.job_id]
-    assert "non-public address (127.0.0.1)" in str(delivery["last_error"])
+    assert "non-public address (127.0.0.1: not globally routable)" in str(delivery["last_error"])
     assert receiver.calls == []
     assert await attempt_codes(db, created.job_id) == [None]
 

@@ -19,7 +19,7 @@ from core.errors import (
     http_exception_handler,
     internal_error_handler,
 )
-from core.limits import BodyLimitMiddleware
+from core.limits import DRAIN_MAX_BYTES, BodyLimitMiddleware
 
 LIMIT = 1000
 READ: list[int] = []
@@ -103,5 +103,19 @@ async def test_body_limit_by_declared_length_and_while_streaming() -> None:
 
         streamed = await c.post("/size", content=chunks())
         assert streamed.status_code == 413
-        assert sent <= LIMIT + 100  # reading stopped at the limit
+        # The rest was read and dropped, so that a real client can read the 413.
+        assert sent == 100 * 100
+
+        sent = 0
+        piece = b"x" * 65536
+
+        async def endless() -> AsyncIterator[bytes]:
+            nonlocal sent
+            while sent < 4 * DRAIN_MAX_BYTES:
+                sent += len(piece)
+                yield piece
+
+        drained = await c.post("/size", content=endless())
+        assert drained.status_code == 413
+        assert sent <= DRAIN_MAX_BYTES + 2 * len(piece)  # the drain stopped at its bound
     assert READ == [LIMIT]  # the endpoint never got an oversized body

@@ -56,8 +56,10 @@ SURFACE = {
     "core.views": {
         "JOB_COLUMNS",
         "list_jobs",
+        "load_attempt",
         "load_job",
         "load_task",
+        "to_attempt_detail",
         "to_job",
         "to_summary",
         "to_task",

@@ -147,6 +147,30 @@ def test_an_output_the_hook_refuses_fails_the_task() -> None:
     assert got.error == "bad output: not a word count"
 
 
+def test_a_hook_that_crashes_fails_the_task_rather_than_the_runner() -> None:
+    def crash(run: FinishedRun) -> JSON:
+        raise KeyError("words")
+
+    got = judge(Exited(exit_code=0), task_output=crash)
+    assert (got.status, got.failure_kind) == (AttemptStatus.FAILED, FailureKind.TASK)
+    assert got.error == "the task_output hook failed: KeyError: 'words'"
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        ({"a": "\x00"}, r"the string at $.a holds the NUL character (\u0000)"),
+        ([float("inf")], "the number at $[0] is too large for a double (it reads as infinity)"),
+        ({"s": {1, 2}}, "the value at $.s is a set, not JSON"),
+    ],
+)
+def test_an_output_postgres_cannot_store_is_an_output_failure(answer: JSON, says: str) -> None:
+    got = judge(Exited(exit_code=0, **OUT), Hook(answer=answer))
+    assert (got.status, got.failure_kind) == (AttemptStatus.FAILED, FailureKind.OUTPUT)
+    assert got.error == f"bad output: {says}, which Postgres cannot store"
+    assert got.output is None and got.stdout == "out\n"
+
+
 def test_the_built_in_output_hook_parses_the_output_file() -> None:
     pm = make_plugin_manager(load_entry_points=False)
     got = outcome(
@@ -191,7 +215,7 @@ def nested(depth: int) -> JSON:
 def test_an_output_nesting_past_the_bound_fails_the_attempt_and_is_not_kept() -> None:
     # Deeper JSON would be stored, then could not be read back at the API's stack depth.
     got = judge(Exited(exit_code=0), Hook(answer=nested(MAX_JSON_DEPTH + 1)))
-    assert got.status == AttemptStatus.FAILED and got.failure_kind == FailureKind.TASK
+    assert got.status == AttemptStatus.FAILED and got.failure_kind == FailureKind.OUTPUT
     assert got.output is None
     assert got.error == f"bad output: it nests more than {MAX_JSON_DEPTH} arrays or objects deep"
     within = judge(Exited(exit_code=0), Hook(answer=nested(MAX_JSON_DEPTH)))

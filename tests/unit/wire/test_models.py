@@ -56,6 +56,7 @@ def task_row(**changes: Any) -> dict[str, Any]:
         "not_before": None,
         "output": None,
         "output_too_deep": None,
+        "output_bytes": None,
         "error": None,
         "created_at": T0,
         "updated_at": T0,
@@ -99,7 +100,11 @@ def attempt_row(number: int, *, finished: bool) -> dict[str, Any]:
 
 def task_detail() -> wire.TaskDetail:
     rows = [attempt_row(1, finished=True), attempt_row(2, finished=False)]
-    return views.to_task_detail(task_row(), rows)
+    return views.to_task_detail(task_row(), rows, rows[0])
+
+
+def attempt_details() -> list[wire.AttemptDetail]:
+    return [views.to_attempt_detail(attempt_row(n, finished=n == 1)) for n in (1, 2)]
 
 
 def readiness(up: bool) -> wire.Readiness:
@@ -127,14 +132,15 @@ def samples() -> dict[str, list[Any]]:
         ],
         "Task": [
             views.to_task(task_row()),
-            views.to_task(task_row(output='{"a": 1}', not_before=T0, timeout_s=30)),
+            views.to_task(task_row(output='{"a": 1}', output_bytes=8, not_before=T0, timeout_s=30)),
         ],
         "TaskDetail": [
             detail,
-            views.to_task_detail(task_row(payload="{}"), []),
+            views.to_task_detail(task_row(payload="{}"), [], None),
         ],
         "Attempt": detail.attempts,
-        "Result": [a.result for a in detail.attempts if a.result is not None],
+        "AttemptDetail": attempt_details(),
+        "Result": [a.result for a in attempt_details() if a.result is not None],
         "TaskTypeInfo": [
             wire.TaskTypeInfo(name="shell", description="A shell script", payload_schema={})
         ],
@@ -224,6 +230,7 @@ def test_a_job_renders_exactly_as_it_always_has() -> None:
                 "attempt_count": 2,
                 "retry_at": None,
                 "output": None,
+                "output_bytes": None,
                 "error": None,
                 "created_at": "2025-01-02T03:04:05.678901+00:00",
                 "updated_at": "2025-01-02T03:04:05.678901+00:00",
@@ -250,19 +257,22 @@ def test_a_task_detail_renders_exactly_as_it_always_has() -> None:
         "exit_code": 3,
         "failure_kind": "task",
         "error": "exit 3",
-        "result": {
-            "exit_code": 3,
-            "stdout": "out\n",
-            "stdout_truncated": False,
-            "stderr": "",
-            "stderr_truncated": True,
-            "output": {"n": [1, 2.5, None]},
-            "error": "exit 3",
-            "created_at": "2025-01-02T03:04:08.678901+00:00",
-        },
     }
-    assert body["attempts"][1]["result"] is None and body["attempts"][1]["failure_kind"] is None
-    assert body["result"] == body["attempts"][0]["result"]
+    # An attempt's result is its own answer (bounded answers): only the latest is here.
+    assert body["result"] == {
+        "exit_code": 3,
+        "stdout": "out\n",
+        "stdout_truncated": False,
+        "stderr": "",
+        "stderr_truncated": True,
+        "output": {"n": [1, 2.5, None]},
+        "error": "exit 3",
+        "created_at": "2025-01-02T03:04:08.678901+00:00",
+    }
+    assert body["attempts"][1]["failure_kind"] is None
+    first, second = (body_of(a) for a in attempt_details())
+    assert first == {**body["attempts"][0], "result": body["result"]}
+    assert second["result"] is None
 
 
 def test_errors_and_readiness_render_as_they_always_have() -> None:
@@ -308,7 +318,8 @@ def test_public_surface() -> None:
     exec("from wire import *", namespace)
     assert sorted(k for k in namespace if k != "__builtins__") == sorted(wire.__all__)
     assert set(wire.__all__) == {
-        *("Attempt", "Job", "JobPage", "JobSummary", "Result", "Task", "TaskDetail"),
+        *("Attempt", "AttemptDetail", "Job", "JobPage", "JobSummary", "Result", "Task"),
+        *("TaskDetail", "JOB_VIEW_OUTPUT_BYTES"),
         *("Error", "ErrorBody", "ErrorDetail", "Health", "Probe", "Readiness", "ReplicaState"),
         *("TaskTypeInfo", "TaskTypeList"),
         *("AttemptStatus", "FailureKind", "JobStatus", "TaskStatus"),
