@@ -280,19 +280,28 @@ async def test_an_output_stored_too_deep_is_answered_without_it(api: Api, token:
     db = Database(api.db.primary)
     await db.connect()
     try:
+        # Attempt 1 failed with a result, attempt 2 succeeded; then the stored outputs are
+        # made what the old runner could store.
+        assert await transitions.claim_attempt(db, task_id, runner_id="r", lease_seconds=30)
+        failed = transitions.Outcome(
+            AttemptStatus.FAILED, exit_code=1, error="exit 1", failure_kind=FailureKind.TASK
+        )
+        await transitions.finish_attempt(db, task_id, 1, failed, retry_base_seconds=0)
         assert await transitions.claim_attempt(db, task_id, runner_id="r", lease_seconds=30)
         await transitions.finish_attempt(
-            db, task_id, 1, transitions.Outcome(AttemptStatus.SUCCEEDED, exit_code=0)
+            db, task_id, 2, transitions.Outcome(AttemptStatus.SUCCEEDED, exit_code=0)
         )
         await db.execute(
             "UPDATE tasks SET output = CAST(:v AS jsonb),"
             " output_bytes = octet_length(CAST(:v AS jsonb)::text) WHERE id = :id",
             {"v": too_deep, "id": task_id},
         )
-        await db.execute(
-            "UPDATE results SET output = CAST(:v AS jsonb), error = 'kept' WHERE task_id = :id",
-            {"v": just_within, "id": task_id},
-        )
+        for attempt, value in ((1, too_deep), (2, just_within)):
+            await db.execute(
+                "UPDATE results SET output = CAST(:v AS jsonb)"
+                " WHERE task_id = :id AND attempt = :n",
+                {"v": value, "id": task_id, "n": attempt},
+            )
     finally:
         await db.disconnect()
     note = f"output not shown: it nests more than {MAX_JSON_DEPTH} arrays or objects deep"
@@ -304,9 +313,14 @@ async def test_an_output_stored_too_deep_is_answered_without_it(api: Api, token:
         return task["output"] is None and task["error"] == note
 
     await eventually(job_answers, message="the job answered without its too-deep output")
-    r = await api.client.get(f"/v1/jobs/{job['id']}/tasks/{task_id}", headers=h)
+    path = f"/v1/jobs/{job['id']}/tasks/{task_id}"
+    r = await api.client.get(path, headers=h)
     assert r.status_code == 200, r.text
     detail = r.json()
     assert detail["output"] is None and detail["error"] == note
     assert detail["result"]["output"] == json.loads(just_within)  # within the bound: shown
-    assert detail["result"]["error"] == "kept"
+    assert detail["result"]["error"] is None
+    first = await api.client.get(f"{path}/attempts/1", headers=h)
+    assert first.status_code == 200, first.text
+    result = first.json()["result"]
+    assert result["output"] is None and result["error"] == f"exit 1; {note}"
