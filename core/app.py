@@ -43,6 +43,7 @@ from core.feeds import streams_client
 from core.limits import BodyLimitMiddleware, RateLimiter
 from core.livestreams import LiveStreams
 from core.openapi import build_openapi
+from core.readiness import ReadinessProbe
 from core.settings import Settings
 from core.state import AppState
 from core.tokens import AdminTokenRefused, ensure_admin_token
@@ -159,6 +160,7 @@ def create_app(
                 task_types=registry,
                 validator=validator,
                 live_streams=live_streams,
+                readiness=ReadinessProbe(db, queue_redis),
                 openapi=spec,
                 events_redis=events_redis,
             )

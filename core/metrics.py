@@ -91,6 +91,11 @@ RATE_LIMITER_ERRORS = Counter(
     " asked (down, or refusing writes).",
     registry=REGISTRY,
 )
+READINESS_PROBES = Counter(
+    "homerun_readiness_probes_total",
+    "Probes of the primary and the queue Redis made for /readyz (one serves many callers).",
+    registry=REGISTRY,
+)
 SSE_OPEN = Gauge(
     "homerun_sse_streams_open",
     "Live event streams this API process holds open.",

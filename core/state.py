@@ -13,6 +13,7 @@ from core.consistency import Reads
 from core.db import Databases
 from core.limits import RateLimiter
 from core.livestreams import LiveStreams
+from core.readiness import ReadinessProbe
 from core.settings import Settings
 from core.validation import JobValidator
 from plugins.tasktypes import TaskType
@@ -30,6 +31,7 @@ class AppState:
     task_types: Mapping[str, TaskType]
     validator: JobValidator
     live_streams: LiveStreams
+    readiness: ReadinessProbe
     openapi: dict[str, Any] = field(default_factory=dict)
     admin_token_id: str | None = None
     # The streams Redis (live events); None only in apps built without it.

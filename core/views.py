@@ -47,12 +47,15 @@ __all__ = [
 
 JOB_COLUMNS = (
     "j.id, j.name, j.status, j.labels, j.callback_url, j.cancel_requested,"
-    " j.created_at, j.updated_at, j.finished_at"
+    " j.created_at, j.updated_at, j.finished_at, j.rerun_of"
 )
+# A job's view names its newest re-runs; GET /v1/jobs?rerun_of= pages through all of them.
+RERUNS_SHOWN = 20
 _TASK_FIELDS = (
     "t.id, t.job_id, t.name, t.type, t.status, t.priority, t.timeout_s, t.max_attempts,"
     " t.attempts, t.not_before, t.output_bytes, t.error, t.created_at, t.updated_at,"
-    " t.started_at, t.finished_at, COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
+    " t.started_at, t.finished_at, t.reused_from,"
+    " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
     "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
     "   WHERE d.task_id = t.id), '{}') AS depends_on"
 )
@@ -107,6 +110,7 @@ def _job_fields(row: Row) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "finished_at": row["finished_at"],
+        "rerun_of": None if row["rerun_of"] is None else str(row["rerun_of"]),
     }
 
 
@@ -114,9 +118,10 @@ def to_summary(row: Row) -> JobSummary:
     return JobSummary(**_job_fields(row))
 
 
-def to_job(row: Row, tasks: Sequence[Row]) -> Job:
-    """A job row and its task rows (selected with the job view's bounded output)."""
-    return Job(**_job_fields(row), tasks=[to_task(t) for t in tasks])
+def to_job(row: Row, tasks: Sequence[Row], reruns: Sequence[str] = ()) -> Job:
+    """A job row, its task rows (selected with the job view's bounded output) and the ids
+    of its newest re-runs."""
+    return Job(**_job_fields(row), tasks=[to_task(t) for t in tasks], reruns=list(reruns))
 
 
 def _task_fields(row: Row) -> dict[str, Any]:
@@ -135,6 +140,7 @@ def _task_fields(row: Row) -> dict[str, Any]:
         "retry_at": row["not_before"],
         "output": output,
         "output_bytes": row["output_bytes"],
+        "reused_from": None if row["reused_from"] is None else str(row["reused_from"]),
         "error": error,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
@@ -196,7 +202,7 @@ def to_attempt_detail(row: Row) -> AttemptDetail:
 
 async def _job_rows(
     reads: Reads, job_id: str, token_id: str, *, primary: bool
-) -> tuple[Row, list[Row]] | None:
+) -> tuple[Row, list[Row], list[str]] | None:
     job = await reads.db.read_one(
         f"SELECT {JOB_COLUMNS} FROM jobs j WHERE j.id = :id AND j.token_id = :token",
         {"id": job_id, "token": token_id},
@@ -210,7 +216,13 @@ async def _job_rows(
         {"id": job_id},
         primary=primary,
     )
-    return job, tasks
+    reruns = await reads.db.read_all(
+        "SELECT id FROM jobs WHERE rerun_of = :id ORDER BY created_at DESC, id DESC"
+        f" LIMIT {RERUNS_SHOWN}",
+        {"id": job_id},
+        primary=primary,
+    )
+    return job, tasks, [str(r["id"]) for r in reruns]
 
 
 async def load_job(
@@ -297,6 +309,7 @@ async def list_jobs(
     *,
     statuses: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
+    rerun_of: str | None = None,
     limit: int,
     after: tuple[datetime, str] | None = None,
 ) -> tuple[list[JobSummary], tuple[datetime, str] | None]:
@@ -311,6 +324,9 @@ async def list_jobs(
         # Containment uses the GIN index on labels.
         where.append("j.labels @> CAST(:labels AS jsonb)")
         values["labels"] = json.dumps(dict(labels))
+    if rerun_of is not None:
+        where.append("j.rerun_of = CAST(:rerun_of AS uuid)")
+        values["rerun_of"] = rerun_of
     if after is not None:
         where.append("(j.created_at, j.id) < (:after_at, CAST(:after_id AS uuid))")
         values["after_at"], values["after_id"] = after

@@ -203,6 +203,19 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         return watch_job(client, job.id, sys.stdout, show_logs=not args.no_logs)
 
 
+def _cmd_rerun(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.rerun(args.job_id, failed_only=args.failed)
+        if not args.watch:
+            _print_json(job) if args.json else print(job.id)
+            return EXIT_OK
+        taken = [t.name for t in job.tasks if t.reused_from is not None]
+        print(f"re-run of {args.job_id}: job {job.id}", flush=True)
+        if taken:
+            print(f"taken over, not run again: {', '.join(taken)}", flush=True)
+        return watch_job(client, job.id, sys.stdout, show_logs=not args.no_logs)
+
+
 def _cmd_get(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = client.get_job(args.job_id)
@@ -210,8 +223,13 @@ def _cmd_get(args: argparse.Namespace) -> int:
         _print_json(job)
         return EXIT_OK
     print(f"{job.id}  {job.status}  {job.name or ''}".rstrip())
+    if job.rerun_of is not None:
+        print(f"  re-run of {job.rerun_of}")
     for task in job.tasks:
-        print(f"  {task.name:<20} {task.status:<10} {task.id}")
+        reused = f"  (taken over from {task.reused_from})" if task.reused_from else ""
+        print(f"  {task.name:<20} {task.status:<10} {task.id}{reused}")
+    for rerun in job.reruns:
+        print(f"  re-run as {rerun}")
     return EXIT_OK
 
 
@@ -357,6 +375,16 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument(
         "--attempt", type=int, metavar="N", help="that attempt's output (default: the latest)"
     )
+
+    rerun = client_command("rerun", _cmd_rerun, "run a job again, as a new job")
+    rerun.add_argument("job_id")
+    rerun.add_argument(
+        "--failed",
+        action="store_true",
+        help="only what did not succeed (and its dependents); succeeded tasks are taken over",
+    )
+    rerun.add_argument("--watch", action="store_true", help="follow the new job live")
+    rerun.add_argument("--no-logs", action="store_true", help="with --watch: hide task logs")
 
     cancel = client_command("cancel", _cmd_cancel, "cancel a job")
     cancel.add_argument("job_id")

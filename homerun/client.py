@@ -186,6 +186,11 @@ class Client:
             wire.AttemptDetail, "GET", f"/v1/jobs/{job_id}/tasks/{task_id}/attempts/{number}"
         )
 
+    def rerun(self, job_id: str, *, failed_only: bool = False) -> wire.Job:
+        """A new job from ``job_id``'s body; ``failed_only``: only what did not succeed."""
+        params = {"from": "failed"} if failed_only else {}
+        return self._call(wire.Job, "POST", f"/v1/jobs/{job_id}/rerun", params=params)
+
     def cancel(self, job_id: str) -> wire.Job:
         return self._call(wire.Job, "POST", f"/v1/jobs/{job_id}/cancel")
 

@@ -55,6 +55,13 @@ class Task(msgspec.Struct, kw_only=True):
         msgspec.Meta(description="Size of the output as JSON text; null when there is none."),
     ]
     error: str | None
+    reused_from: Annotated[
+        Uuid | None,
+        msgspec.Meta(
+            description="In a re-run from failed: the original's task whose success (and"
+            " output) this task took over instead of running."
+        ),
+    ]
     created_at: Timestamp
     updated_at: Timestamp
     started_at: Timestamp | None
@@ -119,12 +126,20 @@ class JobSummary(msgspec.Struct, kw_only=True):
     created_at: Timestamp
     updated_at: Timestamp
     finished_at: Timestamp | None
+    rerun_of: Annotated[Uuid | None, msgspec.Meta(description="The job this one is a re-run of.")]
 
 
 class Job(JobSummary, kw_only=True):
     """A job with its tasks."""
 
     tasks: list[Task]
+    reruns: Annotated[
+        list[Uuid],
+        msgspec.Meta(
+            description="Its newest re-runs (at most 20), newest first;"
+            " GET /v1/jobs?rerun_of= lists them all."
+        ),
+    ]
 
 
 class JobPage(msgspec.Struct, kw_only=True):

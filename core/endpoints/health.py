@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core import metrics
-from core.errors import error_body
 from core.openapi import RETRY_AFTER, Document
 from core.responses import ModelResponse
 from core.state import get_state
-from wire import Health, Probe, Readiness, ReplicaState
+from wire import Health, Readiness
 
 __all__ = ["openapi_paths", "routes"]
-
-PROBE_TIMEOUT_SECONDS = 2.0
 
 
 async def healthz(request: Request) -> Response:
@@ -32,24 +27,8 @@ async def readyz(request: Request) -> Response:
     """Ready when the primary answers; the replica and the queue Redis are reported only,
     since reads fall back to the primary and jobs are accepted without the queue."""
     state = get_state(request)
-    primary = Probe(up=True)
-    try:
-        await asyncio.wait_for(state.db.primary.fetch_val("SELECT 1"), PROBE_TIMEOUT_SECONDS)
-    except Exception as exc:
-        primary = Probe(up=False, error=f"{type(exc).__name__}: {exc}")
-    queue_redis = Probe(up=True)
-    try:
-        await asyncio.wait_for(state.queue_redis.ping(), PROBE_TIMEOUT_SECONDS)
-    except (RedisError, OSError, TimeoutError) as exc:
-        queue_redis = Probe(up=False, error=f"{type(exc).__name__}: {exc}")
-    body = Readiness(
-        status="ready" if primary.up else "unavailable",
-        primary=primary,
-        replica=ReplicaState(**state.db.replica_state()),
-        queue_redis=queue_redis,
-    )
-    if not primary.up:
-        body.error = error_body("unavailable", "the primary database does not answer")
+    body = await state.readiness.get()
+    if not body.primary.up:
         return ModelResponse(body, status_code=503, headers={"Retry-After": "1"})
     return ModelResponse(body)
 

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from core import metrics, queue, transitions, views
+from core import metrics, queue, reruns, transitions, views
 from core.auth import require_token
 from core.cursor import decode_cursor, encode_cursor
 from core.errors import ApiError, Detail
-from core.models import JobStatus
+from core.models import TERMINAL_JOB, JobStatus
 from core.openapi import Document
 from core.responses import ModelResponse
 from core.state import AppState, get_state
@@ -152,6 +152,12 @@ async def list_jobs(request: Request) -> Response:
             raise _query_error("limit", f"not an integer: {raw_limit!r}") from None
         if not 1 <= limit <= MAX_PAGE:
             raise _query_error("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
+    rerun_of = params.get("rerun_of")
+    if rerun_of is not None:
+        try:
+            rerun_of = str(uuid.UUID(rerun_of))
+        except ValueError:
+            raise _query_error("rerun_of", f"not a job id: {rerun_of[:100]!r}") from None
     after = None
     cursor = params.get("cursor")
     if cursor is not None:
@@ -162,7 +168,13 @@ async def list_jobs(request: Request) -> Response:
                 400, "bad_cursor", f"invalid cursor: {exc}", [Detail(["query", "cursor"], str(exc))]
             ) from None
     jobs, last = await views.list_jobs(
-        state.reads, principal.id, statuses=statuses, labels=labels, limit=limit, after=after
+        state.reads,
+        principal.id,
+        statuses=statuses,
+        labels=labels,
+        rerun_of=rerun_of,
+        limit=limit,
+        after=after,
     )
     return ModelResponse(
         JobPage(jobs=jobs, next_cursor=encode_cursor(*last) if last is not None else None)
@@ -186,6 +198,42 @@ async def get_task(request: Request) -> Response:
     if view is None:
         raise _not_found(job_id, task_id)
     return ModelResponse(view)
+
+
+async def rerun_job(request: Request) -> Response:
+    principal = await require_token(request)
+    state = get_state(request)
+    job_id: uuid.UUID = request.path_params["job_id"]
+    start = request.query_params.get("from")
+    if start not in (None, "failed"):
+        raise _query_error("from", "the only value is 'failed' (leave it out to re-run all)")
+    from_failed = start == "failed"
+    original = await reruns.load(state.db.primary, principal.id, str(job_id))
+    if original is None:
+        raise _not_found(job_id)
+    if from_failed and original.status.value not in TERMINAL_JOB:
+        raise ApiError(
+            409,
+            "job_unfinished",
+            f"job {job_id} is still {original.status.value}: a re-run from its failed tasks"
+            " needs it finished (cancel it first, or re-run all of it)",
+            [Detail(["query", "from"], "the job has not finished")],
+        )
+    # Validated as any new job is: the task types or the limits may have changed since.
+    job = state.validator.validate(reruns.body_of(original))
+    try:
+        rerun = reruns.plan(original, job, from_failed=from_failed)
+    except reruns.NothingToRerun as exc:
+        raise ApiError(
+            409, "nothing_to_rerun", str(exc), [Detail(["query", "from"], "nothing failed")]
+        ) from None
+    created = await transitions.create_job(state.db.primary, rerun, token_id=principal.id)
+    metrics.JOBS_SUBMITTED.inc()
+    await _enqueue(state, created.ready)
+    await state.reads.note_write(principal.id)
+    view = await views.load_job(state.reads, principal.id, created.job_id, primary=True)
+    assert view is not None  # just committed on the primary
+    return ModelResponse(view, status_code=201)
 
 
 async def get_attempt(request: Request) -> Response:
@@ -250,6 +298,7 @@ routes: Iterable[BaseRoute] = [
         name="get_attempt",
     ),
     Route("/v1/jobs/{job_id:uuid}/cancel", cancel_job, methods=["POST"], name="cancel_job"),
+    Route("/v1/jobs/{job_id:uuid}/rerun", rerun_job, methods=["POST"], name="rerun_job"),
 ]
 
 
@@ -320,6 +369,12 @@ def openapi_paths(doc: Document) -> dict[str, Any]:
                         "style": "form",
                         "explode": True,
                         "description": "key:value; repeat to require several labels.",
+                    },
+                    {
+                        "name": "rerun_of",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "uuid"},
+                        "description": "Only the re-runs of this job.",
                     },
                     {
                         "name": "limit",
@@ -394,6 +449,39 @@ def openapi_paths(doc: Document) -> dict[str, Any]:
                     "200": doc.ok("The attempt.", AttemptDetail),
                     **doc.authed(),
                     "404": doc.error("No such job, task or attempt for this token."),
+                },
+            }
+        },
+        "/v1/jobs/{job_id}/rerun": {
+            "post": {
+                "operationId": "rerunJob",
+                "summary": "A new job from this one's body (rerun_of links them)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    job_id,
+                    {
+                        "name": "from",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["failed"]},
+                        "description": "failed: run only the tasks that did not succeed and"
+                        " their dependents; the succeeded ones are taken over with their"
+                        " outputs (reused_from).",
+                    },
+                ],
+                "responses": {
+                    "201": doc.ok("The new job.", Job),
+                    "400": doc.error("A from= other than failed."),
+                    **doc.authed(),
+                    "404": doc.error("No such job for this token."),
+                    "409": doc.error(
+                        "from=failed on a job that has not finished, or whose every task succeeded."
+                    ),
+                    "413": doc.too_large(),
+                    "422": doc.error(
+                        "The original no longer validates (a task type is gone,"
+                        " or a limit changed)."
+                    ),
                 },
             }
         },

@@ -36,6 +36,7 @@ from core.transitions.types import (
     NewTask,
     Outcome,
     ReadyTask,
+    Reused,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "NewTask",
     "Outcome",
     "ReadyTask",
+    "Reused",
     "cancel_job",
     "claim_attempt",
     "create_job",

@@ -10,7 +10,14 @@ from databases import Database
 from core.events import EventType
 from core.models import JobStatus, TaskStatus
 from core.outbox import record_event
-from core.transitions.types import Created, IdempotencyConflict, NewJob, ReadyTask
+from core.transitions.types import Created, IdempotencyConflict, NewJob, NewTask, ReadyTask
+
+
+def initial_status(task: NewTask, reused: set[str]) -> TaskStatus:
+    """Succeeded if a re-run took it over; queued if everything it needs has succeeded."""
+    if task.reused is not None:
+        return TaskStatus.SUCCEEDED
+    return TaskStatus.PENDING if set(task.depends_on) - reused else TaskStatus.QUEUED
 
 
 async def create_job(
@@ -29,9 +36,9 @@ async def create_job(
     async with db.connection() as conn, conn.transaction():
         inserted = await conn.fetch_val(
             "INSERT INTO jobs (id, token_id, name, labels, callback_url, status,"
-            " idempotency_key, request_hash)"
+            " idempotency_key, request_hash, rerun_of)"
             " VALUES (:id, :token_id, :name, CAST(:labels AS jsonb), :callback_url, :status,"
-            " :key, :hash)"
+            " :key, :hash, :rerun_of)"
             " ON CONFLICT (token_id, idempotency_key) DO NOTHING RETURNING id",
             {
                 "id": job_id,
@@ -42,6 +49,7 @@ async def create_job(
                 "status": JobStatus.QUEUED.value,
                 "key": idempotency_key,
                 "hash": request_hash,
+                "rerun_of": job.rerun_of,
             },
         )
         if inserted is None:
@@ -55,22 +63,29 @@ async def create_job(
             return Created(job_id=str(existing["id"]), created=False, ready=[])
 
         ids = {task.name: str(uuid.uuid4()) for task in job.tasks}
+        reused = {task.name for task in job.tasks if task.reused is not None}
+        status = {task.name: initial_status(task, reused) for task in job.tasks}
         for task in job.tasks:
+            output = None if task.reused is None else json.dumps(task.reused.output)
             await conn.execute(
                 "INSERT INTO tasks (id, job_id, name, type, payload, status, priority,"
-                " timeout_s, max_attempts)"
+                " timeout_s, max_attempts, reused_from, output, output_bytes, finished_at)"
                 " VALUES (:id, :job_id, :name, :type, CAST(:payload AS jsonb), :status,"
-                " :priority, :timeout_s, :max_attempts)",
+                " :priority, :timeout_s, :max_attempts, :reused_from, CAST(:output AS jsonb),"
+                " octet_length(CAST(:output AS jsonb)::text), CASE WHEN"
+                " CAST(:reused_from AS uuid) IS NULL THEN NULL ELSE clock_timestamp() END)",
                 {
                     "id": ids[task.name],
                     "job_id": job_id,
                     "name": task.name,
                     "type": task.type,
                     "payload": json.dumps(dict(task.payload)),
-                    "status": (TaskStatus.PENDING if task.depends_on else TaskStatus.QUEUED).value,
+                    "status": status[task.name].value,
                     "priority": task.priority,
                     "timeout_s": task.timeout_s,
                     "max_attempts": task.max_attempts,
+                    "reused_from": None if task.reused is None else task.reused.task_id,
+                    "output": output,
                 },
             )
         for task in job.tasks:
@@ -91,7 +106,7 @@ async def create_job(
                         "id": ids[t.name],
                         "name": t.name,
                         "type": t.type,
-                        "status": (TaskStatus.PENDING if t.depends_on else TaskStatus.QUEUED).value,
+                        "status": status[t.name].value,
                     }
                     for t in job.tasks
                 ],
@@ -99,7 +114,7 @@ async def create_job(
         )
         ready = []
         for task in job.tasks:
-            if not task.depends_on:
+            if status[task.name] is TaskStatus.QUEUED:
                 await record_event(
                     conn,
                     job_id,

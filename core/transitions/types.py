@@ -23,6 +23,14 @@ class IdempotencyConflict(Exception):
 
 
 @dataclass(frozen=True)
+class Reused:
+    """A task of the original job that a re-run takes over as succeeded, with its output."""
+
+    task_id: str
+    output: Any
+
+
+@dataclass(frozen=True)
 class NewTask:
     name: str
     type: str
@@ -31,6 +39,7 @@ class NewTask:
     timeout_s: int | None = None
     max_attempts: int = 3
     priority: int = 0
+    reused: Reused | None = None  # not run: succeeded already, in the job re-run
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class NewJob:
     name: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     callback_url: str | None = None
+    rerun_of: str | None = None
 
 
 @dataclass(frozen=True)

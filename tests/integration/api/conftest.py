@@ -9,7 +9,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from core.migrate import migrate
+from core.migrate import migrate, migration_files
 from core.settings import Settings
 from tests.conftest import eventually
 from tests.integration.api.support import (
@@ -42,8 +42,15 @@ async def replicated_db(pg_cluster: PgCluster) -> AsyncIterator[ReplicatedDb]:
     await migrate(primary)
     name = primary.rsplit("/", 1)[1]
 
+    # Every migration, not only the first: a test that pauses replay while a later ALTER
+    # TABLE's lock is held on the replica would see its reads block.
+    last = migration_files()[-1][0]
+
     async def replica_has_schema() -> bool:
-        return pg_cluster.replica_has(name, "SELECT to_regclass('public.jobs') IS NOT NULL")
+        return pg_cluster.replica_has(
+            name,
+            f"SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = '{last}')",
+        )
 
     await eventually(replica_has_schema, within=30, message="the schema on the replica")
     yield ReplicatedDb(primary, replica)

@@ -71,6 +71,7 @@ def test_every_operation_conforms_to_the_openapi_document(
             "GET /v1/jobs/{job_id}/tasks/{task_id}",
             "GET /v1/jobs/{job_id}/tasks/{task_id}/attempts/{number}",
             "POST /v1/jobs/{job_id}/cancel",
+            "POST /v1/jobs/{job_id}/rerun",
             "GET /v1/task-types",
             "GET /healthz",
             "GET /readyz",

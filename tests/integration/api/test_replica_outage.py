@@ -162,8 +162,12 @@ async def test_primary_outage_is_a_clear_503_for_writes_while_reads_go_on(
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"]["code"] == "unavailable"
             assert refused.headers["retry-after"] == "2"
-            ready = await client.get("/readyz")
-            assert ready.status_code == 503 and ready.json()["primary"]["up"] is False
+
+            async def unready() -> bool:  # a probe's answer serves /readyz for a second
+                ready = await client.get("/readyz")
+                return ready.status_code == 503 and ready.json()["primary"]["up"] is False
+
+            await eventually(unready, within=5, message="/readyz to see the primary down")
             # Reads pinned to the primary are answered by the replica while it is gone.
             got = await client.get(f"/v1/jobs/{job_id}", headers=bearer(reader))
             assert got.status_code == 200 and got.json()["id"] == job_id
@@ -181,7 +185,11 @@ async def test_primary_outage_is_a_clear_503_for_writes_while_reads_go_on(
             return r.status_code == 201
 
         await eventually(accepted, within=10, message="writes to work again")
-        assert (await client.get("/readyz")).status_code == 200
+
+        async def ready_again() -> bool:
+            return (await client.get("/readyz")).status_code == 200
+
+        await eventually(ready_again, within=5, message="/readyz to see the primary back")
     await eventually(
         lambda: pg_cluster.streaming(), within=30, message="the replica to stream again"
     )

@@ -38,6 +38,7 @@ def job_row(**changes: Any) -> dict[str, Any]:
         "created_at": T0,
         "updated_at": T0 + timedelta(seconds=1),
         "finished_at": None,
+        "rerun_of": None,
     }
     return {**row, **changes}
 
@@ -57,6 +58,7 @@ def task_row(**changes: Any) -> dict[str, Any]:
         "output": None,
         "output_too_deep": None,
         "output_bytes": None,
+        "reused_from": None,
         "error": None,
         "created_at": T0,
         "updated_at": T0,
@@ -124,7 +126,14 @@ def samples() -> dict[str, list[Any]]:
     done = job_row(status="succeeded", finished_at=T0 + timedelta(seconds=9), labels="{}")
     detail = task_detail()
     return {
-        "Job": [views.to_job(job_row(), [task_row()]), views.to_job(done, [])],
+        "Job": [
+            views.to_job(job_row(), [task_row()]),
+            views.to_job(
+                done,
+                [task_row(reused_from=TASK_ID, output_bytes=2, output="{}")],
+                [str(JOB_ID)],
+            ),
+        ],
         "JobSummary": [views.to_summary(job_row()), views.to_summary(done)],
         "JobPage": [
             wire.JobPage(jobs=[views.to_summary(job_row())], next_cursor="abc"),
@@ -216,6 +225,7 @@ def test_a_job_renders_exactly_as_it_always_has() -> None:
         "created_at": "2025-01-02T03:04:05.678901+00:00",
         "updated_at": "2025-01-02T03:04:06.678901+00:00",
         "finished_at": None,
+        "rerun_of": None,
         "tasks": [
             {
                 "id": str(TASK_ID),
@@ -232,12 +242,14 @@ def test_a_job_renders_exactly_as_it_always_has() -> None:
                 "output": None,
                 "output_bytes": None,
                 "error": None,
+                "reused_from": None,
                 "created_at": "2025-01-02T03:04:05.678901+00:00",
                 "updated_at": "2025-01-02T03:04:05.678901+00:00",
                 "started_at": "2025-01-02T03:04:05.678901+00:00",
                 "finished_at": None,
             }
         ],
+        "reruns": [],
     }
     assert body.startswith(b'{"id":"11111111-1111-4111-8111-111111111111","name":"nightly",')
 
