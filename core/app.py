@@ -40,7 +40,7 @@ from core.errors import (
     unavailable_handler,
 )
 from core.feeds import streams_client
-from core.limits import BodyLimitMiddleware, RateLimiter
+from core.limits import BodyLimitMiddleware, RateLimiter, SourceFailures
 from core.livestreams import LiveStreams
 from core.openapi import build_openapi
 from core.readiness import ReadinessProbe
@@ -156,6 +156,10 @@ def create_app(
                     queue_redis,
                     per_second=settings.rate_limit_per_second,
                     burst=settings.rate_limit_burst,
+                ),
+                source_failures=SourceFailures(
+                    per_second=settings.auth_failures_per_second,
+                    burst=settings.auth_failure_burst,
                 ),
                 task_types=registry,
                 validator=validator,

@@ -1,5 +1,8 @@
 """Bearer-token authentication (and the per-token rate limit that rides on it).
 
+A source (client address) whose lookups keep failing is answered 429 without a lookup
+for a while (``core.limits.SourceFailures``): a made-up token costs a primary query.
+
 Endpoints call ``await require_token(request)`` first; it answers 401 or 429 by raising
 ``ApiError``, and leaves the caller's identity in ``request.state.token`` for whatever runs
 later in the same request.
@@ -38,6 +41,17 @@ def _unauthorized(message: str, msg: str) -> ApiError:
     )
 
 
+def _too_many_failures(retry_after_seconds: int) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_auth_failures",
+        "too many requests with invalid tokens from this address; retry in"
+        f" {retry_after_seconds} s",
+        [Detail(["header", "Authorization"], "recent tokens from this address were invalid")],
+        {"Retry-After": str(retry_after_seconds)},
+    )
+
+
 async def _lookup(db: Databases, token_hash: bytes) -> Row | None:
     """Ask the primary, so a revocation or a new token counts at once (a replica could be a
     moment behind). Only when the primary cannot answer does the replica decide: then no
@@ -63,11 +77,18 @@ async def require_token(request: Request) -> Principal:
     value = value.strip()
     if scheme.lower() != "bearer" or not value:
         raise _unauthorized("malformed Authorization header", "expected 'Bearer <token>'")
-    row = await _lookup(get_state(request).db, hash_token(value))
+    state = get_state(request)
+    source = request.client.host if request.client is not None else "unknown"
+    held = state.source_failures.blocked(source)
+    if not held.allowed:
+        raise _too_many_failures(held.retry_after_seconds)
+    row = await _lookup(state.db, hash_token(value))
     if row is None:
+        verdict = state.source_failures.failed(source)
+        if not verdict.allowed:
+            raise _too_many_failures(verdict.retry_after_seconds)
         raise _unauthorized("invalid or revoked token", "not a valid token")
     principal = Principal(id=str(row["id"]), name=row["name"], is_admin=bool(row["is_admin"]))
-    state = get_state(request)
     verdict = await state.rate_limiter.check(principal.id)
     if not verdict.allowed:
         raise ApiError(

@@ -85,6 +85,11 @@ RATE_LIMITED = Counter(
     "Requests refused with 429 by the per-token rate limit.",
     registry=REGISTRY,
 )
+AUTH_FAILURES_REFUSED = Counter(
+    "homerun_auth_failures_refused_total",
+    "Requests refused with 429 because their source failed authentication too often.",
+    registry=REGISTRY,
+)
 RATE_LIMITER_ERRORS = Counter(
     "homerun_rate_limiter_errors_total",
     "Requests checked by the API process's own bucket because the queue Redis could not be"

@@ -48,6 +48,8 @@ def serve(settings: Settings | None = None) -> None:
         host=settings.host,
         port=settings.port,
         proxy_headers=True,
+        # X-Forwarded-For from these only: the per-source limits count the real client.
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
         # Swarm sends SIGTERM then waits; finish what is in flight within its grace period.
         timeout_graceful_shutdown=10,

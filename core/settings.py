@@ -63,6 +63,12 @@ class Settings:
     max_payload_bytes: int = 256 * 1024
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100
+    # Failed token lookups one client address may make, per API process (core/limits.py).
+    auth_failures_per_second: float = 5.0
+    auth_failure_burst: int = 30
+    # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips): the
+    # stack's edge. Comma-separated addresses, or * where only the edge can reach the API.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     # --- runner
     runner_id: str = field(default_factory=socket.gethostname)
@@ -213,6 +219,7 @@ _AT_LEAST_ONE = frozenset(
         "max_tasks_per_job",
         "max_payload_bytes",
         "rate_limit_burst",
+        "auth_failure_burst",
         "runner_concurrency",
         "default_timeout_seconds",
         "default_max_attempts",

@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from core.consistency import Reads
 from core.db import Databases
-from core.limits import RateLimiter
+from core.limits import RateLimiter, SourceFailures
 from core.livestreams import LiveStreams
 from core.readiness import ReadinessProbe
 from core.settings import Settings
@@ -28,6 +28,7 @@ class AppState:
     queue_redis: aioredis.Redis
     reads: Reads
     rate_limiter: RateLimiter
+    source_failures: SourceFailures
     task_types: Mapping[str, TaskType]
     validator: JobValidator
     live_streams: LiveStreams

@@ -37,6 +37,8 @@ defaults
     mode http
     log global
     option httplog
+    # The client's address, for the API's per-source limits (HOMERUN_FORWARDED_ALLOW_IPS).
+    option forwardfor
     timeout connect 2s
     timeout client 1h
     timeout server 1h

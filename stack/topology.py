@@ -465,6 +465,9 @@ def _api(config: StackConfig) -> Service:
             "HOMERUN_ADMIN_TOKEN_FILE": _secret("admin-token").path,
             "HOMERUN_HOST": "0.0.0.0",
             "HOMERUN_PORT": str(APP_PORT),
+            # The edge adds X-Forwarded-For (the client's address, for the per-source
+            # limits); no published port reaches the API except through it.
+            "HOMERUN_FORWARDED_ALLOW_IPS": "*",
         },
         networks=("public", "data"),
         replicas=config.api_replicas,

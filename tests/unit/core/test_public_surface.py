@@ -28,6 +28,7 @@ SURFACE = {
         "BodyTooLarge",
         "LocalBuckets",
         "RateLimiter",
+        "SourceFailures",
         "Verdict",
     },
     "core.openapi": {"RETRY_AFTER", "Document", "build_openapi"},
