@@ -20,14 +20,19 @@ from typing import Any
 
 from databases import Database
 
+from core.jsondepth import TOO_DEEP, too_deep_sql
 from core.models import JobStatus, TaskStatus
 from core.transitions import NewJob, Reused
 
-__all__ = ["NothingToRerun", "Original", "body_of", "load", "plan"]
+__all__ = ["NothingToRerun", "Original", "OutputTooDeep", "body_of", "load", "plan"]
 
 
 class NothingToRerun(Exception):
     """``from=failed`` on a job whose every task succeeded."""
+
+
+class OutputTooDeep(Exception):
+    """``from=failed`` would take over an output stored before the depth bound existed."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,8 @@ class OriginalTask:
     max_attempts: int
     priority: int
     status: TaskStatus
-    output: Any
+    output: Any  # None when too deep to decode (``output_too_deep``)
+    output_too_deep: bool
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,8 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
         return None
     rows = await db.fetch_all(
         "SELECT t.id, t.name, t.type, t.payload, t.timeout_s, t.max_attempts, t.priority,"
-        " t.status, t.output, COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
+        f" t.status, t.output, {too_deep_sql('t.output')} AS output_too_deep,"
+        " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
         "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
         "   WHERE d.task_id = t.id), '{}') AS depends_on"
         " FROM tasks t WHERE t.job_id = :id ORDER BY t.created_at, t.name",
@@ -92,7 +99,10 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
                 max_attempts=int(r["max_attempts"]),
                 priority=int(r["priority"]),
                 status=TaskStatus(r["status"]),
-                output=_json(r["output"]),
+                # Decoding it is what would fail (core.jsondepth); only rows stored
+                # before the bound existed can be that deep.
+                output=None if r["output_too_deep"] else _json(r["output"]),
+                output_too_deep=bool(r["output_too_deep"]),
             )
             for r in rows
         ],
@@ -134,5 +144,11 @@ def plan(original: Original, validated: NewJob, *, from_failed: bool) -> NewJob:
         }
         if len(taken_over) == len(original.tasks):
             raise NothingToRerun(f"every task of job {original.id} succeeded")
+        deep = [t.name for t in original.tasks if t.name in taken_over and t.output_too_deep]
+        if deep:
+            raise OutputTooDeep(
+                f"task {deep[0]!r} of job {original.id} succeeded with an output that {TOO_DEEP},"
+                " stored before that bound: it cannot be taken over; re-run all of the job"
+            )
     tasks = [replace(t, reused=taken_over.get(t.name)) for t in validated.tasks]
     return replace(validated, tasks=tasks, rerun_of=original.id)

@@ -227,6 +227,13 @@ async def rerun_job(request: Request) -> Response:
         raise ApiError(
             409, "nothing_to_rerun", str(exc), [Detail(["query", "from"], "nothing failed")]
         ) from None
+    except reruns.OutputTooDeep as exc:
+        raise ApiError(
+            409,
+            "output_too_deep",
+            str(exc),
+            [Detail(["query", "from"], "an output to take over is too deep to read")],
+        ) from None
     created = await transitions.create_job(state.db.primary, rerun, token_id=principal.id)
     metrics.JOBS_SUBMITTED.inc()
     await _enqueue(state, created.ready)
@@ -475,7 +482,8 @@ def openapi_paths(doc: Document) -> dict[str, Any]:
                     **doc.authed(),
                     "404": doc.error("No such job for this token."),
                     "409": doc.error(
-                        "from=failed on a job that has not finished, or whose every task succeeded."
+                        "from=failed on a job that has not finished, whose every task"
+                        " succeeded, or that would take over an output stored too deep to read."
                     ),
                     "413": doc.too_large(),
                     "422": doc.error(

@@ -324,3 +324,56 @@ async def test_an_output_stored_too_deep_is_answered_without_it(api: Api, token:
     assert first.status_code == 200, first.text
     result = first.json()["result"]
     assert result["output"] is None and result["error"] == f"exit 1; {note}"
+
+
+async def test_a_job_with_an_output_stored_too_deep_can_be_rerun(api: Api, token: str) -> None:
+    # The re-run reads the original's outputs back: one stored before the depth bound made
+    # every POST .../rerun answer 500 (RecursionError), whichever way it was asked.
+    h = bearer(token)
+    body = {
+        "tasks": [
+            {"name": "deep", "type": "echo", "payload": {"message": "x"}},
+            {"name": "fails", "type": "echo", "payload": {"message": "y"}},
+        ]
+    }
+    job = (await api.client.post("/v1/jobs", json=body, headers=h)).json()
+    ids = {t["name"]: t["id"] for t in job["tasks"]}
+    db = Database(api.db.primary)
+    await db.connect()
+    try:
+        for name, outcome in (
+            ("deep", transitions.Outcome(AttemptStatus.SUCCEEDED, exit_code=0)),
+            (
+                "fails",
+                transitions.Outcome(
+                    AttemptStatus.FAILED, exit_code=1, error="no", failure_kind=FailureKind.OUTPUT
+                ),
+            ),
+        ):
+            assert await transitions.claim_attempt(db, ids[name], runner_id="r", lease_seconds=30)
+            await transitions.finish_attempt(db, ids[name], 1, outcome)
+        await db.execute(
+            "UPDATE tasks SET output = CAST(:v AS jsonb) WHERE id = :id",
+            {"v": "[" * 960 + "]" * 960, "id": ids["deep"]},
+        )
+    finally:
+        await db.disconnect()
+
+    whole = await api.client.post(f"/v1/jobs/{job['id']}/rerun", headers=h)
+    assert whole.status_code == 201, whole.text
+    assert {t["name"]: t["status"] for t in whole.json()["tasks"]} == {
+        "deep": "queued",
+        "fails": "queued",
+    }
+    failed_only = await api.client.post(f"/v1/jobs/{job['id']}/rerun?from=failed", headers=h)
+    assert failed_only.status_code == 409, failed_only.text
+    error = failed_only.json()["error"]
+    assert error["code"] == "output_too_deep"
+    assert error["message"] == (
+        f"task 'deep' of job {job['id']} succeeded with an output that nests more than"
+        f" {MAX_JSON_DEPTH} arrays or objects deep, stored before that bound: it cannot be"
+        " taken over; re-run all of the job"
+    )
+    assert error["details"] == [
+        {"loc": ["query", "from"], "msg": "an output to take over is too deep to read"}
+    ]
