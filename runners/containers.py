@@ -7,6 +7,7 @@ which also needs the operator's ``allow_task_network``:
 - read-only root filesystem; ``/tmp`` and ``/homerun`` are tmpfs of ``limits.tmpfs_bytes``
   each (tmpfs pages also count against the memory limit);
 - every capability dropped, ``no-new-privileges``, user 65534:65534 (nobody);
+- seccomp: the engine's default profile less io_uring (``runners/seccomp.py``);
 - pids, memory with swap equal to memory (no swap), CPU; RLIMIT_FSIZE bounds the one file
   the task can write on the host disk (``/homerun/output.json``);
 - log driver ``none``: the engine stores nothing, the runner reads the attach stream and
@@ -47,7 +48,7 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from core.settings import Settings
 from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
-from runners import capture, images, workspace
+from runners import capture, images, seccomp, workspace
 from runners.results import (
     EngineFailed,
     Exited,
@@ -466,7 +467,7 @@ class Engine:
             tmpfs={"/tmp": tmpfs_opts, HOMERUN_DIR: tmpfs_opts},
             mounts=mounts,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges", seccomp.security_opt()],
             pids_limit=limits.pids,
             mem_limit=limits.memory_bytes,
             memswap_limit=limits.memory_bytes,

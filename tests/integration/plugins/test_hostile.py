@@ -388,6 +388,46 @@ json.dump(report, open("/homerun/output.json", "w"))
     assert set(report.values()) == {"FileNotFoundError"}, report
 
 
+# x86_64 numbers: the task images are amd64, as the engine is.
+SYSCALL_PROBE = """
+import ctypes, errno, json
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER = 0x10000000
+probes = {
+    # io_uring_setup(1, NULL): EFAULT if the kernel got as far as reading the params.
+    "io_uring_setup": (425, 1, 0),
+    "io_uring_enter": (426, -1, 0, 0, 0, 0, 0),
+    "io_uring_register": (427, -1, 0, 0, 0),
+    "unshare_newuser": (272, CLONE_NEWUSER),
+    # keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0); add_key for a new key.
+    "keyctl": (250, 0, -3, 0),
+    "add_key": (248, b"user", b"homerun", b"x", 1, -3),
+}
+report = {}
+for name, (number, *args) in probes.items():
+    ctypes.set_errno(0)
+    result = libc.syscall(number, *args)
+    report[name] = "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
+json.dump(report, open("/homerun/output.json", "w"))
+"""
+
+
+def test_io_uring_is_refused_and_the_default_seccomp_refusals_remain(api: httpx.Client) -> None:
+    task, _ = run_task(api, python(SYSCALL_PROBE, timeout_s=30))
+    assert task["status"] == "succeeded", reason(task)
+    report = task["output"]
+    # Refused by the filter (EPERM) before the kernel looks at an argument (EFAULT, EBADF,
+    # EINVAL: what the allowed calls answer to these arguments).
+    assert report["io_uring_setup"] == "EPERM", report
+    assert report["io_uring_enter"] == "EPERM", report
+    assert report["io_uring_register"] == "EPERM", report
+    # The engine's default protections are still in force: a custom profile replaces the
+    # default, so these would succeed under a profile that only listed io_uring.
+    assert report["unshare_newuser"] == "EPERM", report
+    assert report["keyctl"] == "EPERM", report
+    assert report["add_key"] == "EPERM", report
+
+
 # Built at run time from two halves, so the searching script does not contain it verbatim.
 SECRET_HALVES = ("homerun-hostile", "-secret-7f3a9c")
 SEARCH = f"""
