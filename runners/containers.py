@@ -6,13 +6,14 @@ which also needs the operator's ``allow_task_network``:
 - ``network_mode="none"``: loopback only;
 - read-only root filesystem; ``/tmp`` and ``/homerun`` are tmpfs of ``limits.tmpfs_bytes``
   each (tmpfs pages also count against the memory limit);
-- every capability dropped, ``no-new-privileges``, user 65534:65534 (nobody);
+- every capability dropped, ``no-new-privileges``; the user is the token's own uid and gid
+  (``runners/identity.py``), never root, so tokens share no per-uid kernel limit;
 - seccomp: the engine's default profile less io_uring (``runners/seccomp.py``);
 - pids, memory with swap equal to memory (no swap), CPU; RLIMIT_FSIZE bounds the one file
   the task can write on the host disk (``/homerun/output.json``);
 - log driver ``none``: the engine stores nothing, the runner reads the attach stream and
   keeps at most ``output_limit_bytes`` per stream;
-- labels tie the container to its instance, runner, job, task and attempt.
+- labels tie the container to its instance, runner, job, token, task and attempt.
 
 An image the engine lacks is pulled first (``runners/images.py``), from the operator's
 registry when the task type names it without one; a stop during the pull ends the attempt
@@ -48,7 +49,7 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from core.settings import Settings
 from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
-from runners import capture, images, seccomp, workspace
+from runners import capture, identity, images, seccomp, workspace
 from runners.results import (
     EngineFailed,
     Exited,
@@ -67,10 +68,10 @@ T = TypeVar("T")
 LABEL_INSTANCE = "homerun.instance"
 LABEL_RUNNER = "homerun.runner"
 LABEL_JOB = "homerun.job"
+LABEL_TOKEN = "homerun.token"
 LABEL_TASK = "homerun.task"
 LABEL_ATTEMPT = "homerun.attempt"
 
-TASK_USER = "65534:65534"
 # After a kill, how long to wait for the engine to report the exit before giving up on it.
 KILL_GRACE_SECONDS = 10.0
 # Open files per task: plenty for a script, far below the engine's default of a million.
@@ -96,12 +97,14 @@ class AttemptLabels:
     job_id: str
     task_id: str
     attempt: int
+    token_id: str
 
     def as_dict(self) -> dict[str, str]:
         return {
             LABEL_INSTANCE: self.instance,
             LABEL_RUNNER: self.runner_id,
             LABEL_JOB: self.job_id,
+            LABEL_TOKEN: self.token_id,
             LABEL_TASK: self.task_id,
             LABEL_ATTEMPT: str(self.attempt),
         }
@@ -439,7 +442,8 @@ class Engine:
         assert space.inputs_dir is not None
         mounts.append(Mount(INPUTS_DIR, str(space.inputs_dir), type="bind", read_only=True))
         mounts.append(Mount(OUTPUT_FILE, str(space.output_file), type="bind", read_only=False))
-        tmpfs_opts = f"size={limits.tmpfs_bytes},uid=65534,gid=65534,mode=0755"
+        uid = identity.task_uid(labels.token_id)
+        tmpfs_opts = f"size={limits.tmpfs_bytes},uid={uid},gid={uid},mode=0755"
         network = "none"
         if spec.network == NetworkPolicy.EGRESS and self.allow_network:
             network = "bridge"
@@ -461,7 +465,7 @@ class Engine:
             working_dir=spec.workdir,
             name=f"homerun-{labels.task_id}-{labels.attempt}",
             labels=labels.as_dict(),
-            user=TASK_USER,
+            user=f"{uid}:{uid}",
             network_mode=network,
             read_only=True,
             tmpfs={"/tmp": tmpfs_opts, HOMERUN_DIR: tmpfs_opts},

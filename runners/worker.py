@@ -388,6 +388,7 @@ class Runner:
                     claim.job_id,
                     claim.task_id,
                     claim.attempt,
+                    token_id=claim.token_id,
                 ),
                 payload=claim.payload,
                 inputs=claim.inputs,

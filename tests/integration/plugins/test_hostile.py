@@ -27,7 +27,9 @@ import pytest
 
 from plugins.builtin.python import IMAGE as PYTHON_IMAGE
 from plugins.tasktypes import Limits
-from tests.harness.stack import Stack
+from runners import identity, workspace
+from tests.conftest import wait_for
+from tests.harness.stack import Stack, new_token
 
 from .conftest import run_task, submit, task_detail, wait_job
 
@@ -426,6 +428,76 @@ def test_io_uring_is_refused_and_the_default_seccomp_refusals_remain(api: httpx.
     assert report["unshare_newuser"] == "EPERM", report
     assert report["keyctl"] == "EPERM", report
     assert report["add_key"] == "EPERM", report
+
+
+INOTIFY_HOG = """
+import ctypes, json, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+held, error = [], None
+while len(held) < 10_000:
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        error = os.strerror(ctypes.get_errno())
+        break
+    held.append(fd)
+report = {"uid": os.getuid(), "held": len(held), "error": error}
+with open("/homerun/output.json", "w") as out:
+    json.dump(report, out)
+time.sleep(120)  # held until the test cancels the job (a cancelled task keeps no output)
+"""
+INOTIFY_ONE = """
+import ctypes, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init1(0)
+error = None if fd >= 0 else os.strerror(ctypes.get_errno())
+report = {"uid": os.getuid(), "gid": os.getgid(), "error": error}
+json.dump(report, open("/homerun/output.json", "w"))
+"""
+
+
+def test_one_tokens_task_cannot_use_up_another_tokens_per_uid_limits(stack: Stack) -> None:
+    limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    token_ids, clients = [], []
+    for name in ("hog", "neighbour"):
+        token_id, plaintext = new_token(stack.settings.database_url, name)
+        token_ids.append(token_id)
+        clients.append(
+            httpx.Client(
+                base_url=stack.url, headers={"Authorization": f"Bearer {plaintext}"}, timeout=30
+            )
+        )
+    hog, neighbour = clients
+    # Token A's task opens inotify instances until the kernel refuses, and holds them.
+    hog_job = submit(hog, python(INOTIFY_HOG, name="hog", timeout_s=120, max_attempts=1))
+    try:
+        hog_task = task_detail(hog, hog_job, "hog")["id"]
+        # It writes its output file once it holds all it could get: read it on the host.
+        report = workspace.attempt_dir(stack.settings.work_dir, stack.instance, hog_task, 1)
+
+        def holding() -> dict[str, Any]:
+            found: dict[str, Any] = json.loads((report / "output.json").read_text())
+            return found
+
+        hogged = wait_for(holding, timeout=60, interval=0.1, message="the hog to hold instances")
+        assert hogged["error"] == "Too many open files", hogged
+        assert 0 < hogged["held"] <= limit, hogged
+        # Token B's task, meanwhile, still gets one; and so it would without the hog.
+        probe, _ = run_task(neighbour, python(INOTIFY_ONE, timeout_s=30))
+        assert probe["status"] == "succeeded", reason(probe)
+        assert probe["output"]["error"] is None, probe["output"]
+        hog.post(f"/v1/jobs/{hog_job}/cancel").raise_for_status()
+        assert wait_job(hog, hog_job)["status"] == "cancelled"
+        # Another task of token A runs as A's uid again; B's is another uid, and neither
+        # is root, nobody or a host account's.
+        again, _ = run_task(hog, python(INOTIFY_ONE, timeout_s=30))
+        uids = [hogged["uid"], again["output"]["uid"], probe["output"]["uid"]]
+        assert uids[0] == uids[1] == identity.task_uid(token_ids[0]), uids
+        assert uids[2] == probe["output"]["gid"] == identity.task_uid(token_ids[1]), uids
+        assert uids[0] != uids[2] and min(uids) >= identity.FIRST_UID, uids
+    finally:
+        hog.post(f"/v1/jobs/{hog_job}/cancel")  # a no-op once it ended
+        for client in clients:
+            client.close()
 
 
 # Built at run time from two halves, so the searching script does not contain it verbatim.

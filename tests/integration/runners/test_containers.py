@@ -13,6 +13,7 @@ import docker.models.containers
 import pytest
 
 from plugins.tasktypes import ContainerSpec, Limits, PayloadError
+from runners import identity, seccomp
 from runners.containers import AttemptLabels, Engine
 from runners.results import (
     EngineFailed,
@@ -33,6 +34,8 @@ from tests.integration.runners.conftest import (
 
 pytestmark = pytest.mark.integration
 
+TOKEN = "0b6f7f52-5f1c-4bd6-9d6e-3f5a2c1d9e01"
+
 
 @pytest.fixture
 async def engine(instance: str, tmp_path: Path) -> AsyncIterator[Engine]:
@@ -42,7 +45,7 @@ async def engine(instance: str, tmp_path: Path) -> AsyncIterator[Engine]:
 
 
 def labels(instance: str, task: str = "task-1") -> AttemptLabels:
-    return AttemptLabels(instance, "runner-1", "job-1", task, 1)
+    return AttemptLabels(instance, "runner-1", "job-1", task, 1, token_id=TOKEN)
 
 
 async def run(engine: Engine, instance: str, script: str, **kwargs: Any) -> RunResult:
@@ -80,16 +83,18 @@ async def test_the_container_is_locked_down(
     assert host["NetworkMode"] == "none"
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"]
-    assert host["SecurityOpt"] == ["no-new-privileges"]
-    assert container.attrs["Config"]["User"] == "65534:65534"
+    assert host["SecurityOpt"] == ["no-new-privileges", seccomp.security_opt()]
+    uid = identity.task_uid(TOKEN)
+    assert container.attrs["Config"]["User"] == f"{uid}:{uid}"
     assert host["PidsLimit"] == 32
     assert host["Memory"] == host["MemorySwap"] == 64 * 2**20
     assert host["NanoCpus"] == 500_000_000
     assert host["LogConfig"]["Type"] == "none"
-    assert host["Tmpfs"]["/tmp"].startswith(f"size={8 * 2**20},")
-    assert host["Tmpfs"]["/homerun"].startswith(f"size={8 * 2**20},")
+    assert host["Tmpfs"]["/tmp"] == f"size={8 * 2**20},uid={uid},gid={uid},mode=0755"
+    assert host["Tmpfs"]["/homerun"] == host["Tmpfs"]["/tmp"]
     assert container.labels["homerun.instance"] == instance
     assert container.labels["homerun.task"] == "task-1"
+    assert container.labels["homerun.token"] == TOKEN
     assert container.labels["homerun.attempt"] == "1"
     assert container.labels["homerun.runner"] == "runner-1"
     assert containers_of(docker_client, instance) == []
