@@ -90,6 +90,9 @@ class Settings:
     # same path on the Docker host and inside the runner (see docs/operations.md).
     work_dir: str = "/var/lib/homerun/work"
     output_file_limit_bytes: int = 1024 * 1024
+    # Each task's read and write rate on the device holding work_dir (runners/blockio.py);
+    # 0: no limit.
+    task_disk_bytes_per_second: int = 50 * 1024 * 1024
     log_lines_per_second: float = 50.0
     reconcile_seconds: float = 5.0
     # How long the retry of a lost attempt waits for its container, on another engine, to be

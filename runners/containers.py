@@ -10,7 +10,8 @@ which also needs the operator's ``allow_task_network``:
   (``runners/identity.py``), never root, so tokens share no per-uid kernel limit;
 - seccomp: the engine's default profile less io_uring (``runners/seccomp.py``);
 - pids, memory with swap equal to memory (no swap), CPU; RLIMIT_FSIZE bounds the one file
-  the task can write on the host disk (``/homerun/output.json``);
+  the task can write on the host disk (``/homerun/output.json``), and a read and write
+  rate on that disk bounds its I/O (``runners/blockio.py``);
 - log driver ``none``: the engine stores nothing, the runner reads the attach stream and
   keeps at most ``output_limit_bytes`` per stream;
 - labels tie the container to its instance, runner, job, token, task and attempt.
@@ -49,7 +50,7 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from core.settings import Settings
 from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
-from runners import capture, identity, images, seccomp, workspace
+from runners import blockio, capture, identity, images, seccomp, workspace
 from runners.results import (
     EngineFailed,
     Exited,
@@ -134,6 +135,7 @@ class Engine:
         log_lines_per_second: float,
         image_registry: str,
         image_pull_timeout: float,
+        disk_bytes_per_second: int,
     ) -> None:
         # Each running attempt holds two connections (wait, attach) and a thread for each.
         pool = 4 * concurrency + 4
@@ -150,6 +152,7 @@ class Engine:
         self.log_rate = log_lines_per_second
         self.image_registry = image_registry
         self.puller = images.Puller(self.client, self.call, timeout=image_pull_timeout)
+        self.disk_limits = _disk_limits(work_dir, disk_bytes_per_second)
         self._engine_id: str | None = None
 
     @classmethod
@@ -166,6 +169,7 @@ class Engine:
             log_lines_per_second=settings.log_lines_per_second,
             image_registry=settings.task_image_registry,
             image_pull_timeout=settings.image_pull_timeout_seconds,
+            disk_bytes_per_second=settings.task_disk_bytes_per_second,
         )
 
     def close(self) -> None:
@@ -481,6 +485,7 @@ class Engine:
                 Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
             ],
             log_config=LogConfig(type="none"),
+            **self.disk_limits,
             stdin_open=False,
             tty=False,
         )
@@ -566,6 +571,24 @@ class Engine:
             filters={"label": f"{LABEL_INSTANCE}={self.instance}"},
         )
         return [(str(c["Id"]), dict(c.get("Labels") or {})) for c in found]
+
+
+def _disk_limits(work_dir: str, bytes_per_second: int) -> dict[str, Any]:
+    """The disk I/O limits of every task container, found once; says what it chose."""
+    if bytes_per_second <= 0:
+        log.info("task disk I/O is not limited (HOMERUN_TASK_DISK_BYTES_PER_SECOND=0)")
+        return {}
+    device = blockio.work_dir_device(work_dir)
+    if device.path is None:
+        log.warning("task disk I/O is not limited: %s", device.reason)
+        return {}
+    log.info(
+        "task disk I/O limited to %d bytes/s per task on %s (%s)",
+        bytes_per_second,
+        device.path,
+        device.reason,
+    )
+    return blockio.container_limits(device, bytes_per_second)
 
 
 def _close_stream(stream: Any) -> None:

@@ -32,6 +32,8 @@ def stack(module_services: Services) -> Iterator[Stack]:
         shutdown_grace_seconds=5.0,
         retry_base_seconds=0.1,
         retry_max_seconds=0.5,
+        # Small enough that a disk hog shows against it in seconds (test_hostile.py).
+        task_disk_bytes_per_second=8 * 1024 * 1024,
     ) as running:
         yield running
 

@@ -12,8 +12,9 @@ import docker
 import docker.models.containers
 import pytest
 
+from core.settings import Settings
 from plugins.tasktypes import ContainerSpec, Limits, PayloadError
-from runners import identity, seccomp
+from runners import blockio, identity, seccomp
 from runners.containers import AttemptLabels, Engine
 from runners.results import (
     EngineFailed,
@@ -61,7 +62,7 @@ async def run(engine: Engine, instance: str, script: str, **kwargs: Any) -> RunR
 
 
 async def test_the_container_is_locked_down(
-    engine: Engine, instance: str, docker_client: docker.DockerClient
+    engine: Engine, instance: str, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
     spec = ContainerSpec(
         image=SHELL_IMAGE,
@@ -90,6 +91,11 @@ async def test_the_container_is_locked_down(
     assert host["Memory"] == host["MemorySwap"] == 64 * 2**20
     assert host["NanoCpus"] == 500_000_000
     assert host["LogConfig"]["Type"] == "none"
+    # The settings' default rate, on the disk holding the work directory.
+    device = blockio.work_dir_device(str(tmp_path / "work"))
+    assert device.path is not None, device.reason
+    rate = [{"Path": device.path, "Rate": Settings().task_disk_bytes_per_second}]
+    assert host["BlkioDeviceWriteBps"] == host["BlkioDeviceReadBps"] == rate
     assert host["Tmpfs"]["/tmp"] == f"size={8 * 2**20},uid={uid},gid={uid},mode=0755"
     assert host["Tmpfs"]["/homerun"] == host["Tmpfs"]["/tmp"]
     assert container.labels["homerun.instance"] == instance
