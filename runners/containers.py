@@ -14,7 +14,9 @@ which also needs the operator's ``allow_task_network``:
   rate on that disk bounds its I/O (``runners/blockio.py``);
 - log driver ``none``: the engine stores nothing, the runner reads the attach stream and
   keeps at most ``output_limit_bytes`` per stream;
-- labels tie the container to its instance, runner, job, token, task and attempt.
+- labels tie the container to its instance, runner, job, token, task and attempt;
+- the OCI runtime is runc, or gVisor's runsc where the operator chose it and the engine has
+  it (``runners/runtimes.py``).
 
 An image the engine lacks is pulled first (``runners/images.py``), from the operator's
 registry when the task type names it without one; a stop during the pull ends the attempt
@@ -50,7 +52,7 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from core.settings import Settings
 from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
-from runners import blockio, capture, identity, images, seccomp, workspace
+from runners import blockio, capture, identity, images, runtimes, seccomp, workspace
 from runners.results import (
     EngineFailed,
     Exited,
@@ -136,6 +138,7 @@ class Engine:
         image_registry: str,
         image_pull_timeout: float,
         disk_bytes_per_second: int,
+        runtime: str,
     ) -> None:
         # Each running attempt holds two connections (wait, attach) and a thread for each.
         pool = 4 * concurrency + 4
@@ -153,6 +156,8 @@ class Engine:
         self.image_registry = image_registry
         self.puller = images.Puller(self.client, self.call, timeout=image_pull_timeout)
         self.disk_limits = _disk_limits(work_dir, disk_bytes_per_second)
+        self.requested_runtime = runtime
+        self._runtime: runtimes.Choice | None = None
         self._engine_id: str | None = None
 
     @classmethod
@@ -170,6 +175,7 @@ class Engine:
             image_registry=settings.task_image_registry,
             image_pull_timeout=settings.image_pull_timeout_seconds,
             disk_bytes_per_second=settings.task_disk_bytes_per_second,
+            runtime=settings.task_runtime,
         )
 
     def close(self) -> None:
@@ -234,9 +240,12 @@ class Engine:
         """
         image = images.qualify(spec.image, self.image_registry)
         try:
+            await self.task_runtime()
             return await self._create_owned(image, spec, space, labels)
         except docker.errors.ImageNotFound:
             pass
+        except runtimes.RuntimeUnavailable as exc:
+            raise _Ended(EngineFailed(error=str(exc))) from None
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise _Ended(EngineFailed(error=f"creating the container failed: {exc}")) from None
         await self._pull(image, stop)
@@ -460,8 +469,10 @@ class Engine:
             HOMERUN_TASK_ID=labels.task_id,
             HOMERUN_ATTEMPT=str(labels.attempt),
         )
+        assert self._runtime is not None  # chosen before the first create
         return self.client.containers.create(
             image=image,
+            runtime=self._runtime.runtime,
             command=list(spec.argv),
             # An image's entrypoint would change what argv means; the spec says it all.
             entrypoint=[],
@@ -560,6 +571,19 @@ class Engine:
             info = await self.call(self.client.info)
             self._engine_id = str(info["ID"])
         return self._engine_id
+
+    async def task_runtime(self) -> runtimes.Choice:
+        """The runtime task containers run under, chosen once from what the engine has.
+
+        Raises ``RuntimeUnavailable`` when the operator asked for runsc and the engine has
+        none: the runner does not start (``Runner.run`` asks first).
+        """
+        if self._runtime is None:
+            info = await self.call(self.client.info)
+            choice = runtimes.choose(self.requested_runtime, info.get("Runtimes") or {})
+            log.info("task containers run under %s: %s", choice.runtime, choice.reason)
+            self._runtime = choice
+        return self._runtime
 
     # --- leftovers ----------------------------------------------------------------------
 
