@@ -205,7 +205,7 @@ def test_sleep_past_the_time_out_is_killed(api: httpx.Client) -> None:
     last = task["attempts"][-1]
     assert last["failure_kind"] == "timeout", last
     assert "timed out after 2" in reason(task), reason(task)
-    assert last["result"]["stdout"] == "started\n"  # output up to the kill is kept
+    assert task["result"]["stdout"] == "started\n"  # output up to the kill is kept
     assert took < 2 + KILL_SLACK_SECONDS
 
 
@@ -545,8 +545,10 @@ if grep -rqsF "$secret" / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev
 else
     echo "not found"
 fi
-echo "processes=$(ls /proc | grep -c '^[0-9]')"
-ls /homerun /tmp | tr '\\n' ' '; echo
+# Globs, not ls: they read the directories without stat, which gVisor's Debian build answers
+# with EINVAL to coreutils' statx (test_hostile_runsc.py).
+n=0; for p in /proc/[0-9]*; do n=$((n + 1)); done; echo "processes=$n"
+for f in /homerun/* /tmp/*; do printf '%s ' "${{f##*/}}"; done; echo
 """
 # The planter searches too, right after planting: the control that shows the search finds it.
 PLANT = f"""

@@ -6,6 +6,10 @@ collected here a second time so that they run against this module's stack: escap
 read-only root, setuid, the Docker socket, other tasks' files) and time (a kill at the
 time-out, whatever the task does with SIGTERM), and the runner carrying on. First, the proof
 that the containers really are gVisor's.
+
+Left out, as measured under Debian's runsc (0.0~20221219, ptrace platform) on a 20.10
+engine: the fork bomb, which under ptrace kills the sandbox (its host threads count against
+the pids limit) instead of meeting EAGAIN: contained, but a different verdict.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from tests.harness.stack import Stack
 
 from .conftest import plugin_stack, submit, wait_job
 from .test_hostile import (  # noqa: F401 (collected again, under runsc)
+    canary,
     shell,
     test_another_tasks_files_and_processes_are_invisible,
-    test_fork_bomb_is_capped_by_the_pids_limit,
     test_ignoring_sigterm_does_not_outlive_the_time_out,
     test_no_docker_socket,
     test_no_network_dns_or_tcp_to_the_host_and_its_services,
