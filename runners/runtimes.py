@@ -15,9 +15,11 @@ Registering runsc with a 20.10 engine (Debian's ``runsc`` package; on hosts with
 only the ptrace platform works): ``/etc/docker/daemon.json`` gets
 
     {"runtimes": {"runsc": {"path": "/usr/bin/runsc",
-                            "runtimeArgs": ["--platform=ptrace", "--network=none"]}}}
+                            "runtimeArgs": ["--platform=ptrace", "--network=none",
+                                            "--oci-seccomp"]}}}
 
-and the engine reloads it on SIGHUP (docs/operations.md, "Task runtime").
+(``--oci-seccomp``: gVisor applies the task seccomp profile too; without it, it ignores
+it) and the engine reloads it on SIGHUP (docs/operations.md, "Task runtime").
 """
 
 from __future__ import annotations
