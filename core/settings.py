@@ -96,6 +96,11 @@ class Settings:
     # same path on the Docker host and inside the runner (see docs/operations.md).
     work_dir: str = "/var/lib/homerun/work"
     output_file_limit_bytes: int = 1024 * 1024
+    # Each task's read and write rate on the device holding work_dir (runners/blockio.py);
+    # 0: no limit.
+    task_disk_bytes_per_second: int = 50 * 1024 * 1024
+    # The OCI runtime of task containers: runc, runsc (gVisor) or auto (runners/runtimes.py).
+    task_runtime: str = "runc"
     log_lines_per_second: float = 50.0
     reconcile_seconds: float = 5.0
     # How long the retry of a lost attempt waits for its container, on another engine, to be
@@ -143,6 +148,10 @@ class Settings:
             minimum = 1 if f.name in _AT_LEAST_ONE else 0
             if isinstance(value, int | float) and not isinstance(value, bool) and value < minimum:
                 raise SettingsError(f"{name} must be >= {minimum}, got {raw!r}")
+            if f.name in CHOICES and value not in CHOICES[f.name]:
+                raise SettingsError(
+                    f"{name} must be one of {', '.join(CHOICES[f.name])}, got {raw!r}"
+                )
             values[f.name] = value
         # The database password arrives as a secret file and is spliced into both DSNs.
         password = _secret_file(e, DATABASE_PASSWORD_FILE)
@@ -209,6 +218,11 @@ def _write_secret(field_name: str, value: str, secrets_dir: Path | None) -> str:
 # Secrets are read from the file a variable names (a Swarm secret), never from its value.
 SECRET_FILES = {"admin_token": "HOMERUN_ADMIN_TOKEN_FILE"}
 DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
+
+# The OCI runtimes a task may run under (runners/runtimes.py says what each means).
+TASK_RUNTIMES = ("runc", "runsc", "auto")
+# Settings that take one of a few words: the words.
+CHOICES = {"task_runtime": TASK_RUNTIMES}
 
 # Counts and sizes for which zero would mean "nothing works" rather than "off".
 _AT_LEAST_ONE = frozenset(

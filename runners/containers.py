@@ -6,12 +6,17 @@ which also needs the operator's ``allow_task_network``:
 - ``network_mode="none"``: loopback only;
 - read-only root filesystem; ``/tmp`` and ``/homerun`` are tmpfs of ``limits.tmpfs_bytes``
   each (tmpfs pages also count against the memory limit);
-- every capability dropped, ``no-new-privileges``, user 65534:65534 (nobody);
+- every capability dropped, ``no-new-privileges``; the user is the token's own uid and gid
+  (``runners/identity.py``), never root, so tokens share no per-uid kernel limit;
+- seccomp: the engine's default profile less io_uring (``runners/seccomp.py``);
 - pids, memory with swap equal to memory (no swap), CPU; RLIMIT_FSIZE bounds the one file
-  the task can write on the host disk (``/homerun/output.json``);
+  the task can write on the host disk (``/homerun/output.json``), and a read and write
+  rate on that disk bounds its I/O (``runners/blockio.py``);
 - log driver ``none``: the engine stores nothing, the runner reads the attach stream and
   keeps at most ``output_limit_bytes`` per stream;
-- labels tie the container to its instance, runner, job, task and attempt.
+- labels tie the container to its instance, runner, job, token, task and attempt;
+- the OCI runtime is runc, or gVisor's runsc where the operator chose it and the engine has
+  it (``runners/runtimes.py``).
 
 An image the engine lacks is pulled first (``runners/images.py``), from the operator's
 registry when the task type names it without one; a stop during the pull ends the attempt
@@ -47,7 +52,7 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from core.settings import Settings
 from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
-from runners import capture, images, workspace
+from runners import blockio, capture, identity, images, runtimes, seccomp, workspace
 from runners.results import (
     EngineFailed,
     Exited,
@@ -66,10 +71,10 @@ T = TypeVar("T")
 LABEL_INSTANCE = "homerun.instance"
 LABEL_RUNNER = "homerun.runner"
 LABEL_JOB = "homerun.job"
+LABEL_TOKEN = "homerun.token"
 LABEL_TASK = "homerun.task"
 LABEL_ATTEMPT = "homerun.attempt"
 
-TASK_USER = "65534:65534"
 # After a kill, how long to wait for the engine to report the exit before giving up on it.
 KILL_GRACE_SECONDS = 10.0
 # Open files per task: plenty for a script, far below the engine's default of a million.
@@ -95,12 +100,14 @@ class AttemptLabels:
     job_id: str
     task_id: str
     attempt: int
+    token_id: str
 
     def as_dict(self) -> dict[str, str]:
         return {
             LABEL_INSTANCE: self.instance,
             LABEL_RUNNER: self.runner_id,
             LABEL_JOB: self.job_id,
+            LABEL_TOKEN: self.token_id,
             LABEL_TASK: self.task_id,
             LABEL_ATTEMPT: str(self.attempt),
         }
@@ -130,6 +137,8 @@ class Engine:
         log_lines_per_second: float,
         image_registry: str,
         image_pull_timeout: float,
+        disk_bytes_per_second: int,
+        runtime: str,
     ) -> None:
         # Each running attempt holds two connections (wait, attach) and a thread for each.
         pool = 4 * concurrency + 4
@@ -146,6 +155,9 @@ class Engine:
         self.log_rate = log_lines_per_second
         self.image_registry = image_registry
         self.puller = images.Puller(self.client, self.call, timeout=image_pull_timeout)
+        self.disk_limits = _disk_limits(work_dir, disk_bytes_per_second)
+        self.requested_runtime = runtime
+        self._runtime: runtimes.Choice | None = None
         self._engine_id: str | None = None
 
     @classmethod
@@ -162,6 +174,8 @@ class Engine:
             log_lines_per_second=settings.log_lines_per_second,
             image_registry=settings.task_image_registry,
             image_pull_timeout=settings.image_pull_timeout_seconds,
+            disk_bytes_per_second=settings.task_disk_bytes_per_second,
+            runtime=settings.task_runtime,
         )
 
     def close(self) -> None:
@@ -226,9 +240,12 @@ class Engine:
         """
         image = images.qualify(spec.image, self.image_registry)
         try:
+            await self.task_runtime()
             return await self._create_owned(image, spec, space, labels)
         except docker.errors.ImageNotFound:
             pass
+        except runtimes.RuntimeUnavailable as exc:
+            raise _Ended(EngineFailed(error=str(exc))) from None
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise _Ended(EngineFailed(error=f"creating the container failed: {exc}")) from None
         await self._pull(image, stop)
@@ -438,7 +455,8 @@ class Engine:
         assert space.inputs_dir is not None
         mounts.append(Mount(INPUTS_DIR, str(space.inputs_dir), type="bind", read_only=True))
         mounts.append(Mount(OUTPUT_FILE, str(space.output_file), type="bind", read_only=False))
-        tmpfs_opts = f"size={limits.tmpfs_bytes},uid=65534,gid=65534,mode=0755"
+        uid = identity.task_uid(labels.token_id)
+        tmpfs_opts = f"size={limits.tmpfs_bytes},uid={uid},gid={uid},mode=0755"
         network = "none"
         if spec.network == NetworkPolicy.EGRESS and self.allow_network:
             network = "bridge"
@@ -451,8 +469,10 @@ class Engine:
             HOMERUN_TASK_ID=labels.task_id,
             HOMERUN_ATTEMPT=str(labels.attempt),
         )
+        assert self._runtime is not None  # chosen before the first create
         return self.client.containers.create(
             image=image,
+            runtime=self._runtime.runtime,
             command=list(spec.argv),
             # An image's entrypoint would change what argv means; the spec says it all.
             entrypoint=[],
@@ -460,13 +480,13 @@ class Engine:
             working_dir=spec.workdir,
             name=f"homerun-{labels.task_id}-{labels.attempt}",
             labels=labels.as_dict(),
-            user=TASK_USER,
+            user=f"{uid}:{uid}",
             network_mode=network,
             read_only=True,
             tmpfs={"/tmp": tmpfs_opts, HOMERUN_DIR: tmpfs_opts},
             mounts=mounts,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges", seccomp.security_opt()],
             pids_limit=limits.pids,
             mem_limit=limits.memory_bytes,
             memswap_limit=limits.memory_bytes,
@@ -476,6 +496,7 @@ class Engine:
                 Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
             ],
             log_config=LogConfig(type="none"),
+            **self.disk_limits,
             stdin_open=False,
             tty=False,
         )
@@ -551,6 +572,19 @@ class Engine:
             self._engine_id = str(info["ID"])
         return self._engine_id
 
+    async def task_runtime(self) -> runtimes.Choice:
+        """The runtime task containers run under, chosen once from what the engine has.
+
+        Raises ``RuntimeUnavailable`` when the operator asked for runsc and the engine has
+        none: the runner does not start (``Runner.run`` asks first).
+        """
+        if self._runtime is None:
+            info = await self.call(self.client.info)
+            choice = runtimes.choose(self.requested_runtime, info.get("Runtimes") or {})
+            log.info("task containers run under %s: %s", choice.runtime, choice.reason)
+            self._runtime = choice
+        return self._runtime
+
     # --- leftovers ----------------------------------------------------------------------
 
     async def instance_containers(self) -> list[tuple[str, dict[str, str]]]:
@@ -561,6 +595,24 @@ class Engine:
             filters={"label": f"{LABEL_INSTANCE}={self.instance}"},
         )
         return [(str(c["Id"]), dict(c.get("Labels") or {})) for c in found]
+
+
+def _disk_limits(work_dir: str, bytes_per_second: int) -> dict[str, Any]:
+    """The disk I/O limits of every task container, found once; says what it chose."""
+    if bytes_per_second <= 0:
+        log.info("task disk I/O is not limited (HOMERUN_TASK_DISK_BYTES_PER_SECOND=0)")
+        return {}
+    device = blockio.work_dir_device(work_dir)
+    if device.path is None:
+        log.warning("task disk I/O is not limited: %s", device.reason)
+        return {}
+    log.info(
+        "task disk I/O limited to %d bytes/s per task on %s (%s)",
+        bytes_per_second,
+        device.path,
+        device.reason,
+    )
+    return blockio.container_limits(device, bytes_per_second)
 
 
 def _close_stream(stream: Any) -> None:

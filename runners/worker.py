@@ -126,6 +126,7 @@ class Runner:
                 startup=True,
             )
             await self.engine.engine_id()  # names where this runner's containers run
+            await self.engine.task_runtime()  # runsc asked for and missing: do not start
             with contextlib.suppress(RedisError):  # the periodic pass tries again
                 await reconciler.reconcile(
                     self.db,
@@ -388,6 +389,7 @@ class Runner:
                     claim.job_id,
                     claim.task_id,
                     claim.attempt,
+                    token_id=claim.token_id,
                 ),
                 payload=claim.payload,
                 inputs=claim.inputs,

@@ -88,7 +88,7 @@ def prepare(
     if root.exists():  # a leftover of this very attempt (a crash before cleanup)
         shutil.rmtree(root)
     root.mkdir(parents=True, mode=0o755)
-    os.chmod(root, 0o755)  # whatever the umask: the task user must read what we place
+    os.chmod(root, 0o755)  # whatever the umask: the task's uid must read what we place
     readonly: dict[str, str] = {}
     all_files: dict[str, bytes] = {INPUT_FILE: json.dumps(payload).encode()}
     all_files.update(checked)
@@ -107,8 +107,10 @@ def prepare(
         os.chmod(target, 0o644)
     output = root / "output.json"
     output.touch()
-    # World-writable so the task user (65534) can write it whatever uid the runner has;
-    # it is the only file of the workspace the task can change, and RLIMIT_FSIZE bounds it.
+    # World-writable so the task's user (its token's uid, runners/identity.py) can write it
+    # whatever uid the runner has (it cannot chown when not root); only this attempt's
+    # container mounts it, it is the one file of the workspace the task can change, and
+    # RLIMIT_FSIZE bounds it.
     os.chmod(output, 0o666)
     return Workspace(root=root, readonly=readonly, inputs_dir=inputs_dir)
 

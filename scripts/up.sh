@@ -147,5 +147,14 @@ if [ "$(cat "$ENV_FILE" 2>/dev/null)" != "$new_env" ]; then
     (umask 077 && printf '%s\n' "$new_env" >"$ENV_FILE")
     log "wrote HOMERUN_URL and HOMERUN_TOKEN to $ENV_FILE"
 fi
+# The stack's runners keep HOMERUN_TASK_RUNTIME's default, runc (runners/runtimes.py); say so,
+# and whether this engine could offer gVisor instead.
+if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+    log "task runtime: runc, the stack's default (this engine has runsc registered:" \
+        "HOMERUN_TASK_RUNTIME=auto or runsc on the runner would use it)"
+else
+    log "task runtime: runc, the stack's default (this engine has no runsc registered;" \
+        "docs/operations.md, Task runtime)"
+fi
 log "homerun is up: API at $URL (stack $STACK; token in $ENV_FILE)"
 echo "$URL"

@@ -39,7 +39,7 @@ async def claim_attempt(
         await lock_job_of_task(conn, task_id)
         task = await conn.fetch_one(
             "SELECT t.id, t.job_id, t.name, t.type, t.payload, t.status, t.attempts,"
-            " t.timeout_s, t.not_before, j.status AS job_status"
+            " t.timeout_s, t.not_before, j.status AS job_status, j.token_id"
             " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = :id FOR UPDATE OF t",
             {"id": task_id},
         )
@@ -90,6 +90,7 @@ async def claim_attempt(
         )
     return Claim(
         job_id=job_id,
+        token_id=str(task["token_id"]),
         task_id=task_id,
         task_name=task["name"],
         task_type=task["type"],

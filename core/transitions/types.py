@@ -70,6 +70,8 @@ class Created:
 @dataclass(frozen=True)
 class Claim:
     job_id: str
+    # The job's token: the runner runs the task as that token's uid (runners/identity.py).
+    token_id: str
     task_id: str
     task_name: str
     task_type: str

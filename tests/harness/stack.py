@@ -85,6 +85,24 @@ async def _prepare(database_url: str) -> str:
     return token
 
 
+async def _new_token(database_url: str, name: str) -> tuple[str, str]:
+    from databases import Database
+
+    from core.tokens import create_token
+
+    db = Database(database_url)
+    await db.connect()
+    try:
+        return await create_token(db, name)
+    finally:
+        await db.disconnect()
+
+
+def new_token(database_url: str, name: str) -> tuple[str, str]:
+    """Another token on a running stack's database: ``(token_id, plaintext)``."""
+    return asyncio.run(_new_token(database_url, name))
+
+
 @contextmanager
 def homerun_stack(
     settings: Settings,

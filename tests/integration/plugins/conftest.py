@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -21,18 +22,31 @@ from tests.harness.stack import Stack, instance_containers, private_stack
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
-@pytest.fixture(scope="module")
-def stack(module_services: Services) -> Iterator[Stack]:
+@contextmanager
+def plugin_stack(services: Services, **overrides: Any) -> Iterator[Stack]:
+    """The plugin suites' stack: api and runner, quick retries, small disk limit."""
+    settings: dict[str, Any] = {
+        "shutdown_grace_seconds": 5.0,
+        "retry_base_seconds": 0.1,
+        "retry_max_seconds": 0.5,
+        # Small enough that a disk hog shows against it in seconds (test_hostile.py).
+        "task_disk_bytes_per_second": 8 * 1024 * 1024,
+        **overrides,
+    }
     with private_stack(
         "test-plugins",
         commands=("api", "runner"),
-        services=module_services,
+        services=services,
         # A task container runs the shell task's image; the container type may use it too.
         allowed_images=("homerun/task-shell:*",),
-        shutdown_grace_seconds=5.0,
-        retry_base_seconds=0.1,
-        retry_max_seconds=0.5,
+        **settings,
     ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(module_services: Services) -> Iterator[Stack]:
+    with plugin_stack(module_services) as running:
         yield running
 
 

@@ -12,7 +12,9 @@ import docker
 import docker.models.containers
 import pytest
 
+from core.settings import Settings
 from plugins.tasktypes import ContainerSpec, Limits, PayloadError
+from runners import blockio, identity, seccomp
 from runners.containers import AttemptLabels, Engine
 from runners.results import (
     EngineFailed,
@@ -33,6 +35,8 @@ from tests.integration.runners.conftest import (
 
 pytestmark = pytest.mark.integration
 
+TOKEN = "0b6f7f52-5f1c-4bd6-9d6e-3f5a2c1d9e01"
+
 
 @pytest.fixture
 async def engine(instance: str, tmp_path: Path) -> AsyncIterator[Engine]:
@@ -42,7 +46,7 @@ async def engine(instance: str, tmp_path: Path) -> AsyncIterator[Engine]:
 
 
 def labels(instance: str, task: str = "task-1") -> AttemptLabels:
-    return AttemptLabels(instance, "runner-1", "job-1", task, 1)
+    return AttemptLabels(instance, "runner-1", "job-1", task, 1, token_id=TOKEN)
 
 
 async def run(engine: Engine, instance: str, script: str, **kwargs: Any) -> RunResult:
@@ -58,7 +62,7 @@ async def run(engine: Engine, instance: str, script: str, **kwargs: Any) -> RunR
 
 
 async def test_the_container_is_locked_down(
-    engine: Engine, instance: str, docker_client: docker.DockerClient
+    engine: Engine, instance: str, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
     spec = ContainerSpec(
         image=SHELL_IMAGE,
@@ -80,16 +84,23 @@ async def test_the_container_is_locked_down(
     assert host["NetworkMode"] == "none"
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"]
-    assert host["SecurityOpt"] == ["no-new-privileges"]
-    assert container.attrs["Config"]["User"] == "65534:65534"
+    assert host["SecurityOpt"] == ["no-new-privileges", seccomp.security_opt()]
+    uid = identity.task_uid(TOKEN)
+    assert container.attrs["Config"]["User"] == f"{uid}:{uid}"
     assert host["PidsLimit"] == 32
     assert host["Memory"] == host["MemorySwap"] == 64 * 2**20
     assert host["NanoCpus"] == 500_000_000
     assert host["LogConfig"]["Type"] == "none"
-    assert host["Tmpfs"]["/tmp"].startswith(f"size={8 * 2**20},")
-    assert host["Tmpfs"]["/homerun"].startswith(f"size={8 * 2**20},")
+    # The settings' default rate, on the disk holding the work directory.
+    device = blockio.work_dir_device(str(tmp_path / "work"))
+    assert device.path is not None, device.reason
+    rate = [{"Path": device.path, "Rate": Settings().task_disk_bytes_per_second}]
+    assert host["BlkioDeviceWriteBps"] == host["BlkioDeviceReadBps"] == rate
+    assert host["Tmpfs"]["/tmp"] == f"size={8 * 2**20},uid={uid},gid={uid},mode=0755"
+    assert host["Tmpfs"]["/homerun"] == host["Tmpfs"]["/tmp"]
     assert container.labels["homerun.instance"] == instance
     assert container.labels["homerun.task"] == "task-1"
+    assert container.labels["homerun.token"] == TOKEN
     assert container.labels["homerun.attempt"] == "1"
     assert container.labels["homerun.runner"] == "runner-1"
     assert containers_of(docker_client, instance) == []

@@ -195,7 +195,7 @@ async def test_a_pull_past_its_time_out_is_an_engine_error(
         started = time.monotonic()
         result = await engine.run(
             ContainerSpec(image=image, argv=["true"]),
-            AttemptLabels(instance, "runner-1", "job-1", "task-1", 1),
+            AttemptLabels(instance, "runner-1", "job-1", "task-1", 1, token_id="token-1"),
             payload={},
             inputs={},
             time_limit=20,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core.settings import ENV_PREFIX, SECRET_FILES, Settings, SettingsError, env_name
+from core.settings import CHOICES, ENV_PREFIX, SECRET_FILES, Settings, SettingsError, env_name
 
 DOCS = Path(__file__).parents[3] / "docs"
 
@@ -23,6 +23,7 @@ def test_every_field_reads_its_variable() -> None:
             "HOMERUN_DATABASE_REPLICA_URL": "postgresql://u@replica/db",
             "HOMERUN_TASK_IMAGE_REGISTRY": "registry.example:5000",
             "HOMERUN_IMAGE_PULL_TIMEOUT_SECONDS": "42.5",
+            "HOMERUN_TASK_RUNTIME": "auto",
         }
     )
     assert settings.port == 9001
@@ -32,6 +33,7 @@ def test_every_field_reads_its_variable() -> None:
     assert settings.database_replica_url == "postgresql://u@replica/db"
     assert settings.task_image_registry == "registry.example:5000"
     assert settings.image_pull_timeout_seconds == 42.5
+    assert settings.task_runtime == "auto"
     assert Settings.from_env({}) == Settings(runner_id=settings.runner_id)
 
 
@@ -43,6 +45,7 @@ def test_every_field_reads_its_variable() -> None:
         ("HOMERUN_LEASE_SECONDS", "soon", "must be a number"),
         ("HOMERUN_WEBHOOK_ALLOW_PRIVATE", "maybe", "must be a boolean"),
         ("HOMERUN_ADMIN_TOKEN_FILE", "/nonexistent/token", "cannot be read"),
+        ("HOMERUN_TASK_RUNTIME", "kata", "must be one of runc, runsc, auto"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str, complaint: str) -> None:
@@ -81,6 +84,8 @@ def test_every_setting_is_documented() -> None:
 
 def _changed(name: str, type_: str, default: object) -> object:
     """A value for one field that differs from its default; a new type must be added here."""
+    if name in CHOICES:
+        return next(choice for choice in CHOICES[name] if choice != default)
     if type_ in ("str", "str | None"):
         return f"{name}-value"
     if type_ == "int":
