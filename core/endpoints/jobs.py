@@ -7,12 +7,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from core import metrics, queue, reruns, transitions, views
+from core import handoff, metrics, reruns, transitions, views
 from core.auth import require_token
 from core.cursor import decode_cursor, encode_cursor
 from core.errors import ApiError, Detail
@@ -75,16 +74,7 @@ def _require_json(request: Request) -> None:
 
 
 async def _enqueue(state: AppState, ready: list[transitions.ReadyTask]) -> None:
-    if not ready:
-        return
-    try:
-        await queue.enqueue(state.queue_redis, ready)
-    except (RedisError, OSError) as exc:
-        # The job is committed; the runner's reconciler finds its queued tasks in Postgres.
-        metrics.ENQUEUE_FAILURES.inc()
-        log.warning(
-            "queue Redis unavailable, %d task(s) left to the reconciler: %s", len(ready), exc
-        )
+    await handoff.enqueue(state.queue_redis, ready)
 
 
 async def create_job(request: Request) -> Response:
@@ -267,13 +257,7 @@ async def cancel_job(request: Request) -> Response:
     if owned is None:
         raise _not_found(request.path_params["job_id"])
     after = await transitions.cancel_job(state.db.primary, job_id)
-    for task_id, attempt in after.cancel_running:
-        try:
-            await queue.signal_cancel(state.queue_redis, task_id, attempt)
-        except (RedisError, OSError) as exc:
-            # Committed in Postgres: runners see cancel_requested on their next heartbeat.
-            metrics.CANCEL_SIGNAL_FAILURES.inc()
-            log.warning("could not signal cancellation of task %s: %s", task_id, exc)
+    await handoff.signal_cancels(state.queue_redis, after.cancel_running)
     await state.reads.note_write(principal.id)
     view = await views.load_job(state.reads, principal.id, job_id, primary=True)
     assert view is not None

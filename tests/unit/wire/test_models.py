@@ -39,6 +39,8 @@ def job_row(**changes: Any) -> dict[str, Any]:
         "updated_at": T0 + timedelta(seconds=1),
         "finished_at": None,
         "rerun_of": None,
+        "schedule_id": None,
+        "scheduled_for": None,
     }
     return {**row, **changes}
 
@@ -224,6 +226,8 @@ def test_a_job_renders_exactly_as_it_always_has() -> None:
         "updated_at": "2025-01-02T03:04:06.678901+00:00",
         "finished_at": None,
         "rerun_of": None,
+        "schedule_id": None,
+        "scheduled_for": None,
         "tasks": [
             {
                 "id": str(TASK_ID),
@@ -332,6 +336,7 @@ def test_public_surface() -> None:
         *("TaskDetail", "JOB_VIEW_OUTPUT_BYTES"),
         *("Error", "ErrorBody", "ErrorDetail", "Health", "Probe", "Readiness", "ReplicaState"),
         *("TaskTypeInfo", "TaskTypeList"),
+        *("Schedule", "SchedulePage", "Tick", "TickOutcome", "Catchup", "Overlap"),
         *("AttemptStatus", "FailureKind", "JobStatus", "TaskStatus"),
         *("TERMINAL_JOB", "TERMINAL_TASK"),
         *("REF_PREFIX", "AnyJson", "DecodeError", "Timestamp", "Uuid"),
