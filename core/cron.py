@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from cronsim import CronSim, CronSimError
 
@@ -34,6 +35,11 @@ ALIASES = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 class CronError(ValueError):
@@ -64,10 +70,11 @@ class Cron:
                 "cron",
                 f"expected 5 fields (minute hour day-of-month month day-of-week), got {count}",
             )
-        try:
-            zone = ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise CronError("timezone", f"unknown IANA time zone {timezone[:100]!r}") from None
+        if timezone not in _zones():
+            # Checked against the list, not by opening: ZoneInfo("Europe") or an overlong
+            # name fails with an OSError rather than saying the zone is unknown.
+            raise CronError("timezone", f"unknown IANA time zone {timezone[:100]!r}")
+        zone = ZoneInfo(timezone)
         try:
             CronSim(fields, datetime.now(zone))
         except CronSimError as exc:

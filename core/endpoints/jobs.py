@@ -148,6 +148,12 @@ async def list_jobs(request: Request) -> Response:
             rerun_of = str(uuid.UUID(rerun_of))
         except ValueError:
             raise _query_error("rerun_of", f"not a job id: {rerun_of[:100]!r}") from None
+    schedule = params.get("schedule")
+    if schedule is not None:
+        try:
+            schedule = str(uuid.UUID(schedule))
+        except ValueError:
+            raise _query_error("schedule", f"not a schedule id: {schedule[:100]!r}") from None
     after = None
     cursor = params.get("cursor")
     if cursor is not None:
@@ -163,6 +169,7 @@ async def list_jobs(request: Request) -> Response:
         statuses=statuses,
         labels=labels,
         rerun_of=rerun_of,
+        schedule_id=schedule,
         limit=limit,
         after=after,
     )
@@ -359,6 +366,12 @@ def openapi_paths(doc: Document) -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "string", "format": "uuid"},
                         "description": "Only the re-runs of this job.",
+                    },
+                    {
+                        "name": "schedule",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "uuid"},
+                        "description": "Only the jobs this schedule fired.",
                     },
                     {
                         "name": "limit",

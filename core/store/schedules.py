@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -136,11 +136,20 @@ async def delete(db: Database, token_id: str, schedule_id: str) -> bool:
 
 
 async def recent_ticks(
-    reads: Reads, token_id: str, schedule_id: str, limit: int = TICKS_SHOWN
-) -> list[Row]:
-    return await reads.all(
+    reads: Reads, token_id: str, schedule_ids: Sequence[str], limit: int = TICKS_SHOWN
+) -> dict[str, list[Row]]:
+    """The newest ``limit`` ticks of each schedule, newest first, in one query."""
+    if not schedule_ids:
+        return {}
+    rows = await reads.all(
         token_id,
-        "SELECT tick, outcome, reason, manual, job_id FROM schedule_ticks"
-        " WHERE schedule_id = :id ORDER BY tick DESC LIMIT :limit",
-        {"id": schedule_id, "limit": limit},
+        "SELECT schedule_id, tick, outcome, reason, manual, job_id FROM ("
+        "  SELECT *, row_number() OVER (PARTITION BY schedule_id ORDER BY tick DESC) AS n"
+        "  FROM schedule_ticks WHERE schedule_id = ANY(CAST(:ids AS uuid[]))) newest"
+        " WHERE n <= :limit ORDER BY schedule_id, tick DESC",
+        {"ids": list(schedule_ids), "limit": limit},
     )
+    found: dict[str, list[Row]] = {str(i): [] for i in schedule_ids}
+    for row in rows:
+        found[str(row["schedule_id"])].append(row)
+    return found

@@ -103,6 +103,8 @@ def test_six_fields_have_seconds_first() -> None:
         ("* * * * *", "Mars/Olympus", "timezone", "unknown IANA time zone"),
         ("* * * * *", "../../etc/passwd", "timezone", "unknown IANA time zone"),
         ("* * * * *", "", "timezone", "unknown IANA time zone"),
+        ("* * * * *", "Europe", "timezone", "unknown IANA time zone"),  # a directory
+        ("* * * * *", "a" * 300, "timezone", "unknown IANA time zone"),  # too long to open
     ],
 )
 def test_invalid_names_the_field(expression: str, timezone: str, field: str, words: str) -> None:
