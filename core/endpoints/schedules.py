@@ -253,10 +253,13 @@ async def get_schedule(request: Request) -> Response:
     )
 
 
-async def _change(request: Request, changes: dict[str, Any]) -> Response:
+async def _change(request: Request, changes: dict[str, Any] | None) -> Response:
+    """Apply ``changes``, or (None) the request body's, checked."""
     principal = await require_token(request)
     state = get_state(request)
     schedule_id: uuid.UUID = request.path_params["schedule_id"]
+    if changes is None:
+        changes = _checked(state, parse_json(await request.body()), partial=True)
     if "cron" in changes or "timezone" in changes:
         current = await store.get(state.reads, principal.id, str(schedule_id))
         if current is None:
@@ -276,9 +279,7 @@ async def _change(request: Request, changes: dict[str, Any]) -> Response:
 
 
 async def patch_schedule(request: Request) -> Response:
-    await require_token(request)
-    body = parse_json(await request.body())
-    return await _change(request, _checked(get_state(request), body, partial=True))
+    return await _change(request, None)
 
 
 async def pause_schedule(request: Request) -> Response:
