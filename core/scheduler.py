@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -29,7 +30,7 @@ from core.validation import JobValidator
 from plugins.manager import collect_task_types, make_plugin_manager
 from wire.schedules import TickOutcome
 
-__all__ = ["MAX_TICKS_PER_PASS", "Clock", "Scheduler", "utc_now"]
+__all__ = ["MAX_TICKS_PER_PASS", "PASS_OVER_SECONDS", "Clock", "Scheduler", "utc_now"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ Clock = Callable[[], datetime]
 # Ticks of one schedule looked at in one transaction: a long outage of a frequent schedule
 # is worked off in passes of this size rather than in one huge transaction.
 MAX_TICKS_PER_PASS = 1000
+
+# A schedule whose pass Postgres refused (not an outage: a statement of its own) is left
+# alone this long, so it cannot hold up every other schedule by failing first each time.
+PASS_OVER_SECONDS = 30.0
 
 # Failures of a store that is down or restarting; anything else is a bug and propagates.
 _TRANSIENT: tuple[type[BaseException], ...] = (
@@ -68,6 +73,7 @@ class Scheduler:
         self.clock = clock
         self.created = 0  # jobs this scheduler created
         self.skipped = 0  # ticks this scheduler recorded as skipped
+        self._passed_over: dict[str, float] = {}  # schedule id -> monotonic time to retry
 
     @classmethod
     def validator_for(cls, settings: Settings) -> JobValidator:
@@ -78,15 +84,23 @@ class Scheduler:
     async def run_once(self) -> int:
         """Deal with every schedule due now; the number of passes made."""
         passes = 0
+        moment = time.monotonic()
+        self._passed_over = {k: t for k, t in self._passed_over.items() if t > moment}
         while True:
-            done = await transitions.advance_due(
-                self.db,
-                now=self.clock(),
-                validate=self.validator.validate,
-                late_seconds=self.settings.schedule_late_seconds,
-                catchup_max=self.settings.schedule_catchup_max,
-                max_ticks=MAX_TICKS_PER_PASS,
-            )
+            try:
+                done = await transitions.advance_due(
+                    self.db,
+                    now=self.clock(),
+                    validate=self.validator.validate,
+                    late_seconds=self.settings.schedule_late_seconds,
+                    catchup_max=self.settings.schedule_catchup_max,
+                    max_ticks=MAX_TICKS_PER_PASS,
+                    passed_over=list(self._passed_over),
+                )
+            except transitions.PassFailed as exc:
+                log.error("%s; passed over for %.0fs", exc, PASS_OVER_SECONDS, exc_info=exc)
+                self._passed_over[exc.schedule_id] = time.monotonic() + PASS_OVER_SECONDS
+                continue
             if done is None:
                 return passes
             passes += 1

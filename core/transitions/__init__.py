@@ -24,7 +24,14 @@ from core.transitions.attempts import (
     record_container,
 )
 from core.transitions.cancellation import cancel_job
-from core.transitions.scheduling import Fired, Pass, TickTaken, advance_due, trigger
+from core.transitions.scheduling import (
+    Fired,
+    Pass,
+    PassFailed,
+    TickTaken,
+    advance_due,
+    trigger,
+)
 from core.transitions.submission import create_job
 from core.transitions.types import (
     MAX_INFRASTRUCTURE_RETRIES,
@@ -52,6 +59,7 @@ __all__ = [
     "NewTask",
     "Outcome",
     "Pass",
+    "PassFailed",
     "ReadyTask",
     "Reused",
     "TickTaken",

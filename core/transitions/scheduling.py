@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from databases import Database
 from databases.core import Connection
 
 from core.cron import Cron, CronError, plan
-from core.errors import ApiError
+from core.errors import UNAVAILABLE_ERRORS, ApiError
 from core.models import TERMINAL_JOB
 from core.transitions.cancellation import cancel_in
 from core.transitions.submission import insert_job
@@ -151,58 +152,96 @@ async def advance_due(
     late_seconds: float,
     catchup_max: int,
     max_ticks: int,
+    passed_over: Collection[str] = (),
 ) -> Pass | None:
     """Deal with the due ticks of one due schedule no other scheduler holds; None if none.
 
     Ticks up to ``now`` (the caller's clock) are due. A paused schedule's ticks are
     recorded as skipped. At most ``max_ticks`` ticks are looked at in one pass; the rest
-    are due for the next.
+    are due for the next. The schedules in ``passed_over`` are left alone. A statement
+    Postgres refuses during the pass raises ``PassFailed`` naming the schedule, so the
+    caller can pass it over for a while instead of retrying it before every other one.
     """
     async with db.connection() as conn, conn.transaction():
         schedule = await conn.fetch_one(
             f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE next_tick <= :now"
+            " AND NOT (id = ANY(CAST(:passed_over AS uuid[])))"
             " ORDER BY next_tick LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED",
-            {"now": now},
+            {"now": now, "passed_over": list(passed_over)},
         )
         if schedule is None:
             return None
-        schedule_id = str(schedule["id"])
-        out = Pass(schedule_id)
         try:
-            cron = Cron.parse(schedule["cron"], schedule["timezone"])
-        except CronError as exc:
-            # Valid when stored; a zone can still vanish from a later tzdata. Parked, not
-            # retried in a loop: PATCH a new cron or zone to wake it.
-            await conn.execute(
-                "UPDATE schedules SET next_tick = :parked WHERE id = :s",
-                {"parked": now + PARKED, "s": schedule_id},
+            return await _advance(
+                conn,
+                schedule,
+                now=now,
+                validate=validate,
+                late_seconds=late_seconds,
+                catchup_max=catchup_max,
+                max_ticks=max_ticks,
             )
-            out.ticks.append(Fired(now, TickOutcome.SKIPPED, f"invalid {exc.field}: {exc}"))
-            return out
-        due, complete = cron.due(schedule["next_tick"], now, max_ticks)
-        planned = plan(
-            due,
-            now,
-            catchup=Catchup(schedule["catchup"]),
-            late_seconds=late_seconds,
-            catchup_max=catchup_max,
-            complete=complete,
-        )
-        for tick in planned:
-            fired: Fired | None
-            if not tick.run or schedule["paused"]:
-                reason = "paused" if schedule["paused"] else tick.reason or "skipped"
-                recorded = await _record_skip(conn, schedule_id, tick.at, reason)
-                fired = Fired(tick.at, TickOutcome.SKIPPED, reason) if recorded else None
-            else:
-                fired = await _fire(conn, schedule, tick.at, validate, out)
-            if fired is not None:
-                out.ticks.append(fired)
-        next_tick = cron.next_after(due[-1] if due and not complete else now)
+        except UNAVAILABLE_ERRORS:
+            raise  # the database, not this schedule: the caller backs off
+        except asyncpg.PostgresError as exc:
+            raise PassFailed(str(schedule["id"])) from exc
+
+
+class PassFailed(Exception):
+    """Postgres refused a statement of a schedule's pass (rolled back)."""
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"the pass over schedule {schedule_id} failed")
+        self.schedule_id = schedule_id
+
+
+async def _advance(
+    conn: Connection,
+    schedule: Any,
+    *,
+    now: datetime,
+    validate: Validate,
+    late_seconds: float,
+    catchup_max: int,
+    max_ticks: int,
+) -> Pass:
+    schedule_id = str(schedule["id"])
+    out = Pass(schedule_id)
+    try:
+        cron = Cron.parse(schedule["cron"], schedule["timezone"])
+    except CronError as exc:
+        # Valid when stored; a zone can still vanish from a later tzdata. Parked, not
+        # retried in a loop: PATCH a new cron or zone to wake it.
         await conn.execute(
-            "UPDATE schedules SET next_tick = :next WHERE id = :s",
-            {"next": next_tick, "s": schedule_id},
+            "UPDATE schedules SET next_tick = :parked WHERE id = :s",
+            {"parked": now + PARKED, "s": schedule_id},
         )
+        out.ticks.append(Fired(now, TickOutcome.SKIPPED, f"invalid {exc.field}: {exc}"))
+        return out
+    due, complete = cron.due(schedule["next_tick"], now, max_ticks)
+    planned = plan(
+        due,
+        now,
+        catchup=Catchup(schedule["catchup"]),
+        late_seconds=late_seconds,
+        catchup_max=catchup_max,
+        complete=complete,
+    )
+    for tick in planned:
+        fired: Fired | None
+        if not tick.run or schedule["paused"]:
+            reason = "paused" if schedule["paused"] else tick.reason or "skipped"
+            recorded = await _record_skip(conn, schedule_id, tick.at, reason)
+            fired = Fired(tick.at, TickOutcome.SKIPPED, reason) if recorded else None
+        else:
+            fired = await _fire(conn, schedule, tick.at, validate, out)
+        if fired is not None:
+            out.ticks.append(fired)
+    next_tick = cron.next_after(due[-1] if due and not complete else now)
+    await conn.execute(
+        "UPDATE schedules SET next_tick = :next WHERE id = :s",
+        {"next": next_tick, "s": schedule_id},
+    )
     return out
 
 

@@ -342,3 +342,20 @@ async def test_trigger_is_a_manual_tick_with_its_job(
         )
         is None
     )
+
+
+async def test_a_schedule_postgres_refuses_does_not_hold_up_the_others(
+    db: Database, token_id: str, make_scheduler: Any
+) -> None:
+    # A body the validator accepts but Postgres refuses (a constraint only this test has).
+    await db.execute("ALTER TABLE jobs ADD CONSTRAINT poison CHECK (name <> 'poison')")
+    poison = await new_schedule(
+        db, token_id, now=T0 - timedelta(seconds=2), body={**BODY, "name": "poison"}
+    )
+    healthy = await new_schedule(db, token_id)
+    scheduler = make_scheduler(Clock(T0 + timedelta(seconds=2.1)))
+    # The poisoned one is due first, every time; it fails alone and is passed over.
+    assert await scheduler.run_once() == 1
+    assert [t["outcome"] for t in await ticks(db, healthy)] == ["created"]
+    assert await ticks(db, poison) == []  # rolled back: due again once passed-over time ends
+    assert list(scheduler._passed_over) == [poison]
