@@ -4,6 +4,7 @@ every tick still gets exactly one job."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from dataclasses import replace
@@ -22,7 +23,8 @@ from tests.harness.services import Services
 pytestmark = pytest.mark.integration
 
 EVERY_2S = "*/2 * * * * *"
-SECONDS = 40.0
+# How long the chaos lasts; HOMERUN_SCHEDULER_CHAOS_SECONDS=120 for the issue's two minutes.
+SECONDS = float(os.environ.get("HOMERUN_SCHEDULER_CHAOS_SECONDS", "40"))
 REPLICAS = 3
 
 
@@ -73,7 +75,7 @@ async def test_killed_schedulers_give_every_tick_exactly_one_job(
     assert {r["outcome"] for r in rows} == {"created"}, services.logs()
     assert sorted(j["scheduled_for"] for j in jobs) == ticks
     assert {str(r["job_id"]) for r in rows} == {str(j["id"]) for j in jobs}
-    assert kills >= 20
+    assert kills >= SECONDS / 2
 
     def nothing_left_running() -> bool:
         return all(not r.alive for r in replicas)
