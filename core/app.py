@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core import metrics
 from core.consistency import Reads
 from core.db import Databases
-from core.endpoints import events, health, jobs, task_types
+from core.endpoints import events, health, jobs, schedules, task_types
 from core.errors import (
     UNAVAILABLE_ERRORS,
     ApiError,
@@ -54,7 +54,7 @@ __all__ = ["ROUTE_MODULES", "create_app"]
 
 log = logging.getLogger(__name__)
 
-ROUTE_MODULES: Sequence[ModuleType] = (health, jobs, task_types, events)
+ROUTE_MODULES: Sequence[ModuleType] = (health, jobs, schedules, task_types, events)
 
 # A dead queue Redis must cost a request milliseconds, not the default minutes.
 REDIS_TIMEOUT_SECONDS = 0.5

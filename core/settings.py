@@ -125,6 +125,14 @@ class Settings:
     # How soon a revoked token's open streams end.
     sse_revocation_check_seconds: float = 2.0
 
+    # --- schedules (the scheduler runs inside the notifier: core/scheduler.py)
+    # How often the scheduler looks for due ticks; a tick fires at most this late.
+    schedule_poll_seconds: float = 1.0
+    # A tick found later than this after its time was missed: the catch-up policy decides.
+    schedule_late_seconds: float = 30.0
+    # catchup "all" runs at most this many missed ticks of one schedule; older ones are skipped.
+    schedule_catchup_max: int = 10
+
     # --- plugins
     disabled_plugins: tuple[str, ...] = ()
 

@@ -47,7 +47,7 @@ __all__ = [
 
 JOB_COLUMNS = (
     "j.id, j.name, j.status, j.labels, j.callback_url, j.cancel_requested,"
-    " j.created_at, j.updated_at, j.finished_at, j.rerun_of"
+    " j.created_at, j.updated_at, j.finished_at, j.rerun_of, j.schedule_id, j.scheduled_for"
 )
 # A job's view names its newest re-runs; GET /v1/jobs?rerun_of= pages through all of them.
 RERUNS_SHOWN = 20
@@ -111,6 +111,8 @@ def _job_fields(row: Row) -> dict[str, Any]:
         "updated_at": row["updated_at"],
         "finished_at": row["finished_at"],
         "rerun_of": None if row["rerun_of"] is None else str(row["rerun_of"]),
+        "schedule_id": None if row["schedule_id"] is None else str(row["schedule_id"]),
+        "scheduled_for": row["scheduled_for"],
     }
 
 
@@ -310,6 +312,7 @@ async def list_jobs(
     statuses: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
     rerun_of: str | None = None,
+    schedule_id: str | None = None,
     limit: int,
     after: tuple[datetime, str] | None = None,
 ) -> tuple[list[JobSummary], tuple[datetime, str] | None]:
@@ -327,6 +330,9 @@ async def list_jobs(
     if rerun_of is not None:
         where.append("j.rerun_of = CAST(:rerun_of AS uuid)")
         values["rerun_of"] = rerun_of
+    if schedule_id is not None:
+        where.append("j.schedule_id = CAST(:schedule_id AS uuid)")
+        values["schedule_id"] = schedule_id
     if after is not None:
         where.append("(j.created_at, j.id) < (:after_at, CAST(:after_id AS uuid))")
         values["after_at"], values["after_id"] = after

@@ -216,6 +216,66 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
         return watch_job(client, job.id, sys.stdout, show_logs=not args.no_logs)
 
 
+def _schedule_line(schedule: wire.Schedule) -> str:
+    state = "paused" if schedule.paused else "active"
+    upcoming = schedule.next_fire_times[0].isoformat() if schedule.next_fire_times else "-"
+    return (
+        f"{schedule.id}  {state:<7} {schedule.cron!r} {schedule.timezone}  next {upcoming}"
+        f"  {schedule.name}"
+    )
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        action = args.schedule_command
+        answer: wire.Schedule | wire.SchedulePage | wire.Job | None = None
+        if action == "create":
+            body: dict[str, Any] = {
+                "name": args.schedule_name,
+                "cron": args.cron,
+                "timezone": args.timezone,
+                "job": _job_body(args),
+                "overlap": args.overlap,
+                "catchup": args.catchup,
+                "paused": args.paused,
+            }
+            answer = client.create_schedule(body)
+        elif action == "list":
+            answer = client.list_schedules(limit=args.limit, cursor=args.cursor)
+        elif action == "get":
+            answer = client.get_schedule(args.schedule_id)
+        elif action == "pause":
+            answer = client.pause_schedule(args.schedule_id)
+        elif action == "resume":
+            answer = client.resume_schedule(args.schedule_id)
+        elif action == "trigger":
+            answer = client.trigger_schedule(args.schedule_id)
+        else:  # rm
+            client.delete_schedule(args.schedule_id)
+            print(f"deleted schedule {args.schedule_id}")
+            return EXIT_OK
+    if args.json:
+        _print_json(answer)
+    elif isinstance(answer, wire.Job):
+        print(answer.id)
+    elif isinstance(answer, wire.SchedulePage):
+        for schedule in answer.schedules:
+            print(_schedule_line(schedule))
+        if answer.next_cursor:
+            print(f"(more: --cursor {answer.next_cursor})", file=sys.stderr)
+    elif isinstance(answer, wire.Schedule):
+        print(_schedule_line(answer))
+        if action == "get":
+            print(f"  overlap {answer.overlap}, catchup {answer.catchup}")
+            for at in answer.next_fire_times:
+                print(f"  fires  {at.isoformat()}")
+            for tick in answer.recent_ticks:
+                what = tick.job_id if tick.job_id else f"skipped: {tick.reason}"
+                manual = " (trigger)" if tick.manual else ""
+                print(f"  tick   {tick.tick.isoformat()}  {what}{manual}")
+    return EXIT_OK
+
+
 def _cmd_get(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = client.get_job(args.job_id)
@@ -240,6 +300,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             labels=_labels(args.label or []),
             limit=args.limit,
             cursor=args.cursor,
+            schedule=args.schedule,
         )
     if args.json:
         _print_json(page)
@@ -333,26 +394,32 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("token_id")
 
     def client_command(
-        name: str, func: Callable[[argparse.Namespace], int], help: str
+        name: str,
+        func: Callable[[argparse.Namespace], int],
+        help: str,
+        within: Any = sub,
     ) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help)
+        cmd: argparse.ArgumentParser = within.add_parser(name, help=help)
         cmd.add_argument("--url", help="API base URL (default: HOMERUN_URL or .homerun/env)")
         cmd.add_argument("--token", help="API token (default: HOMERUN_TOKEN or .homerun/env)")
         cmd.add_argument("--json", action="store_true", help="print the answer as JSON")
         cmd.set_defaults(func=func)
         return cmd
 
+    def job_body_arguments(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("-f", "--file", help="a job body as JSON (- for stdin)")
+        cmd.add_argument("--type", help="task type of a one-task job")
+        cmd.add_argument("--payload", help="task payload as JSON (with --type)")
+        cmd.add_argument("--script", help="shorthand for a one-task shell job")
+        cmd.add_argument("--task-name", default="main", help="name of the one task")
+        cmd.add_argument("--timeout", type=int, help="task time-out in seconds")
+        cmd.add_argument("--max-attempts", type=int)
+        cmd.add_argument("--label", action="append", help="key=value (repeatable)")
+        cmd.add_argument("--callback-url", help="webhook for the job's terminal state")
+
     submit = client_command("submit", _cmd_submit, "submit a job")
-    submit.add_argument("-f", "--file", help="a job body as JSON (- for stdin)")
-    submit.add_argument("--type", help="task type of a one-task job")
-    submit.add_argument("--payload", help="task payload as JSON (with --type)")
-    submit.add_argument("--script", help="shorthand for a one-task shell job")
-    submit.add_argument("--task-name", default="main", help="name of the one task")
-    submit.add_argument("--timeout", type=int, help="task time-out in seconds")
-    submit.add_argument("--max-attempts", type=int)
+    job_body_arguments(submit)
     submit.add_argument("--name", help="job name")
-    submit.add_argument("--label", action="append", help="key=value (repeatable)")
-    submit.add_argument("--callback-url", help="webhook for the job's terminal state")
     submit.add_argument("--idempotency-key")
     submit.add_argument("--watch", action="store_true", help="follow the job live")
     submit.add_argument("--no-logs", action="store_true", help="with --watch: hide task logs")
@@ -367,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--label", action="append", help="key=value (repeatable: all of them)")
     listing.add_argument("--limit", type=int)
     listing.add_argument("--cursor")
+    listing.add_argument("--schedule", metavar="ID", help="only the jobs this schedule fired")
 
     logs = client_command("logs", _cmd_logs, "show task output")
     logs.add_argument("job_id")
@@ -390,6 +458,29 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("job_id")
 
     client_command("task-types", _cmd_task_types, "list the registered task types")
+
+    schedule = sub.add_parser("schedule", help="jobs fired on a cron")
+    schedule_sub = schedule.add_subparsers(dest="schedule_command", required=True)
+    screate = client_command("create", _cmd_schedule, "create a schedule", schedule_sub)
+    screate.add_argument("schedule_name", metavar="NAME", help="unique among the token's")
+    screate.add_argument("--cron", required=True, help="5 fields, or @hourly, @daily, ...")
+    screate.add_argument("--timezone", default="UTC", help="an IANA zone (default UTC)")
+    screate.add_argument("--overlap", choices=["allow", "forbid", "replace"], default="allow")
+    screate.add_argument("--catchup", choices=["none", "latest", "all"], default="none")
+    screate.add_argument("--paused", action="store_true", help="create it paused")
+    job_body_arguments(screate)
+    screate.set_defaults(name=None)  # the job's name (_job_body): the body's own, if any
+    slist = client_command("list", _cmd_schedule, "list schedules, newest first", schedule_sub)
+    slist.add_argument("--limit", type=int)
+    slist.add_argument("--cursor")
+    for action, help in [
+        ("get", "a schedule, its next fire times and its newest ticks"),
+        ("pause", "pause (its ticks are recorded as skipped)"),
+        ("resume", "resume a paused schedule"),
+        ("trigger", "a job now, as a manual tick"),
+        ("rm", "delete a schedule (its jobs stay)"),
+    ]:
+        client_command(action, _cmd_schedule, help, schedule_sub).add_argument("schedule_id")
     return parser
 
 

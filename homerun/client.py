@@ -165,9 +165,13 @@ class Client:
         labels: Mapping[str, str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        schedule: str | None = None,
     ) -> wire.JobPage:
-        """A page of jobs, newest first: any of the statuses, every one of the labels."""
+        """A page of jobs, newest first: any of the statuses, every one of the labels
+        (``schedule``: only the jobs that schedule fired)."""
         params: list[tuple[str, str]] = []
+        if schedule:
+            params.append(("schedule", schedule))
         statuses = [status] if isinstance(status, str) else list(status or ())
         params += [("status", s) for s in statuses]
         # The API's filter is label=key:value (a key cannot hold ':', a value may).
@@ -193,6 +197,45 @@ class Client:
 
     def cancel(self, job_id: str) -> wire.Job:
         return self._call(wire.Job, "POST", f"/v1/jobs/{job_id}/cancel")
+
+    # --- schedules
+    def create_schedule(self, schedule: Mapping[str, Any]) -> wire.Schedule:
+        """``schedule``: name, cron, job (a ``submit`` body), and optionally timezone,
+        overlap, catchup, paused."""
+        return self._call(wire.Schedule, "POST", "/v1/schedules", json=dict(schedule))
+
+    def list_schedules(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> wire.SchedulePage:
+        params: list[tuple[str, str]] = []
+        if limit is not None:
+            params.append(("limit", str(limit)))
+        if cursor:
+            params.append(("cursor", cursor))
+        return self._call(wire.SchedulePage, "GET", "/v1/schedules", params=params)
+
+    def get_schedule(self, schedule_id: str) -> wire.Schedule:
+        return self._call(wire.Schedule, "GET", f"/v1/schedules/{schedule_id}")
+
+    def update_schedule(self, schedule_id: str, changes: Mapping[str, Any]) -> wire.Schedule:
+        return self._call(
+            wire.Schedule, "PATCH", f"/v1/schedules/{schedule_id}", json=dict(changes)
+        )
+
+    def pause_schedule(self, schedule_id: str) -> wire.Schedule:
+        return self._call(wire.Schedule, "POST", f"/v1/schedules/{schedule_id}/pause")
+
+    def resume_schedule(self, schedule_id: str) -> wire.Schedule:
+        return self._call(wire.Schedule, "POST", f"/v1/schedules/{schedule_id}/resume")
+
+    def trigger_schedule(self, schedule_id: str) -> wire.Job:
+        """A job now from the schedule, recorded as a manual tick."""
+        return self._call(wire.Job, "POST", f"/v1/schedules/{schedule_id}/trigger")
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        response = self._http.request("DELETE", f"/v1/schedules/{schedule_id}")
+        if response.status_code >= 400:
+            raise _error(response)
 
     def task_types(self) -> wire.TaskTypeList:
         return self._call(wire.TaskTypeList, "GET", "/v1/task-types")

@@ -13,6 +13,9 @@ do not depend on Redis and keep going.
 The webhook workers are woken only when a delivery was created (most jobs have no callback
 URL, and waking them for every relayed event cost two queries per worker per event);
 otherwise they sleep until the next delivery is due, or ``notifier_poll_seconds``.
+
+Each replica also runs the scheduler (``core.scheduler``): schedules need no service of
+their own, and the scheduler's replicas are the notifier's, any number of them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from databases import Database
 
 from core.backoff import Backoff
 from core.outbox import EVENTS_CHANNEL
+from core.scheduler import Scheduler
 from core.settings import Settings
 from core.store import webhooks as webhook_store
 from notifier import webhooks
@@ -63,8 +67,10 @@ class Notifier:
         db: Database,
         streams: redis.Redis,
         http: httpx.AsyncClient,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.settings = settings
+        self.scheduler = scheduler
         self.db = db
         self.relay = Relay(
             db, streams, maxlen=settings.stream_maxlen, ttl_seconds=settings.stream_ttl_seconds
@@ -218,6 +224,8 @@ class Notifier:
                 for i in range(WEBHOOK_WORKERS)
             ),
         ]
+        if self.scheduler is not None:
+            tasks.append(asyncio.create_task(self.scheduler.run(stop), name="notifier-scheduler"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -258,16 +266,22 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     from core.migrate import migrate
 
     await migrate(settings.database_url)
-    db = Database(settings.database_url, min_size=1, max_size=WEBHOOK_WORKERS + 2)
+    # The relay, the webhook workers and the scheduler each hold one connection at a time.
+    db = Database(settings.database_url, min_size=1, max_size=WEBHOOK_WORKERS + 3)
     streams = redis.Redis.from_url(
         settings.events_redis_url, socket_timeout=5, socket_connect_timeout=2
     )
+    queue_redis = redis.Redis.from_url(
+        settings.queue_redis_url, socket_timeout=5, socket_connect_timeout=2
+    )
     await db.connect()
     try:
+        scheduler = Scheduler(db, queue_redis, Scheduler.validator_for(settings), settings)
         async with httpx.AsyncClient(follow_redirects=False) as http:
-            await Notifier(settings, db, streams, http).run(stop)
+            await Notifier(settings, db, streams, http, scheduler).run(stop)
     finally:
         await streams.aclose()
+        await queue_redis.aclose()
         await db.disconnect()
 
 

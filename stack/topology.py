@@ -521,6 +521,8 @@ def _runner(config: StackConfig) -> Service:
 
 
 def _notifier(config: StackConfig) -> Service:
+    # Also the scheduler (core/scheduler.py): schedules have no service of their own, and
+    # it needs the queue Redis (HOMERUN_QUEUE_REDIS_URL, on "data") for the ticks' tasks.
     return Service(
         **_common(config, "notifier"),
         image=config.image("app"),

@@ -127,6 +127,12 @@ class JobSummary(msgspec.Struct, kw_only=True):
     updated_at: Timestamp
     finished_at: Timestamp | None
     rerun_of: Annotated[Uuid | None, msgspec.Meta(description="The job this one is a re-run of.")]
+    schedule_id: Annotated[
+        Uuid | None, msgspec.Meta(description="The schedule that fired this job.")
+    ] = None
+    scheduled_for: Annotated[
+        Timestamp | None, msgspec.Meta(description="The schedule's tick this job is for.")
+    ] = None
 
 
 class Job(JobSummary, kw_only=True):

@@ -7,12 +7,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from core import metrics, queue, reruns, transitions, views
+from core import handoff, metrics, reruns, transitions, views
 from core.auth import require_token
 from core.cursor import decode_cursor, encode_cursor
 from core.errors import ApiError, Detail
@@ -75,16 +74,7 @@ def _require_json(request: Request) -> None:
 
 
 async def _enqueue(state: AppState, ready: list[transitions.ReadyTask]) -> None:
-    if not ready:
-        return
-    try:
-        await queue.enqueue(state.queue_redis, ready)
-    except (RedisError, OSError) as exc:
-        # The job is committed; the runner's reconciler finds its queued tasks in Postgres.
-        metrics.ENQUEUE_FAILURES.inc()
-        log.warning(
-            "queue Redis unavailable, %d task(s) left to the reconciler: %s", len(ready), exc
-        )
+    await handoff.enqueue(state.queue_redis, ready)
 
 
 async def create_job(request: Request) -> Response:
@@ -158,6 +148,12 @@ async def list_jobs(request: Request) -> Response:
             rerun_of = str(uuid.UUID(rerun_of))
         except ValueError:
             raise _query_error("rerun_of", f"not a job id: {rerun_of[:100]!r}") from None
+    schedule = params.get("schedule")
+    if schedule is not None:
+        try:
+            schedule = str(uuid.UUID(schedule))
+        except ValueError:
+            raise _query_error("schedule", f"not a schedule id: {schedule[:100]!r}") from None
     after = None
     cursor = params.get("cursor")
     if cursor is not None:
@@ -173,6 +169,7 @@ async def list_jobs(request: Request) -> Response:
         statuses=statuses,
         labels=labels,
         rerun_of=rerun_of,
+        schedule_id=schedule,
         limit=limit,
         after=after,
     )
@@ -274,13 +271,7 @@ async def cancel_job(request: Request) -> Response:
     if owned is None:
         raise _not_found(request.path_params["job_id"])
     after = await transitions.cancel_job(state.db.primary, job_id)
-    for task_id, attempt in after.cancel_running:
-        try:
-            await queue.signal_cancel(state.queue_redis, task_id, attempt)
-        except (RedisError, OSError) as exc:
-            # Committed in Postgres: runners see cancel_requested on their next heartbeat.
-            metrics.CANCEL_SIGNAL_FAILURES.inc()
-            log.warning("could not signal cancellation of task %s: %s", task_id, exc)
+    await handoff.signal_cancels(state.queue_redis, after.cancel_running)
     await state.reads.note_write(principal.id)
     view = await views.load_job(state.reads, principal.id, job_id, primary=True)
     assert view is not None
@@ -382,6 +373,12 @@ def openapi_paths(doc: Document) -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "string", "format": "uuid"},
                         "description": "Only the re-runs of this job.",
+                    },
+                    {
+                        "name": "schedule",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "uuid"},
+                        "description": "Only the jobs this schedule fired.",
                     },
                     {
                         "name": "limit",

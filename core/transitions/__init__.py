@@ -24,6 +24,14 @@ from core.transitions.attempts import (
     record_container,
 )
 from core.transitions.cancellation import cancel_job
+from core.transitions.scheduling import (
+    Fired,
+    Pass,
+    PassFailed,
+    TickTaken,
+    advance_due,
+    trigger,
+)
 from core.transitions.submission import create_job
 from core.transitions.types import (
     MAX_INFRASTRUCTURE_RETRIES,
@@ -44,13 +52,18 @@ __all__ = [
     "Aftermath",
     "Claim",
     "Created",
+    "Fired",
     "Heartbeat",
     "IdempotencyConflict",
     "NewJob",
     "NewTask",
     "Outcome",
+    "Pass",
+    "PassFailed",
     "ReadyTask",
     "Reused",
+    "TickTaken",
+    "advance_due",
     "cancel_job",
     "claim_attempt",
     "create_job",
@@ -58,4 +71,5 @@ __all__ = [
     "finish_attempt",
     "heartbeat",
     "record_container",
+    "trigger",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from databases import Database
+from databases.core import Connection
 
 from core.events import EventType
 from core.models import JobStatus, TaskStatus
@@ -18,40 +19,43 @@ async def cancel_job(db: Database, job_id: str) -> Aftermath:
     reports the attempt as cancelled, which settles the job.
     """
     async with db.connection() as conn, conn.transaction():
-        job = await conn.fetch_one(
-            "SELECT status FROM jobs WHERE id = :id FOR UPDATE", {"id": job_id}
+        return await cancel_in(conn, job_id)
+
+
+async def cancel_in(conn: Connection, job_id: str) -> Aftermath:
+    """``cancel_job``'s statements, in the caller's transaction (a schedule's ``replace``
+    cancels the running job in the transaction that creates the next one)."""
+    job = await conn.fetch_one("SELECT status FROM jobs WHERE id = :id FOR UPDATE", {"id": job_id})
+    if job is None:
+        return Aftermath(applied=False)
+    if JobStatus(job["status"]).terminal:
+        return Aftermath(applied=False, job_status=JobStatus(job["status"]))
+    await conn.execute(
+        "UPDATE jobs SET cancel_requested = true, updated_at = clock_timestamp() WHERE id = :id",
+        {"id": job_id},
+    )
+    waiting = await conn.fetch_all(
+        "SELECT id, name FROM tasks WHERE job_id = :id AND status IN (:pending, :queued)"
+        " ORDER BY name FOR UPDATE",
+        {"id": job_id, "pending": TaskStatus.PENDING.value, "queued": TaskStatus.QUEUED.value},
+    )
+    for row in waiting:
+        await set_task(conn, str(row["id"]), TaskStatus.CANCELLED, error="cancelled")
+        await record_event(
+            conn,
+            job_id,
+            EventType.TASK_CANCELLED,
+            {
+                "status": TaskStatus.CANCELLED.value,
+                "name": row["name"],
+                "reason": "job cancelled",
+            },
+            task_id=str(row["id"]),
         )
-        if job is None:
-            return Aftermath(applied=False)
-        if JobStatus(job["status"]).terminal:
-            return Aftermath(applied=False, job_status=JobStatus(job["status"]))
-        await conn.execute(
-            "UPDATE jobs SET cancel_requested = true, updated_at = clock_timestamp()"
-            " WHERE id = :id",
-            {"id": job_id},
-        )
-        waiting = await conn.fetch_all(
-            "SELECT id, name FROM tasks WHERE job_id = :id AND status IN (:pending, :queued)"
-            " ORDER BY name FOR UPDATE",
-            {"id": job_id, "pending": TaskStatus.PENDING.value, "queued": TaskStatus.QUEUED.value},
-        )
-        for row in waiting:
-            await set_task(conn, str(row["id"]), TaskStatus.CANCELLED, error="cancelled")
-            await record_event(
-                conn,
-                job_id,
-                EventType.TASK_CANCELLED,
-                {
-                    "status": TaskStatus.CANCELLED.value,
-                    "name": row["name"],
-                    "reason": "job cancelled",
-                },
-                task_id=str(row["id"]),
-            )
-        running = await conn.fetch_all(
-            "SELECT id, attempts FROM tasks WHERE job_id = :id AND status = :running",
-            {"id": job_id, "running": TaskStatus.RUNNING.value},
-        )
-        after = Aftermath(cancel_running=[(str(r["id"]), int(r["attempts"])) for r in running])
-        after.job_status = await settle_job(conn, job_id)
+    running = await conn.fetch_all(
+        "SELECT id, attempts FROM tasks WHERE job_id = :id AND status = :running",
+        {"id": job_id, "running": TaskStatus.RUNNING.value},
+    )
+    after = Aftermath(cancel_running=[(str(r["id"]), int(r["attempts"])) for r in running])
+    after.job_status = await settle_job(conn, job_id)
     return after

@@ -6,6 +6,7 @@ import json
 import uuid
 
 from databases import Database
+from databases.core import Connection
 
 from core.events import EventType
 from core.models import JobStatus, TaskStatus
@@ -32,95 +33,113 @@ async def create_job(
 
     The caller has validated the job (types, schemas, dependency graph).
     """
-    job_id = str(uuid.uuid4())
     async with db.connection() as conn, conn.transaction():
-        inserted = await conn.fetch_val(
-            "INSERT INTO jobs (id, token_id, name, labels, callback_url, status,"
-            " idempotency_key, request_hash, rerun_of)"
-            " VALUES (:id, :token_id, :name, CAST(:labels AS jsonb), :callback_url, :status,"
-            " :key, :hash, :rerun_of)"
-            " ON CONFLICT (token_id, idempotency_key) DO NOTHING RETURNING id",
-            {
-                "id": job_id,
-                "token_id": token_id,
-                "name": job.name,
-                "labels": json.dumps(dict(job.labels)),
-                "callback_url": job.callback_url,
-                "status": JobStatus.QUEUED.value,
-                "key": idempotency_key,
-                "hash": request_hash,
-                "rerun_of": job.rerun_of,
-            },
+        return await insert_job(
+            conn, job, token_id=token_id, idempotency_key=idempotency_key, request_hash=request_hash
         )
-        if inserted is None:
-            existing = await conn.fetch_one(
-                "SELECT id, request_hash FROM jobs WHERE token_id = :t AND idempotency_key = :k",
-                {"t": token_id, "k": idempotency_key},
-            )
-            assert existing is not None
-            if existing["request_hash"] != request_hash:
-                raise IdempotencyConflict(str(existing["id"]))
-            return Created(job_id=str(existing["id"]), created=False, ready=[])
 
-        ids = {task.name: str(uuid.uuid4()) for task in job.tasks}
-        reused = {task.name for task in job.tasks if task.reused is not None}
-        status = {task.name: initial_status(task, reused) for task in job.tasks}
-        for task in job.tasks:
-            output = None if task.reused is None else json.dumps(task.reused.output)
-            await conn.execute(
-                "INSERT INTO tasks (id, job_id, name, type, payload, status, priority,"
-                " timeout_s, max_attempts, reused_from, output, output_bytes, finished_at)"
-                " VALUES (:id, :job_id, :name, :type, CAST(:payload AS jsonb), :status,"
-                " :priority, :timeout_s, :max_attempts, :reused_from, CAST(:output AS jsonb),"
-                " octet_length(CAST(:output AS jsonb)::text), CASE WHEN"
-                " CAST(:reused_from AS uuid) IS NULL THEN NULL ELSE clock_timestamp() END)",
-                {
-                    "id": ids[task.name],
-                    "job_id": job_id,
-                    "name": task.name,
-                    "type": task.type,
-                    "payload": json.dumps(dict(task.payload)),
-                    "status": status[task.name].value,
-                    "priority": task.priority,
-                    "timeout_s": task.timeout_s,
-                    "max_attempts": task.max_attempts,
-                    "reused_from": None if task.reused is None else task.reused.task_id,
-                    "output": output,
-                },
-            )
-        for task in job.tasks:
-            for upstream in task.depends_on:
-                await conn.execute(
-                    "INSERT INTO task_dependencies (task_id, depends_on) VALUES (:t, :d)",
-                    {"t": ids[task.name], "d": ids[upstream]},
-                )
-        await record_event(
-            conn,
-            job_id,
-            EventType.JOB_QUEUED,
+
+async def insert_job(
+    conn: Connection,
+    job: NewJob,
+    *,
+    token_id: str,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    job_id: str | None = None,
+) -> Created:
+    """``create_job``'s statements, in the caller's transaction (a schedule's tick claims
+    its tick in the same one, ``core.transitions.scheduling``)."""
+    job_id = job_id or str(uuid.uuid4())
+    inserted = await conn.fetch_val(
+        "INSERT INTO jobs (id, token_id, name, labels, callback_url, status,"
+        " idempotency_key, request_hash, rerun_of, schedule_id, scheduled_for)"
+        " VALUES (:id, :token_id, :name, CAST(:labels AS jsonb), :callback_url, :status,"
+        " :key, :hash, :rerun_of, :schedule_id, :scheduled_for)"
+        " ON CONFLICT (token_id, idempotency_key) DO NOTHING RETURNING id",
+        {
+            "id": job_id,
+            "token_id": token_id,
+            "name": job.name,
+            "labels": json.dumps(dict(job.labels)),
+            "callback_url": job.callback_url,
+            "status": JobStatus.QUEUED.value,
+            "key": idempotency_key,
+            "hash": request_hash,
+            "rerun_of": job.rerun_of,
+            "schedule_id": job.schedule_id,
+            "scheduled_for": job.scheduled_for,
+        },
+    )
+    if inserted is None:
+        existing = await conn.fetch_one(
+            "SELECT id, request_hash FROM jobs WHERE token_id = :t AND idempotency_key = :k",
+            {"t": token_id, "k": idempotency_key},
+        )
+        assert existing is not None
+        if existing["request_hash"] != request_hash:
+            raise IdempotencyConflict(str(existing["id"]))
+        return Created(job_id=str(existing["id"]), created=False, ready=[])
+
+    ids = {task.name: str(uuid.uuid4()) for task in job.tasks}
+    reused = {task.name for task in job.tasks if task.reused is not None}
+    status = {task.name: initial_status(task, reused) for task in job.tasks}
+    for task in job.tasks:
+        output = None if task.reused is None else json.dumps(task.reused.output)
+        await conn.execute(
+            "INSERT INTO tasks (id, job_id, name, type, payload, status, priority,"
+            " timeout_s, max_attempts, reused_from, output, output_bytes, finished_at)"
+            " VALUES (:id, :job_id, :name, :type, CAST(:payload AS jsonb), :status,"
+            " :priority, :timeout_s, :max_attempts, :reused_from, CAST(:output AS jsonb),"
+            " octet_length(CAST(:output AS jsonb)::text), CASE WHEN"
+            " CAST(:reused_from AS uuid) IS NULL THEN NULL ELSE clock_timestamp() END)",
             {
-                "status": JobStatus.QUEUED.value,
-                "name": job.name,
-                "tasks": [
-                    {
-                        "id": ids[t.name],
-                        "name": t.name,
-                        "type": t.type,
-                        "status": status[t.name].value,
-                    }
-                    for t in job.tasks
-                ],
+                "id": ids[task.name],
+                "job_id": job_id,
+                "name": task.name,
+                "type": task.type,
+                "payload": json.dumps(dict(task.payload)),
+                "status": status[task.name].value,
+                "priority": task.priority,
+                "timeout_s": task.timeout_s,
+                "max_attempts": task.max_attempts,
+                "reused_from": None if task.reused is None else task.reused.task_id,
+                "output": output,
             },
         )
-        ready = []
-        for task in job.tasks:
-            if status[task.name] is TaskStatus.QUEUED:
-                await record_event(
-                    conn,
-                    job_id,
-                    EventType.TASK_QUEUED,
-                    {"status": TaskStatus.QUEUED.value, "name": task.name},
-                    task_id=ids[task.name],
-                )
-                ready.append(ReadyTask(ids[task.name], task.priority))
+    for task in job.tasks:
+        for upstream in task.depends_on:
+            await conn.execute(
+                "INSERT INTO task_dependencies (task_id, depends_on) VALUES (:t, :d)",
+                {"t": ids[task.name], "d": ids[upstream]},
+            )
+    await record_event(
+        conn,
+        job_id,
+        EventType.JOB_QUEUED,
+        {
+            "status": JobStatus.QUEUED.value,
+            "name": job.name,
+            "tasks": [
+                {
+                    "id": ids[t.name],
+                    "name": t.name,
+                    "type": t.type,
+                    "status": status[t.name].value,
+                }
+                for t in job.tasks
+            ],
+        },
+    )
+    ready = []
+    for task in job.tasks:
+        if status[task.name] is TaskStatus.QUEUED:
+            await record_event(
+                conn,
+                job_id,
+                EventType.TASK_QUEUED,
+                {"status": TaskStatus.QUEUED.value, "name": task.name},
+                task_id=ids[task.name],
+            )
+            ready.append(ReadyTask(ids[task.name], task.priority))
     return Created(job_id=job_id, created=True, ready=ready)

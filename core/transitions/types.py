@@ -49,6 +49,9 @@ class NewJob:
     labels: Mapping[str, str] = field(default_factory=dict)
     callback_url: str | None = None
     rerun_of: str | None = None
+    # A schedule's job: the schedule and the tick (its cron time) the job is for.
+    schedule_id: str | None = None
+    scheduled_for: datetime | None = None
 
 
 @dataclass(frozen=True)

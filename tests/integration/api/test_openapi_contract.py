@@ -72,6 +72,14 @@ def test_every_operation_conforms_to_the_openapi_document(
             "GET /v1/jobs/{job_id}/tasks/{task_id}/attempts/{number}",
             "POST /v1/jobs/{job_id}/cancel",
             "POST /v1/jobs/{job_id}/rerun",
+            "POST /v1/schedules",
+            "GET /v1/schedules",
+            "GET /v1/schedules/{schedule_id}",
+            "PATCH /v1/schedules/{schedule_id}",
+            "DELETE /v1/schedules/{schedule_id}",
+            "POST /v1/schedules/{schedule_id}/pause",
+            "POST /v1/schedules/{schedule_id}/resume",
+            "POST /v1/schedules/{schedule_id}/trigger",
             "GET /v1/task-types",
             "GET /healthz",
             "GET /readyz",
@@ -106,5 +114,7 @@ def test_every_operation_conforms_to_the_openapi_document(
         # The run reached the interesting answers, not only 401s and 404s.
         assert {201, 422} <= statuses["POST /v1/jobs"], statuses
         assert 200 in statuses["GET /v1/jobs"], statuses
+        assert 422 in statuses["POST /v1/schedules"], statuses
+        assert 200 in statuses["GET /v1/schedules"], statuses
     finally:
         asgi.shutdown_lifespans()

@@ -17,6 +17,7 @@ import pytest
 
 import wire
 from core import views
+from core.endpoints import schedules as schedule_endpoints
 from core.errors import Detail, error_body, error_response
 from core.responses import ModelResponse
 from tests.openapi import component_validator
@@ -39,6 +40,8 @@ def job_row(**changes: Any) -> dict[str, Any]:
         "updated_at": T0 + timedelta(seconds=1),
         "finished_at": None,
         "rerun_of": None,
+        "schedule_id": None,
+        "scheduled_for": None,
     }
     return {**row, **changes}
 
@@ -122,6 +125,34 @@ def readiness(up: bool) -> wire.Readiness:
     return body
 
 
+def schedule_row(**changes: Any) -> dict[str, Any]:
+    row = {
+        "id": JOB_ID,
+        "name": "nightly",
+        "cron": "30 2 * * *",
+        "timezone": "Europe/Berlin",
+        "job": '{"tasks": [{"name": "a", "type": "shell", "payload": {"script": "true"}}]}',
+        "overlap": "forbid",
+        "catchup": "latest",
+        "paused": False,
+        "next_tick": T0,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    return {**row, **changes}
+
+
+def schedules() -> list[wire.Schedule]:
+    ticks = [
+        {"tick": T0, "outcome": "created", "reason": None, "manual": False, "job_id": JOB_ID},
+        {"tick": T0, "outcome": "skipped", "reason": "paused", "manual": False, "job_id": None},
+    ]
+    return [
+        schedule_endpoints._view(schedule_row(), ticks, T0),
+        schedule_endpoints._view(schedule_row(cron="@hourly", paused=True), [], T0),
+    ]
+
+
 def samples() -> dict[str, list[Any]]:
     done = job_row(status="succeeded", finished_at=T0 + timedelta(seconds=9), labels="{}")
     detail = task_detail()
@@ -134,7 +165,17 @@ def samples() -> dict[str, list[Any]]:
                 [str(JOB_ID)],
             ),
         ],
-        "JobSummary": [views.to_summary(job_row()), views.to_summary(done)],
+        "JobSummary": [
+            views.to_summary(job_row()),
+            views.to_summary(done),
+            views.to_summary(job_row(schedule_id=JOB_ID, scheduled_for=T0)),
+        ],
+        "Schedule": schedules(),
+        "SchedulePage": [
+            wire.SchedulePage(schedules=schedules(), next_cursor="abc"),
+            wire.SchedulePage(schedules=[], next_cursor=None),
+        ],
+        "Tick": schedules()[0].recent_ticks,
         "JobPage": [
             wire.JobPage(jobs=[views.to_summary(job_row())], next_cursor="abc"),
             wire.JobPage(jobs=[], next_cursor=None),
@@ -184,7 +225,11 @@ def body_of(model: msgspec.Struct) -> Any:
 def test_every_published_model_has_samples_here() -> None:
     components = spec()["components"]["schemas"]
     models = {name for name, schema in components.items() if "title" in schema} - {
-        s.__name__ for s in (wire.JobStatus, wire.TaskStatus, wire.AttemptStatus, wire.FailureKind)
+        s.__name__
+        for s in (
+            *(wire.JobStatus, wire.TaskStatus, wire.AttemptStatus, wire.FailureKind),
+            *(wire.Overlap, wire.Catchup, wire.TickOutcome),
+        )
     }
     assert models == set(samples())
 
@@ -226,6 +271,8 @@ def test_a_job_renders_exactly_as_it_always_has() -> None:
         "updated_at": "2025-01-02T03:04:06.678901+00:00",
         "finished_at": None,
         "rerun_of": None,
+        "schedule_id": None,
+        "scheduled_for": None,
         "tasks": [
             {
                 "id": str(TASK_ID),
@@ -334,6 +381,7 @@ def test_public_surface() -> None:
         *("TaskDetail", "JOB_VIEW_OUTPUT_BYTES"),
         *("Error", "ErrorBody", "ErrorDetail", "Health", "Probe", "Readiness", "ReplicaState"),
         *("TaskTypeInfo", "TaskTypeList"),
+        *("Schedule", "SchedulePage", "Tick", "TickOutcome", "Catchup", "Overlap"),
         *("AttemptStatus", "FailureKind", "JobStatus", "TaskStatus"),
         *("TERMINAL_JOB", "TERMINAL_TASK"),
         *("REF_PREFIX", "AnyJson", "DecodeError", "Timestamp", "Uuid"),
