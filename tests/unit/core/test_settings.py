@@ -147,3 +147,18 @@ def test_to_env_refuses_what_would_not_read_back(
 ) -> None:
     with pytest.raises(SettingsError, match=complaint):
         Settings(**overrides).to_env(tmp_path)  # type: ignore[arg-type]
+
+
+def test_task_caps_that_cannot_hold_are_refused() -> None:
+    # The queue's scores are exact only within PRIORITY_BOUND.
+    with pytest.raises(SettingsError, match="HOMERUN_MAX_TASK_PRIORITY must be <= 400"):
+        Settings.from_env({"HOMERUN_MAX_TASK_PRIORITY": "401"})
+    # A default the cap would refuse at submission is a misconfiguration, said at start.
+    with pytest.raises(SettingsError, match="HOMERUN_DEFAULT_MAX_ATTEMPTS"):
+        Settings.from_env({"HOMERUN_MAX_TASK_ATTEMPTS": "2"})
+    assert (
+        Settings.from_env(
+            {"HOMERUN_MAX_TASK_ATTEMPTS": "2", "HOMERUN_DEFAULT_MAX_ATTEMPTS": "2"}
+        ).max_task_attempts
+        == 2
+    )
