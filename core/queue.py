@@ -200,6 +200,8 @@ while true do
         end
         redis.call('ZADD', INFLIGHT, fmt(now + lease), id)
         redis.call('HSET', OWNER, id, token)
+        -- The ack releases the count of token_of(id): make sure that is the one counted.
+        redis.call('HSET', TOKEN_OF, id, tok)
         redis.call('HINCRBY', RUNNING, tok, 1)
         return {id, ''}
       end

@@ -217,3 +217,21 @@ async def test_a_retry_comes_due_in_its_own_tokens_line(qredis: aioredis.Redis) 
     owner = {"a-retry": "a", "b2": "b"}
     assert [await take_from(qredis, owner) for _ in range(2)] == ["a", "b"]
     assert await queue.depth(qredis) == {"ready": 0, "delayed": 0, "inflight": 3}
+
+
+async def test_a_wiped_queue_refills_and_old_deliveries_cannot_skew_the_counts(
+    qredis: aioredis.Redis,
+) -> None:
+    await queue.enqueue(qredis, [ReadyTask("a1", "a", 0)])
+    old = await queue.claim(qredis, lease_seconds=5, token="before", max_running_per_token=1)
+    assert isinstance(old, queue.Delivery)
+    await qredis.flushdb()  # a failover without persistence
+    # The reconciler puts back what Postgres holds as queued (a1's attempt still runs).
+    await queue.enqueue(qredis, [ReadyTask("a2", "a", 0), ReadyTask("b1", "b", 0)])
+    assert await take_from(qredis, {"a2": "a", "b1": "b"}, cap=1) == "a"
+    # The delivery from before the wipe is no longer anyone's: its ack changes nothing.
+    assert not await queue.ack(qredis, old)
+    assert not await queue.extend(qredis, old, lease_seconds=5)
+    assert await queue.running(qredis) == {"a": 1}
+    assert await take_from(qredis, {"a2": "a", "b1": "b"}, cap=1) == "b"
+    assert await queue.running(qredis) == {"a": 1, "b": 1}
