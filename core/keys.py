@@ -9,7 +9,19 @@ from __future__ import annotations
 PREFIX = "homerun"
 
 # --- queue Redis
-QUEUE_READY = f"{PREFIX}:queue:ready"
+# Each token's ready tasks are a sorted set of their own, ``queue_ready(token_id)``; the
+# queue's scripts build those names from this prefix (one per token with work, so they
+# cannot all be declared up front).
+QUEUE_READY_PREFIX = f"{PREFIX}:queue:ready:"
+# Tokens that have ready tasks, scored by the turn they were last served at: a claim serves
+# the lowest score, the least recently served token.
+QUEUE_TOKENS = f"{PREFIX}:queue:tokens"
+# The turn counter: incremented by every claim.
+QUEUE_TURN = f"{PREFIX}:queue:turn"
+# task id -> token id, so a delayed, reclaimed or acknowledged entry finds its token.
+QUEUE_TASK_TOKEN = f"{PREFIX}:queue:tasktoken"
+# token id -> deliveries in flight, checked against the per-token cap at claim.
+QUEUE_RUNNING = f"{PREFIX}:queue:running"
 QUEUE_DELAYED = f"{PREFIX}:queue:delayed"
 QUEUE_INFLIGHT = f"{PREFIX}:queue:inflight"
 # task id -> priority, so a delayed or reclaimed entry re-enters the ready set in order.
@@ -22,6 +34,10 @@ QUEUE_WAKE = f"{PREFIX}:queue:wake"
 CANCEL_CHANNEL = f"{PREFIX}:cancels"
 # Held briefly by the runner that reconciles Postgres with the queue this period.
 RECONCILER_LOCK = f"{PREFIX}:reconciler:lock"
+
+
+def queue_ready(token_id: str) -> str:
+    return f"{QUEUE_READY_PREFIX}{token_id}"
 
 
 def queue_cancel(task_id: str) -> str:

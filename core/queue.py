@@ -1,28 +1,45 @@
-"""The task queue on the first Redis: delivery with leases, priorities and delayed retries.
+"""The task queue on the first Redis: delivery with leases, priorities, delays, fair share.
 
 Postgres is the truth about every task; this queue only says *which runner should look at
-which task next*. It is built from three sorted sets, changed only by Lua scripts so each
-step is atomic:
+which task next*. It is built from sorted sets, changed only by Lua scripts so each step
+is atomic:
 
-- ``ready``: task ids a runner may take now, scored so that ``ZPOPMIN`` yields the highest
-  priority first and, within a priority, the oldest;
+- ``ready:<token>``: per API token, the task ids a runner may take now, scored so that
+  ``ZPOPMIN`` yields that token's highest priority first and, within a priority, its oldest;
+- ``tokens``: the tokens that have ready tasks, scored by the turn they were last served;
 - ``delayed``: retries waiting for their back-off, scored by the time they become due;
 - ``inflight``: task ids a runner took, scored by the deadline of that delivery's lease.
 
+Fair share: a claim serves the token that was served least recently (lowest score in
+``tokens``) and then moves it to the back of the line, so when several tokens have work
+ready, claims rotate among them; priority orders tasks *within* a token, never across
+tokens (a client picks its own priorities, so they cannot rank it against others). A token
+that had nothing ready joins behind every token already waiting, so draining and refilling
+gains nothing. ``running`` counts each token's deliveries in flight (claim adds one, an
+acknowledgement or a lease running out takes it back, in the same scripts), so the
+per-token cap is checked atomically at claim: a token at its cap is skipped and the next
+one served; the acknowledgement that frees its slot wakes a runner.
+
 Why not Redis Streams: a stream cannot reorder by priority, cannot hold an entry back until
 a time (delayed retries), and cannot refuse a duplicate entry, so we would need a sorted set
-beside it anyway. Three sorted sets give all of that with one ``ZSCORE`` per check, and
-``ZADD`` under a "not present in any set" check makes enqueue idempotent per task id.
+beside it anyway. Sorted sets give all of that with one ``ZSCORE`` per check, and ``ZADD``
+under a "not present in any set" check makes enqueue idempotent per task id.
 
 Delivery is at-least-once: an entry whose lease runs out (runner crashed between taking it
-and acknowledging it) goes back to ``ready``. A duplicate delivery is harmless because
-``core.transitions.claim_attempt`` starts an attempt only for a task that is queued in
-Postgres, and every later write is fenced by the attempt number. Conversely, anything the
-queue loses (a wiped Redis) is put back by the reconciler from Postgres.
+and acknowledging it) goes back to its token's ready set. A duplicate delivery is harmless
+because ``core.transitions.claim_attempt`` starts an attempt only for a task that is queued
+in Postgres, and every later write is fenced by the attempt number. Conversely, anything the
+queue loses (a wiped Redis) is put back by the reconciler from Postgres; the running counts
+start again from zero then, so for the length of the attempts already running a token may
+briefly exceed its cap.
 
 Every delivery carries a random token held in ``owner``; only the holder of the token can
 extend or acknowledge it, so a runner that stalled and woke up cannot drop the entry a
 newer runner now holds.
+
+The per-token ready sets are named inside the scripts (from ``keys.QUEUE_READY_PREFIX``),
+not declared as script keys, since which tokens have work is only known there: the queue
+Redis must be a single instance (or a primary with replicas), not a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -51,6 +68,7 @@ __all__ = [
     "parse_cancel_message",
     "queued_task_ids",
     "requeue",
+    "running",
     "signal_cancel",
     "wait_for_work",
 ]
@@ -66,24 +84,41 @@ WAKE_TOKENS_MAX = 64
 MOVE_BATCH = 100
 
 _KEYS = [
-    keys.QUEUE_READY,
     keys.QUEUE_DELAYED,
     keys.QUEUE_INFLIGHT,
     keys.QUEUE_PRIORITY,
     keys.QUEUE_OWNER,
     keys.QUEUE_WAKE,
+    keys.QUEUE_TOKENS,
+    keys.QUEUE_TURN,
+    keys.QUEUE_TASK_TOKEN,
+    keys.QUEUE_RUNNING,
 ]
 
-# Shared prologue: KEYS as in _KEYS. Lua turns a number into a string with "%.14g", which
-# would round large scores, so every score is formatted explicitly.
+# Shared prologue: KEYS as in _KEYS; ARGV[1] the score span, ARGV[2] the ready-set prefix,
+# each script's own arguments from ARGV[3]. Lua turns a number into a string with "%.14g",
+# which would round large scores, so every score is formatted explicitly.
 _PROLOGUE = """
-local READY, DELAYED, INFLIGHT = KEYS[1], KEYS[2], KEYS[3]
-local PRIO, OWNER, WAKE = KEYS[4], KEYS[5], KEYS[6]
-local SPAN = tonumber(ARGV[1])
+local DELAYED, INFLIGHT, PRIO, OWNER, WAKE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local TOKENS, TURN, TOKEN_OF, RUNNING = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local SPAN, READY = tonumber(ARGV[1]), ARGV[2]
 local function fmt(n) return string.format('%.0f', n) end
 local function ready_score(id, ts)
   local p = tonumber(redis.call('HGET', PRIO, id) or '0')
   return fmt(-p * SPAN + ts)
+end
+local function token_of(id) return redis.call('HGET', TOKEN_OF, id) or '' end
+-- Into its token's ready set. A token new to the rotation queues behind every token
+-- waiting already (their turns are below the current one) but before the token served
+-- last (which holds the current turn): it waits one round, and never more.
+local function make_ready(id, tok, score)
+  redis.call('ZADD', READY .. tok, score, id)
+  local turn = tonumber(redis.call('GET', TURN) or '0')
+  redis.call('ZADD', TOKENS, 'NX', string.format('%.1f', turn - 0.5), tok)
+end
+-- A delivery of tok left flight (acknowledged, handed back, or its lease ran out).
+local function release(tok)
+  if redis.call('HINCRBY', RUNNING, tok, -1) <= 0 then redis.call('HDEL', RUNNING, tok) end
 end
 local function wake(n, cap)
   if n <= 0 then return end
@@ -92,29 +127,31 @@ local function wake(n, cap)
 end
 """
 
-# ARGV: span, now_ms, wake cap, then (task_id, priority, not_before_ms) triples.
+# ARGV from 3: now_ms, wake cap, then (task_id, token_id, priority, not_before_ms) quads.
 _ENQUEUE = (
     _PROLOGUE
     + """
-local now, cap = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, cap = tonumber(ARGV[3]), tonumber(ARGV[4])
 local added, woken = 0, 0
-for i = 4, #ARGV, 3 do
-  local id, p, nb = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+for i = 5, #ARGV, 4 do
+  local id, tok, p, nb = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   -- Already waiting or held by a runner: one delivery per task id.
-  if not redis.call('ZSCORE', INFLIGHT, id) and not redis.call('ZSCORE', READY, id) then
+  if not redis.call('ZSCORE', INFLIGHT, id) and not redis.call('ZSCORE', READY .. tok, id) then
     local due = redis.call('ZSCORE', DELAYED, id)
     if not due then added = added + 1 end
     if nb > now then
       -- A second enqueue with an earlier due time wins; a later one changes nothing.
       if not due or tonumber(due) > nb then
         redis.call('HSET', PRIO, id, p)
+        redis.call('HSET', TOKEN_OF, id, tok)
         redis.call('ZADD', DELAYED, fmt(nb), id)
         woken = woken + 1  -- an idle runner recomputes how long to sleep
       end
     else
       if due then redis.call('ZREM', DELAYED, id) end
       redis.call('HSET', PRIO, id, p)
-      redis.call('ZADD', READY, fmt(-p * SPAN + now), id)
+      redis.call('HSET', TOKEN_OF, id, tok)
+      make_ready(id, tok, fmt(-p * SPAN + now))
       woken = woken + 1
     end
   end
@@ -124,28 +161,55 @@ return added
 """
 )
 
-# ARGV: span, now_ms, lease_ms, token, batch. Returns {task_id or '', next_due_ms or ''}.
+# ARGV from 3: now_ms, lease_ms, delivery token, batch, per-token cap (0: none).
+# Returns {task_id or '', next_due_ms or ''}.
 _CLAIM = (
     _PROLOGUE
     + """
-local now, lease, token, batch = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local now, lease, token = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local batch, cap = tonumber(ARGV[6]), tonumber(ARGV[7])
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, batch)) do
   local due = tonumber(redis.call('ZSCORE', DELAYED, id))
   redis.call('ZREM', DELAYED, id)
-  redis.call('ZADD', READY, ready_score(id, due), id)
+  make_ready(id, token_of(id), ready_score(id, due))
 end
 -- A delivery whose lease ran out goes back to ready: at-least-once.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', INFLIGHT, '-inf', now, 'LIMIT', 0, batch)) do
+  local tok = token_of(id)
   redis.call('ZREM', INFLIGHT, id)
   redis.call('HDEL', OWNER, id)
-  redis.call('ZADD', READY, ready_score(id, now), id)
+  release(tok)
+  make_ready(id, tok, ready_score(id, now))
 end
-local popped = redis.call('ZPOPMIN', READY)
-if popped[1] then
-  local id = popped[1]
-  redis.call('ZADD', INFLIGHT, fmt(now + lease), id)
-  redis.call('HSET', OWNER, id, token)
-  return {id, ''}
+-- The least recently served token below its cap; capped tokens keep their place.
+local start = 0
+while true do
+  local page = redis.call('ZRANGE', TOKENS, start, start + 63)
+  if not page[1] then break end
+  local dropped = 0
+  for _, tok in ipairs(page) do
+    if cap <= 0 or tonumber(redis.call('HGET', RUNNING, tok) or '0') < cap then
+      local popped = redis.call('ZPOPMIN', READY .. tok)
+      if popped[1] then
+        local id = popped[1]
+        local turn = redis.call('INCR', TURN)
+        if redis.call('EXISTS', READY .. tok) == 1 then
+          redis.call('ZADD', TOKENS, turn, tok)
+        else
+          redis.call('ZREM', TOKENS, tok)
+        end
+        redis.call('ZADD', INFLIGHT, fmt(now + lease), id)
+        redis.call('HSET', OWNER, id, token)
+        -- The ack releases the count of token_of(id): make sure that is the one counted.
+        redis.call('HSET', TOKEN_OF, id, tok)
+        redis.call('HINCRBY', RUNNING, tok, 1)
+        return {id, ''}
+      end
+      redis.call('ZREM', TOKENS, tok)  -- nothing ready after all: leave the rotation
+      dropped = dropped + 1
+    end
+  end
+  start = start + #page - dropped
 end
 local next_due = nil
 local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
@@ -156,37 +220,42 @@ return {'', next_due and fmt(next_due) or ''}
 """
 )
 
-# ARGV: span, now_ms, lease_ms, token, task_id. Returns 1 if the caller still holds it.
+# ARGV from 3: now_ms, lease_ms, delivery token, task_id. Returns 1 if the caller holds it.
 _EXTEND = (
     _PROLOGUE
     + """
-local id = ARGV[5]
-if redis.call('HGET', OWNER, id) ~= ARGV[4] then return 0 end
-redis.call('ZADD', INFLIGHT, fmt(tonumber(ARGV[2]) + tonumber(ARGV[3])), id)
+local id = ARGV[6]
+if redis.call('HGET', OWNER, id) ~= ARGV[5] then return 0 end
+redis.call('ZADD', INFLIGHT, fmt(tonumber(ARGV[3]) + tonumber(ARGV[4])), id)
 return 1
 """
 )
 
-# ARGV: span, now_ms, wake cap, token, task_id, requeue (0/1), priority, not_before_ms.
-# Acknowledge a delivery; with requeue=1 put the task straight back (ready or delayed).
+# ARGV from 3: now_ms, wake cap, delivery token, task_id, requeue (0/1), priority,
+# not_before_ms. Acknowledge a delivery; with requeue=1 put the task straight back.
 _ACK = (
     _PROLOGUE
     + """
-local now, cap, token, id = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local now, cap, token, id = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
 if redis.call('HGET', OWNER, id) ~= token then return 0 end
+local tok = token_of(id)
 redis.call('ZREM', INFLIGHT, id)
 redis.call('HDEL', OWNER, id)
-if ARGV[6] == '1' then
-  local p, nb = tonumber(ARGV[7]), tonumber(ARGV[8])
+release(tok)
+if ARGV[7] == '1' then
+  local p, nb = tonumber(ARGV[8]), tonumber(ARGV[9])
   redis.call('HSET', PRIO, id, p)
   if nb > now then
     redis.call('ZADD', DELAYED, fmt(nb), id)
   else
-    redis.call('ZADD', READY, fmt(-p * SPAN + now), id)
+    make_ready(id, tok, fmt(-p * SPAN + now))
   end
   wake(1, cap)
 else
   redis.call('HDEL', PRIO, id)
+  redis.call('HDEL', TOKEN_OF, id)
+  -- A slot of this token is free: work of its that a capped claim skipped may run now.
+  if redis.call('EXISTS', READY .. tok) == 1 then wake(1, cap) end
 end
 return 1
 """
@@ -223,7 +292,9 @@ def _priority(priority: int) -> int:
 async def _run(client: redis.Redis, script: str, args: list[str | int | float]) -> object:
     # EVAL (not EVALSHA) keeps this correct across a SCRIPT FLUSH or a fresh Redis; the
     # scripts are a few hundred bytes, which costs nothing next to a container start.
-    return await client.eval(script, len(_KEYS), *_KEYS, PRIORITY_SPAN, *args)
+    return await client.eval(
+        script, len(_KEYS), *_KEYS, PRIORITY_SPAN, keys.QUEUE_READY_PREFIX, *args
+    )
 
 
 async def enqueue(client: redis.Redis, tasks: Iterable[ReadyTask]) -> None:
@@ -231,8 +302,9 @@ async def enqueue(client: redis.Redis, tasks: Iterable[ReadyTask]) -> None:
 
     A task already waiting (ready or delayed) or held by a runner is left alone, so the
     API, the runner and the reconciler may all enqueue the same task without a duplicate
-    delivery. ``priority``: higher first (clamped to +-PRIORITY_BOUND). ``not_before``:
-    held back until then (delayed retries).
+    delivery. Each task waits in its token's line (``token_id``). ``priority``: higher
+    first within that token (clamped to +-PRIORITY_BOUND). ``not_before``: held back
+    until then (delayed retries).
     """
     await add(client, tasks)
 
@@ -241,10 +313,10 @@ async def add(client: redis.Redis, tasks: Iterable[ReadyTask]) -> int:
     """``enqueue``, returning how many tasks the queue did not know about yet."""
     args: list[str | int | float] = []
     for task in tasks:
-        args += [task.task_id, _priority(task.priority), _due_ms(task)]
+        args += [task.task_id, task.token_id, _priority(task.priority), _due_ms(task)]
     added = 0
     # Batches keep each script call short; other clients wait while a script runs.
-    step = 3 * 500
+    step = 4 * 500
     for start in range(0, len(args), step):
         reply = await _run(
             client, _ENQUEUE, [_now_ms(), WAKE_TOKENS_MAX, *args[start : start + step]]
@@ -253,9 +325,19 @@ async def add(client: redis.Redis, tasks: Iterable[ReadyTask]) -> int:
     return added
 
 
-async def claim(client: redis.Redis, *, lease_seconds: float, token: str) -> Delivery | Empty:
-    """Take the next task id, holding it for ``lease_seconds`` unless extended or acked."""
-    reply = await _run(client, _CLAIM, [_now_ms(), int(lease_seconds * 1000), token, MOVE_BATCH])
+async def claim(
+    client: redis.Redis, *, lease_seconds: float, token: str, max_running_per_token: int = 0
+) -> Delivery | Empty:
+    """Take the next task id, holding it for ``lease_seconds`` unless extended or acked.
+
+    The task comes from the least recently served API token that has fewer than
+    ``max_running_per_token`` deliveries in flight (0: no cap); ``Empty`` if there is none.
+    """
+    reply = await _run(
+        client,
+        _CLAIM,
+        [_now_ms(), int(lease_seconds * 1000), token, MOVE_BATCH, max_running_per_token],
+    )
     assert isinstance(reply, list)
     task_id, next_due = (_text(v) for v in reply)
     if task_id:
@@ -305,22 +387,34 @@ async def requeue(client: redis.Redis, delivery: Delivery, task: ReadyTask) -> b
     return bool(reply)
 
 
+async def _ready_keys(client: redis.Redis) -> list[str]:
+    return [keys.queue_ready(_text(t)) for t in await client.zrange(keys.QUEUE_TOKENS, 0, -1)]
+
+
 async def queued_task_ids(client: redis.Redis) -> set[str]:
     """Every task id the queue knows about (ready, delayed or in flight)."""
     found: set[str] = set()
-    for key in (keys.QUEUE_READY, keys.QUEUE_DELAYED, keys.QUEUE_INFLIGHT):
+    for key in [*await _ready_keys(client), keys.QUEUE_DELAYED, keys.QUEUE_INFLIGHT]:
         found |= {_text(v) for v in await client.zrange(key, 0, -1)}
     return found
 
 
 async def depth(client: redis.Redis) -> dict[str, int]:
     """How many entries wait in each part of the queue (for metrics and tests)."""
+    ready_keys = await _ready_keys(client)
     async with client.pipeline(transaction=False) as pipe:
-        pipe.zcard(keys.QUEUE_READY)
+        for key in ready_keys:
+            pipe.zcard(key)
         pipe.zcard(keys.QUEUE_DELAYED)
         pipe.zcard(keys.QUEUE_INFLIGHT)
-        ready, delayed, inflight = await pipe.execute()
-    return {"ready": int(ready), "delayed": int(delayed), "inflight": int(inflight)}
+        *ready, delayed, inflight = await pipe.execute()
+    return {"ready": sum(int(n) for n in ready), "delayed": int(delayed), "inflight": int(inflight)}
+
+
+async def running(client: redis.Redis) -> dict[str, int]:
+    """Deliveries in flight per API token id (what the per-token cap is checked against)."""
+    counts = await client.hgetall(keys.QUEUE_RUNNING)
+    return {_text(k): int(_text(v)) for k, v in counts.items()}
 
 
 # --- cancellation -----------------------------------------------------------------------

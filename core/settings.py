@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.models import PRIORITY_BOUND
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -69,6 +71,13 @@ class Settings:
     # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips): the
     # stack's edge. Comma-separated addresses, or * where only the edge can reach the API.
     forwarded_allow_ips: str = "127.0.0.1"
+    # What a submission may ask of one task. A client picks these freely, so they bound
+    # how much runner time one token can hold: priorities within [-max, max] (never beyond
+    # PRIORITY_BOUND), time-outs up to max_task_timeout_seconds (the runner applies it to a
+    # task type's own time-out too), max_attempts up to max_task_attempts.
+    max_task_priority: int = PRIORITY_BOUND
+    max_task_timeout_seconds: int = 24 * 3600
+    max_task_attempts: int = 20
 
     # --- runner
     runner_id: str = field(default_factory=socket.gethostname)
@@ -106,6 +115,9 @@ class Settings:
     # How long the retry of a lost attempt waits for its container, on another engine, to be
     # seen gone before it runs anyway (runners/lostruns.py).
     lost_container_wait_seconds: float = 60.0
+    # Deliveries one token may hold at once across all runners (checked by the queue at
+    # claim: a token at its cap is skipped, others are served). 0: no cap.
+    max_running_per_token: int = 0
 
     # --- events / notifier
     stream_maxlen: int = 10_000
@@ -166,6 +178,18 @@ class Settings:
         values["database_url"] = _with_password(
             values.get("database_url", cls.database_url), password
         )
+        if values.get("max_task_priority", 0) > PRIORITY_BOUND:
+            # The queue's scores are exact only within the bound (core/queue.py).
+            raise SettingsError(
+                f"{env_name('max_task_priority')} must be <= {PRIORITY_BOUND},"
+                f" got {values['max_task_priority']}"
+            )
+        default_attempts = values.get("default_max_attempts", cls.default_max_attempts)
+        if default_attempts > values.get("max_task_attempts", cls.max_task_attempts):
+            raise SettingsError(
+                f"{env_name('default_max_attempts')} ({default_attempts}) must not exceed"
+                f" {env_name('max_task_attempts')}"
+            )
         if values.get("database_replica_url"):
             values["database_replica_url"] = _with_password(
                 values["database_replica_url"], password
@@ -245,6 +269,8 @@ _AT_LEAST_ONE = frozenset(
         "runner_concurrency",
         "default_timeout_seconds",
         "default_max_attempts",
+        "max_task_timeout_seconds",
+        "max_task_attempts",
         "output_limit_bytes",
         "output_file_limit_bytes",
         "stream_maxlen",

@@ -23,13 +23,11 @@ import jsonschema
 from core import metrics
 from core.errors import ApiError, Detail
 from core.models import PRIORITY_BOUND
-from core.settings import Settings
+from core.settings import Settings, env_name
 from core.transitions import NewJob, NewTask
 from plugins.tasktypes import PayloadError, TaskContext, TaskType
 
 __all__ = [
-    "MAX_ATTEMPTS_LIMIT",
-    "MAX_TIMEOUT_SECONDS",
     "JobSchemas",
     "JobValidator",
     "find_cycle",
@@ -39,8 +37,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_TIMEOUT_SECONDS = 24 * 3600
-MAX_ATTEMPTS_LIMIT = 20
 MAX_LABELS = 32
 MAX_DETAILS = 50  # a submission with a thousand mistakes gets the first fifty
 
@@ -68,7 +64,32 @@ def _string(pattern: str, max_length: int, message: str, description: str) -> di
     }
 
 
-def _task_schema(max_tasks: int) -> dict[str, Any]:
+def _capped(
+    minimum: int,
+    maximum: int,
+    setting: str,
+    description: str,
+    *,
+    null: bool = False,
+    symmetric: bool = False,
+) -> dict[str, Any]:
+    """An integer field whose maximum (``symmetric``: its minimum too) a setting sets."""
+    limits = {"maximum": env_name(setting)}
+    if symmetric:
+        limits["minimum"] = env_name(setting)
+    return {
+        "type": ["integer", "null"] if null else "integer",
+        "minimum": minimum,
+        "maximum": maximum,
+        "description": f"{description} Range on this deployment: {minimum}..{maximum}.",
+        # Read by _message(): a refusal names the limit and the setting that sets it.
+        "x-limits": limits,
+    }
+
+
+def _task_schema(settings: Settings) -> dict[str, Any]:
+    max_tasks = settings.max_tasks_per_job
+    priority = min(settings.max_task_priority, PRIORITY_BOUND)
     task_name = _string(
         TASK_NAME_PATTERN,
         64,
@@ -98,24 +119,27 @@ def _task_schema(max_tasks: int) -> dict[str, Any]:
                 "maxItems": max_tasks,
                 "description": "Tasks that must succeed before this one is queued.",
             },
-            "timeout_s": {
-                "type": ["integer", "null"],
-                "minimum": 1,
-                "maximum": MAX_TIMEOUT_SECONDS,
-                "description": "Kill an attempt after this many seconds; default: the type's.",
-            },
-            "max_attempts": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_ATTEMPTS_LIMIT,
-                "description": "Attempts the task's own failures may use up.",
-            },
-            "priority": {
-                "type": "integer",
-                "minimum": -PRIORITY_BOUND,
-                "maximum": PRIORITY_BOUND,
-                "description": "Higher runs first; default 0.",
-            },
+            "timeout_s": _capped(
+                1,
+                settings.max_task_timeout_seconds,
+                "max_task_timeout_seconds",
+                "Kill an attempt after this many seconds; default: the type's.",
+                null=True,
+            ),
+            "max_attempts": _capped(
+                1,
+                settings.max_task_attempts,
+                "max_task_attempts",
+                "Attempts the task's own failures may use up.",
+            ),
+            "priority": _capped(
+                -priority,
+                priority,
+                "max_task_priority",
+                "Higher runs first among this token's tasks (never ahead of another"
+                " token's: claims rotate between tokens); default 0.",
+                symmetric=True,
+            ),
         },
     }
 
@@ -129,7 +153,7 @@ class JobSchemas:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> JobSchemas:
-        task = _task_schema(settings.max_tasks_per_job)
+        task = _task_schema(settings)
         submission = {
             "type": "object",
             "additionalProperties": False,
@@ -211,6 +235,14 @@ def _message(error: jsonschema.ValidationError) -> str:
     custom = error.schema.get("x-message") if isinstance(error.schema, Mapping) else None
     if custom and error.validator in {"pattern", "minLength", "maxLength"}:
         return f"{custom} (got {_short(error.instance)})"
+    limits = error.schema.get("x-limits") if isinstance(error.schema, Mapping) else None
+    setting = limits.get(str(error.validator)) if isinstance(limits, Mapping) else None
+    if setting:
+        bound = "at most" if error.validator == "maximum" else "at least"
+        return (
+            f"must be {bound} {error.validator_value} on this deployment"
+            f" ({setting}; got {_short(error.instance)})"
+        )
     return error.message
 
 

@@ -212,7 +212,10 @@ class Runner:
             token = f"{self.runner_id}:{uuid.uuid4().hex[:12]}"
             try:
                 got = await queue.claim(
-                    self.redis, lease_seconds=self.settings.lease_seconds, token=token
+                    self.redis,
+                    lease_seconds=self.settings.lease_seconds,
+                    token=token,
+                    max_running_per_token=self.settings.max_running_per_token,
                 )
             except RedisError as exc:
                 slots.release()
@@ -356,6 +359,9 @@ class Runner:
             return spec_or_failure
         spec = spec_or_failure
         timeout = claim.timeout_s or spec.timeout_s or self.settings.default_timeout_seconds
+        # The submission checked timeout_s; a task type's own time-out (which a payload
+        # may set) is bound by the same operator limit here.
+        timeout = min(timeout, self.settings.max_task_timeout_seconds)
         key = (claim.task_id, claim.attempt)
         stop = self._running[key] = Stop()
         if self._shutting_down:

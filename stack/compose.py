@@ -271,6 +271,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--runner-concurrency", type=int, default=d.runner_concurrency)
     p.add_argument(
+        "--max-running-per-token",
+        type=int,
+        default=d.max_running_per_token,
+        help="tasks one API token may run at once over all runners (0: no cap)",
+    )
+    p.add_argument(
         "--allowed-images", default="", help="comma-separated images container tasks may use"
     )
     p.add_argument(
@@ -315,6 +321,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         placement_labels=args.placement_labels,
         label_prefix=args.label_prefix,
         runner_concurrency=args.runner_concurrency,
+        max_running_per_token=args.max_running_per_token,
         allowed_images=tuple(i.strip() for i in args.allowed_images.split(",") if i.strip()),
         resources=dict(args.resources),
         docker_socket=args.docker_socket,

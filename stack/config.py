@@ -51,6 +51,7 @@ def read(cfg: pulumi.Config) -> Deployment:
         placement_labels=_bool(cfg, "placementLabels", d.placement_labels),
         label_prefix=cfg.get("labelPrefix") or d.label_prefix,
         runner_concurrency=_int(cfg, "runnerConcurrency", d.runner_concurrency),
+        max_running_per_token=_int(cfg, "maxRunningPerToken", d.max_running_per_token),
         allowed_images=tuple(_strings(cfg, "allowedImages")),
         resources=_resources(cfg),
         docker_socket=cfg.get("dockerSocket") or d.docker_socket,

@@ -181,6 +181,9 @@ class StackConfig:
     placement_labels: bool = False
     label_prefix: str = "homerun"
     runner_concurrency: int = 4
+    # Deliveries one API token may hold at once over all runners (0: no cap); below
+    # runner_replicas * runner_concurrency, no token can hold every slot.
+    max_running_per_token: int = 0
     allowed_images: tuple[str, ...] = ()
     # Per-service overrides of DEFAULT_RESOURCES.
     resources: Mapping[str, Resources] = field(default_factory=dict)
@@ -218,6 +221,8 @@ class StackConfig:
             raise ValueError("run_registry needs registry_image and registry_proxy_image")
         if self.runner_concurrency < 1:
             raise ValueError("runner_concurrency must be >= 1")
+        if self.max_running_per_token < 0:
+            raise ValueError("max_running_per_token must be >= 0 (0: no cap)")
         unknown = set(self.resources) - set(DEFAULT_RESOURCES)
         if unknown:
             raise ValueError(f"resources for unknown services: {sorted(unknown)}")
@@ -492,6 +497,7 @@ def _runner(config: StackConfig) -> Service:
             **_app_env(config),
             **_task_types_env(config),
             "HOMERUN_RUNNER_CONCURRENCY": str(config.runner_concurrency),
+            "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),
             "HOMERUN_DOCKER_URL": f"unix://{DOCKER_SOCKET}",
             "HOMERUN_WORK_DIR": WORK_DIR,
             # Task types name their images unqualified (homerun/task-shell:<tag>); on a

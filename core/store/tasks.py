@@ -25,20 +25,35 @@ __all__ = [
 async def queued(db: Database, task_id: str) -> ReadyTask | None:
     """The task as the queue should hold it while Postgres has it queued; else None."""
     row = await db.fetch_one(
-        "SELECT priority, not_before FROM tasks WHERE id = :id AND status = :queued",
+        "SELECT t.priority, t.not_before, j.token_id FROM tasks t JOIN jobs j ON j.id = t.job_id"
+        " WHERE t.id = :id AND t.status = :queued",
         {"id": task_id, "queued": TaskStatus.QUEUED.value},
     )
-    return None if row is None else ReadyTask(task_id, int(row["priority"]), row["not_before"])
+    if row is None:
+        return None
+    return ReadyTask(task_id, str(row["token_id"]), int(row["priority"]), row["not_before"])
 
 
 async def queued_batch(db: Database, limit: int) -> list[ReadyTask]:
-    """Up to ``limit`` queued tasks, in the order the queue would run them."""
+    """Up to ``limit`` queued tasks, in the order the queue would run them.
+
+    That order is by turn between tokens (each token's first task, then each one's second,
+    ...), priority only within a token: a token with a backlog larger than ``limit`` must
+    not keep every other token's tasks out of a refilled queue, pass after pass.
+    """
     rows = await db.fetch_all(
-        "SELECT id, priority, not_before FROM tasks WHERE status = :queued"
-        " ORDER BY priority DESC, created_at LIMIT :n",
+        "SELECT id, token_id, priority, not_before FROM ("
+        "  SELECT t.id, j.token_id, t.priority, t.not_before, t.created_at,"
+        "   row_number() OVER (PARTITION BY j.token_id ORDER BY t.priority DESC, t.created_at)"
+        "   AS turn"
+        "  FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.status = :queued) q"
+        " ORDER BY turn, priority DESC, created_at LIMIT :n",
         {"queued": TaskStatus.QUEUED.value, "n": limit},
     )
-    return [ReadyTask(str(r["id"]), int(r["priority"]), r["not_before"]) for r in rows]
+    return [
+        ReadyTask(str(r["id"]), str(r["token_id"]), int(r["priority"]), r["not_before"])
+        for r in rows
+    ]
 
 
 async def running_attempts(db: Database) -> set[tuple[str, int]]:

@@ -272,7 +272,7 @@ async def _lock_running_attempt(
     await lock_job_of_task(conn, task_id)
     task = await conn.fetch_one(
         "SELECT t.id, t.job_id, t.name, t.status, t.attempts, t.max_attempts, t.priority,"
-        " j.cancel_requested FROM tasks t JOIN jobs j ON j.id = t.job_id"
+        " j.cancel_requested, j.token_id FROM tasks t JOIN jobs j ON j.id = t.job_id"
         " WHERE t.id = :id FOR UPDATE OF t",
         {"id": task_id},
     )

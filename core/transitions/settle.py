@@ -33,7 +33,7 @@ async def conclude_attempt(
     retry_base_seconds: float,
     retry_max_seconds: float,
 ) -> Aftermath:
-    task_id, job_id = str(task["id"]), str(task["job_id"])
+    task_id, job_id, token_id = str(task["id"]), str(task["job_id"]), str(task["token_id"])
     await conn.execute(
         "UPDATE attempts SET status = :status, finished_at = clock_timestamp(),"
         " exit_code = :exit_code, failure_kind = :kind, error = :error"
@@ -59,7 +59,7 @@ async def conclude_attempt(
             task_id=task_id,
             attempt=attempt,
         )
-        after.ready = await _promote_dependents(conn, job_id, task_id)
+        after.ready = await _promote_dependents(conn, job_id, token_id, task_id)
     elif status == AttemptStatus.CANCELLED or task["cancel_requested"]:
         await set_task(conn, task_id, TaskStatus.CANCELLED, error=error or "cancelled")
         await record_event(
@@ -92,7 +92,7 @@ async def conclude_attempt(
             task_id=task_id,
             attempt=attempt,
         )
-        after.ready = [ReadyTask(task_id, int(task["priority"]), not_before)]
+        after.ready = [ReadyTask(task_id, token_id, int(task["priority"]), not_before)]
         return after
     else:
         await set_task(conn, task_id, TaskStatus.FAILED, error=error)
@@ -157,7 +157,9 @@ async def set_task(
     )
 
 
-async def _promote_dependents(conn: Connection, job_id: str, task_id: str) -> list[ReadyTask]:
+async def _promote_dependents(
+    conn: Connection, job_id: str, token_id: str, task_id: str
+) -> list[ReadyTask]:
     """Queue every pending dependent whose dependencies have all succeeded."""
     rows = await conn.fetch_all(
         "SELECT t.id, t.name, t.priority FROM tasks t"
@@ -185,7 +187,7 @@ async def _promote_dependents(conn: Connection, job_id: str, task_id: str) -> li
             {"status": TaskStatus.QUEUED.value, "name": row["name"]},
             task_id=str(row["id"]),
         )
-        ready.append(ReadyTask(str(row["id"]), int(row["priority"])))
+        ready.append(ReadyTask(str(row["id"]), token_id, int(row["priority"])))
     return ready
 
 

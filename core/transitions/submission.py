@@ -141,5 +141,5 @@ async def insert_job(
                 {"status": TaskStatus.QUEUED.value, "name": task.name},
                 task_id=ids[task.name],
             )
-            ready.append(ReadyTask(ids[task.name], task.priority))
+            ready.append(ReadyTask(ids[task.name], token_id, task.priority))
     return Created(job_id=job_id, created=True, ready=ready)

@@ -59,6 +59,7 @@ class ReadyTask:
     """A task the queue must be told about once the transaction committed."""
 
     task_id: str
+    token_id: str  # whose line it waits in: claims rotate between tokens
     priority: int
     not_before: datetime | None = None
 

@@ -16,6 +16,7 @@ import docker
 import pytest
 import redis.asyncio as aioredis
 
+from core import keys, queue
 from core.settings import Settings
 from runners.containers import LABEL_RUNNER
 from runners.worker import Runner
@@ -54,9 +55,9 @@ async def dump_state(jobs: Jobs, runners: set[ServiceProcess]) -> None:
     )
     for row in rows:
         print(dict(row._mapping))
-    queued = await jobs.redis.zrange("homerun:queue:ready", 0, -1)
-    inflight = await jobs.redis.zrange("homerun:queue:inflight", 0, -1, withscores=True)
-    print("ready", queued, "inflight", inflight)
+    known = await queue.queued_task_ids(jobs.redis)
+    inflight = await jobs.redis.zrange(keys.QUEUE_INFLIGHT, 0, -1, withscores=True)
+    print("in the queue", known, "inflight", inflight, "per token", await queue.running(jobs.redis))
     for proc in runners:
         print("==", proc.log_path, proc.alive)
         print(proc.output()[-3000:])

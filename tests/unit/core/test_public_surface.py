@@ -46,8 +46,6 @@ SURFACE = {
         "revoke_token",
     },
     "core.validation": {
-        "MAX_ATTEMPTS_LIMIT",
-        "MAX_TIMEOUT_SECONDS",
         "JobSchemas",
         "JobValidator",
         "find_cycle",

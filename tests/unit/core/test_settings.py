@@ -82,6 +82,10 @@ def test_every_setting_is_documented() -> None:
     assert not missing, f"settings without a line in docs/: {missing}"
 
 
+# Fields whose default is the largest value from_env accepts.
+_AT_CEILING = {"max_task_priority"}
+
+
 def _changed(name: str, type_: str, default: object) -> object:
     """A value for one field that differs from its default; a new type must be added here."""
     if name in CHOICES:
@@ -89,6 +93,8 @@ def _changed(name: str, type_: str, default: object) -> object:
     if type_ in ("str", "str | None"):
         return f"{name}-value"
     if type_ == "int":
+        if name in _AT_CEILING:
+            return int(default) - 7  # type: ignore[call-overload]
         return int(default) + 7  # type: ignore[call-overload]
     if type_ == "float":
         return float(default) + 0.25  # type: ignore[arg-type]
@@ -146,3 +152,18 @@ def test_to_env_refuses_what_would_not_read_back(
 ) -> None:
     with pytest.raises(SettingsError, match=complaint):
         Settings(**overrides).to_env(tmp_path)  # type: ignore[arg-type]
+
+
+def test_task_caps_that_cannot_hold_are_refused() -> None:
+    # The queue's scores are exact only within PRIORITY_BOUND.
+    with pytest.raises(SettingsError, match="HOMERUN_MAX_TASK_PRIORITY must be <= 400"):
+        Settings.from_env({"HOMERUN_MAX_TASK_PRIORITY": "401"})
+    # A default the cap would refuse at submission is a misconfiguration, said at start.
+    with pytest.raises(SettingsError, match="HOMERUN_DEFAULT_MAX_ATTEMPTS"):
+        Settings.from_env({"HOMERUN_MAX_TASK_ATTEMPTS": "2"})
+    assert (
+        Settings.from_env(
+            {"HOMERUN_MAX_TASK_ATTEMPTS": "2", "HOMERUN_DEFAULT_MAX_ATTEMPTS": "2"}
+        ).max_task_attempts
+        == 2
+    )

@@ -22,6 +22,7 @@ def test_the_queue_surface_is_pinned() -> None:
         "parse_cancel_message",
         "queued_task_ids",
         "requeue",
+        "running",
         "signal_cancel",
         "wait_for_work",
     }

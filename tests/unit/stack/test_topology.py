@@ -122,6 +122,16 @@ def test_the_api_and_the_runner_get_the_same_allowed_images():
     assert "HOMERUN_ALLOWED_IMAGES" not in topology.service("notifier").env
 
 
+def test_the_per_token_cap_reaches_every_runner():
+    topology = build_topology(StackConfig(runner_replicas=2, max_running_per_token=3))
+    assert topology.service("runner").env["HOMERUN_MAX_RUNNING_PER_TOKEN"] == "3"
+    assert (
+        build_topology(StackConfig()).service("runner").env["HOMERUN_MAX_RUNNING_PER_TOKEN"] == "0"
+    )
+    with pytest.raises(ValueError, match="max_running_per_token"):
+        StackConfig(max_running_per_token=-1)
+
+
 @pytest.mark.parametrize(
     ("service", "entrypoint"),
     [
