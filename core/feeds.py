@@ -105,7 +105,9 @@ def streams_client(url: str, *, block_seconds: float, max_streams: int) -> redis
         socket_timeout=block_seconds + 10,
         health_check_interval=30,
     )
-    return redis.Redis(connection_pool=pool)
+    # from_pool: the client owns the pool, so aclose() closes its connections too (a pool
+    # passed as connection_pool= would be left open, its sockets to the garbage collector).
+    return redis.Redis.from_pool(pool)
 
 
 def frame(event: str, data: str, event_id: str | None = None) -> bytes:
