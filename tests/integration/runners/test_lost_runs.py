@@ -105,7 +105,7 @@ async def test_a_starting_runner_kills_the_lost_run_before_it_runs_the_retry(
     # B's periodic pass is far off: only what a starting runner does can recover the task
     # in time (reconcile at once, then kill the lost run before the retry).
     start_runner(runner_id="runner-b", reconcile_seconds=60.0)
-    await eventually(lambda: jobs.finished(job_id), 40, "the job to finish")
+    await eventually(lambda: jobs.finished(job_id), 90, "the job to finish")
 
     assert await jobs.job_status(job_id) == "succeeded"
     attempts = await jobs.attempts(task_id)
@@ -135,7 +135,7 @@ async def test_a_lost_run_on_another_engine_holds_the_retry_until_its_sweep(
         "UPDATE attempts SET engine_id = 'another-engine' WHERE task_id = :t", {"t": task_id}
     )
     start_runner(runner_id="runner-b", reconcile_seconds=1.0, lost_container_wait_seconds=60.0)
-    await eventually(lambda: jobs.finished(job_id), 40, "the job to finish")
+    await eventually(lambda: jobs.finished(job_id), 90, "the job to finish")
 
     assert await jobs.job_status(job_id) == "succeeded"
     events = await asyncio.to_thread(engine_events, docker_client, instance, task_id, since)
@@ -161,7 +161,7 @@ async def test_a_lost_run_nobody_can_see_delays_the_retry_by_the_bound_only(
     )
     wait = 3.0
     start_runner(runner_id="runner-b", lost_container_wait_seconds=wait)
-    await eventually(lambda: jobs.finished(job_id), 40, "the job to finish")
+    await eventually(lambda: jobs.finished(job_id), 90, "the job to finish")
 
     assert await jobs.job_status(job_id) == "succeeded"
     lost, retry = await jobs.attempts(task_id)
