@@ -114,6 +114,16 @@ def _query_error(name: str, msg: str) -> ApiError:
     )
 
 
+def _id_query(raw: str | None, name: str, what: str) -> str | None:
+    """A query parameter holding an id (normalised), or the 400 that says it is not one."""
+    if raw is None:
+        return None
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise _query_error(name, f"not a {what} id: {raw[:100]!r}") from None
+
+
 async def list_jobs(request: Request) -> Response:
     principal = await require_token(request)
     state = get_state(request)
@@ -142,18 +152,8 @@ async def list_jobs(request: Request) -> Response:
             raise _query_error("limit", f"not an integer: {raw_limit!r}") from None
         if not 1 <= limit <= MAX_PAGE:
             raise _query_error("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
-    rerun_of = params.get("rerun_of")
-    if rerun_of is not None:
-        try:
-            rerun_of = str(uuid.UUID(rerun_of))
-        except ValueError:
-            raise _query_error("rerun_of", f"not a job id: {rerun_of[:100]!r}") from None
-    schedule = params.get("schedule")
-    if schedule is not None:
-        try:
-            schedule = str(uuid.UUID(schedule))
-        except ValueError:
-            raise _query_error("schedule", f"not a schedule id: {schedule[:100]!r}") from None
+    rerun_of = _id_query(params.get("rerun_of"), "rerun_of", "job")
+    schedule = _id_query(params.get("schedule"), "schedule", "schedule")
     after = None
     cursor = params.get("cursor")
     if cursor is not None:
