@@ -45,6 +45,19 @@ def _with_password(url: str, password: str | None) -> str:
     return f"{scheme}://{userinfo}:{quote(password, safe='')}@{host}"
 
 
+def _with_redis_password(url: str, password: str | None) -> str:
+    """Insert a password read from a secret file into a Redis URL that has none.
+
+    Redis' ``requirepass`` has no user name: the URL's userinfo is ``:<password>``.
+    """
+    if not password or "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+        return url
+    from urllib.parse import quote
+
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://:{quote(password, safe='')}@{rest}"
+
+
 @dataclass(frozen=True)
 class Settings:
     # --- data stores
@@ -194,6 +207,10 @@ class Settings:
             values["database_replica_url"] = _with_password(
                 values["database_replica_url"], password
             )
+        # Both Redis share one password (requirepass), a secret file like the database's.
+        redis_password = _secret_file(e, REDIS_PASSWORD_FILE)
+        for key in ("queue_redis_url", "events_redis_url"):
+            values[key] = _with_redis_password(values.get(key, getattr(cls, key)), redis_password)
         return cls(**values)
 
     def to_env(self, secrets_dir: Path | None = None) -> dict[str, str]:
@@ -250,6 +267,7 @@ def _write_secret(field_name: str, value: str, secrets_dir: Path | None) -> str:
 # Secrets are read from the file a variable names (a Swarm secret), never from its value.
 SECRET_FILES = {"admin_token": "HOMERUN_ADMIN_TOKEN_FILE"}
 DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
+REDIS_PASSWORD_FILE = "HOMERUN_REDIS_PASSWORD_FILE"
 
 # The OCI runtimes a task may run under (runners/runtimes.py says what each means).
 TASK_RUNTIMES = ("runc", "runsc", "auto")

@@ -23,11 +23,12 @@ RUN groupadd --system --gid 999 redis \
     && mkdir -p /data && chown redis:redis /data
 
 COPY redis-entrypoint.sh /usr/local/bin/homerun-redis
+COPY redis-healthcheck.sh /usr/local/bin/homerun-redis-healthcheck
 ENV HOMERUN_REDIS_ROLE=queue
 USER redis
 WORKDIR /data
 VOLUME /data
 EXPOSE 6379
 HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=5 \
-    CMD ["sh", "-c", "redis-cli -p \"${HOMERUN_REDIS_PORT:-6379}\" ping | grep -qx PONG"]
+    CMD ["homerun-redis-healthcheck"]
 ENTRYPOINT ["homerun-redis"]

@@ -124,6 +124,7 @@ SECRET_KEYS = {
     "db-password": "password of the homerun database user",
     "replication-password": "password of the Postgres replication user",
     "admin-token": "the API's admin bearer token",
+    "redis-password": "requirepass of both Redis (the queue and the streams)",
 }
 
 # Sized for a small box shared with other work: reservations are what the scheduler
@@ -158,6 +159,7 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 # Users of the images (images/*.Dockerfile) that own their secret files.
 APP_UID = 10001
 PG_UID = 999
+REDIS_UID = 999  # images/redis.Dockerfile's redis user
 # The runner's work directory: the same path on the host and in the runner, since task
 # containers bind-mount files from it (runners/workspace.py).
 WORK_DIR = "/var/lib/homerun/work"
@@ -407,13 +409,18 @@ def _redis(config: StackConfig, role: str) -> Service:
             # queue: AOF + noeviction; events: nothing on disk + volatile-lru (images/redis.*).
             "HOMERUN_REDIS_ROLE": role,
             "HOMERUN_REDIS_MAXMEMORY": f"{_maxmemory_mb(config.resources_of(key))}mb",
+            # Without a password anything on the data network could rewrite the queue or
+            # inject events for any token (images/redis-entrypoint.sh).
+            "HOMERUN_REDIS_PASSWORD_FILE": _secret("redis-password", REDIS_UID).path,
         },
         networks=("data",),
         replicas=1,
+        secrets=(_secret("redis-password", REDIS_UID),),
         # Only the queue keeps files; the events Redis is a cache of the Postgres outbox.
         mounts=(Mount("volume", "redis-queue", "/data"),) if role == "queue" else (),
         healthcheck=Healthcheck(
-            test=("CMD-SHELL", f"redis-cli -p {REDIS_PORT} ping | grep -qx PONG"),
+            # PONG, asked with the password (images/redis-healthcheck.sh).
+            test=("CMD", "homerun-redis-healthcheck"),
             start_period_s=20.0,
         ),
         constraints=config.constraint("redis", "true"),
@@ -437,6 +444,7 @@ def _app_env(config: StackConfig) -> dict[str, str]:
         "HOMERUN_DATABASE_URL": db % "postgres-primary",
         "HOMERUN_DATABASE_REPLICA_URL": db % "postgres-replica",
         "HOMERUN_DATABASE_PASSWORD_FILE": _secret("db-password").path,
+        "HOMERUN_REDIS_PASSWORD_FILE": _secret("redis-password").path,
         "HOMERUN_QUEUE_REDIS_URL": f"redis://redis-queue:{REDIS_PORT}/0",
         "HOMERUN_EVENTS_REDIS_URL": f"redis://redis-events:{REDIS_PORT}/0",
         # Every stack's URLs look alike (postgres-primary/homerun), so the instance that
@@ -444,6 +452,11 @@ def _app_env(config: StackConfig) -> dict[str, str]:
         # never reap each other's tasks or share a work directory.
         "HOMERUN_INSTANCE": config.stack,
     }
+
+
+def _app_secrets() -> tuple[SecretRef, ...]:
+    """The secret files ``_app_env`` names, mounted in every homerun process."""
+    return (_secret("db-password"), _secret("redis-password"))
 
 
 def _task_types_env(config: StackConfig) -> dict[str, str]:
@@ -476,7 +489,7 @@ def _api(config: StackConfig) -> Service:
         },
         networks=("public", "data"),
         replicas=config.api_replicas,
-        secrets=(_secret("db-password"), _secret("admin-token")),
+        secrets=(*_app_secrets(), _secret("admin-token")),
         healthcheck=_APP_HEALTHCHECK,
         # The new task must be healthy before an old one stops; a task that never gets
         # healthy rolls the whole service back to the previous spec.
@@ -510,7 +523,7 @@ def _runner(config: StackConfig) -> Service:
         },
         networks=("data",),
         replicas=config.runner_replicas,
-        secrets=(_secret("db-password"),),
+        secrets=_app_secrets(),
         # The runner starts task containers next to itself on the node's engine.
         mounts=(
             Mount("bind", config.docker_socket, DOCKER_SOCKET),
@@ -537,7 +550,7 @@ def _notifier(config: StackConfig) -> Service:
         # "public" is its route out to webhook receivers; nothing of it is published.
         networks=("data", "public"),
         replicas=config.notifier_replicas,
-        secrets=(_secret("db-password"),),
+        secrets=_app_secrets(),
         healthcheck=_APP_HEALTHCHECK,
     )
 

@@ -75,6 +75,30 @@ def test_secrets_come_from_files_never_from_values(tmp_path: Path) -> None:
     assert Settings.from_env({"HOMERUN_ADMIN_TOKEN": "plain"}).admin_token is None
 
 
+def test_the_redis_password_file_reaches_both_redis_urls(tmp_path: Path) -> None:
+    password = tmp_path / "redis-password"
+    password.write_text("r3dis/pass\n")
+    settings = Settings.from_env(
+        {
+            "HOMERUN_REDIS_PASSWORD_FILE": str(password),
+            "HOMERUN_QUEUE_REDIS_URL": "redis://redis-queue:6379/0",
+            "HOMERUN_EVENTS_REDIS_URL": "redis://redis-events:6379/0",
+        }
+    )
+    assert settings.queue_redis_url == "redis://:r3dis%2Fpass@redis-queue:6379/0"
+    assert settings.events_redis_url == "redis://:r3dis%2Fpass@redis-events:6379/0"
+    # Defaults get it too, and a URL that already carries credentials keeps its own.
+    kept = Settings.from_env(
+        {
+            "HOMERUN_REDIS_PASSWORD_FILE": str(password),
+            "HOMERUN_QUEUE_REDIS_URL": "redis://:other@q:6379/0",
+        }
+    )
+    assert kept.queue_redis_url == "redis://:other@q:6379/0"
+    assert kept.events_redis_url == "redis://:r3dis%2Fpass@127.0.0.1:6379/1"
+    assert Settings.from_env({}).queue_redis_url == "redis://127.0.0.1:6379/0"
+
+
 def test_every_setting_is_documented() -> None:
     text = "".join(p.read_text() for p in DOCS.glob("*.md"))
     missing = [env_name(f.name) for f in fields(Settings) if f.name != "admin_token"]

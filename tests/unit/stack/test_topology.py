@@ -8,12 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import DATABASE_PASSWORD_FILE, SECRET_FILES, Settings, env_name
+from core.settings import (
+    DATABASE_PASSWORD_FILE,
+    REDIS_PASSWORD_FILE,
+    SECRET_FILES,
+    Settings,
+    env_name,
+)
 from stack.model import EndpointMode, PublishMode, Resources, duration
 from stack.topology import (
     DEFAULT_RESOURCES,
     IMAGE_NAMES,
     REGISTRY_SERVICE_KEYS,
+    SECRET_KEYS,
     SERVICE_KEYS,
     StackConfig,
     build_topology,
@@ -30,7 +37,7 @@ def test_every_object_carries_the_stack_name():
     names = [o.name for o in topology.services] + [o.name for o in topology.networks]
     names += [o.name for o in topology.secrets] + [o.name for o in topology.configs]
     names += [o.name for o in topology.volumes]
-    assert len(names) == 8 + 2 + 3 + 1 + 3
+    assert len(names) == len(SERVICE_KEYS) + 2 + len(SECRET_KEYS) + 1 + 3
     assert all(name.startswith("hrtopo_") for name in names), names
 
 
@@ -104,7 +111,7 @@ def test_modes_reach_every_service():
 @pytest.mark.parametrize("run_registry", [False, True])
 def test_app_environment_uses_only_names_core_settings_reads(run_registry):
     known = {env_name(f.name) for f in fields(Settings)}
-    known |= {*SECRET_FILES.values(), DATABASE_PASSWORD_FILE}
+    known |= {*SECRET_FILES.values(), DATABASE_PASSWORD_FILE, REDIS_PASSWORD_FILE}
     config = StackConfig(allowed_images=("alpine:3",), run_registry=run_registry)
     topology = build_topology(config)
     for key in APP_SERVICES:
@@ -262,3 +269,19 @@ def test_registry_services_are_not_in_a_default_stack():
     assert "registry" not in {n.key for n in topology.networks}
     assert "registry" not in {v.key for v in topology.volumes}
     assert "HOMERUN_TASK_IMAGE_REGISTRY" not in topology.service("runner").env
+
+
+def test_both_redis_require_the_password_every_client_of_theirs_holds():
+    # Without requirepass anything on the data network could rewrite the queue or inject
+    # events for any token (issue 12, item 15).
+    topology = build_topology(StackConfig())
+    for key in ("redis-queue", "redis-events"):
+        redis = topology.service(key)
+        (ref,) = redis.secrets
+        assert ref.secret == "redis-password"
+        assert redis.env["HOMERUN_REDIS_PASSWORD_FILE"] == ref.path
+        assert redis.healthcheck.test == ("CMD", "homerun-redis-healthcheck")
+    for key in APP_SERVICES:
+        service = topology.service(key)
+        mounted = {ref.path for ref in service.secrets if ref.secret == "redis-password"}
+        assert mounted == {service.env[REDIS_PASSWORD_FILE]}, key
