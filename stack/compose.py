@@ -280,6 +280,12 @@ def _parser() -> argparse.ArgumentParser:
         "--allowed-images", default="", help="comma-separated images container tasks may use"
     )
     p.add_argument(
+        "--edge-connections-per-source",
+        type=int,
+        default=d.edge_connections_per_source,
+        help="connections one client address may hold open at the edge",
+    )
+    p.add_argument(
         "--resources",
         type=_resource_override,
         action="append",
@@ -323,6 +329,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         runner_concurrency=args.runner_concurrency,
         max_running_per_token=args.max_running_per_token,
         allowed_images=tuple(i.strip() for i in args.allowed_images.split(",") if i.strip()),
+        edge_connections_per_source=args.edge_connections_per_source,
         resources=dict(args.resources),
         docker_socket=args.docker_socket,
         run_registry=args.run_registry,

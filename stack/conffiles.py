@@ -18,7 +18,14 @@ _SWARM_RESOLVERS = """resolvers swarm
 """
 
 
-def haproxy_cfg(*, listen_port: int, backend_host: str, backend_port: int, slots: int) -> str:
+def haproxy_cfg(
+    *,
+    listen_port: int,
+    backend_host: str,
+    backend_port: int,
+    slots: int,
+    connections_per_source: int | None,
+) -> str:
     """The edge proxy in front of the API: the only published port of the stack.
 
     A host-mode port is bound by one task per node, so two API replicas on one node cannot
@@ -27,7 +34,22 @@ def haproxy_cfg(*, listen_port: int, backend_host: str, backend_port: int, slots
     (``server-template`` re-resolves every second), health-checks each one, and retries a
     request whose connection failed on another task: that is what lets a rolling update of
     the API lose no request, with or without the routing mesh.
+
+    Per-source limits keep the port answering when one client misbehaves: a source over
+    its connection count is closed at accept (before any buffer is given to it), and a
+    request must arrive whole within 10 s (a slowloris drips it). Request rates are the
+    API's to limit, per token and per source (core/limits.py).
+    ``connections_per_source=None`` leaves them out: behind Swarm's routing mesh every
+    client arrives from the mesh's own address, so a per-source limit would be a global one.
     """
+    per_source = ""
+    if connections_per_source is not None:
+        per_source = f"""
+    # One entry per client address (IPv4 ones stored mapped), forgotten 30 s after its
+    # last connection ends.
+    stick-table type ipv6 size 100k expire 30s store conn_cur
+    tcp-request connection track-sc0 src
+    tcp-request connection reject if {{ sc0_conn_cur gt {connections_per_source} }}"""
     return f"""# Rendered by stack/conffiles.py.
 global
     log stdout format raw local0 warning
@@ -43,7 +65,10 @@ defaults
     timeout client 1h
     timeout server 1h
     timeout tunnel 1h
-    timeout http-request 30s
+    # A request's headers must arrive whole in this time (a slowloris drips them); an idle
+    # keep-alive connection is closed as soon. Streams (SSE) are answers, not requests.
+    timeout http-request 10s
+    timeout http-keep-alive 10s
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response
@@ -51,7 +76,7 @@ defaults
 {_SWARM_RESOLVERS}
 frontend api
     bind :{listen_port}
-    monitor-uri /edge-healthz
+    monitor-uri /edge-healthz{per_source}
     default_backend api
 
 backend api

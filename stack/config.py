@@ -54,6 +54,9 @@ def read(cfg: pulumi.Config) -> Deployment:
         runner_concurrency=_int(cfg, "runnerConcurrency", d.runner_concurrency),
         max_running_per_token=_int(cfg, "maxRunningPerToken", d.max_running_per_token),
         allowed_images=tuple(_strings(cfg, "allowedImages")),
+        edge_connections_per_source=_int(
+            cfg, "edgeConnectionsPerSource", d.edge_connections_per_source
+        ),
         resources=_resources(cfg),
         docker_socket=cfg.get("dockerSocket") or d.docker_socket,
         run_registry=_bool(cfg, "runRegistry", d.run_registry),

@@ -187,6 +187,10 @@ class StackConfig:
     # runner_replicas * runner_concurrency, no token can hold every slot.
     max_running_per_token: int = 0
     allowed_images: tuple[str, ...] = ()
+    # Connections one client address may hold at the edge at once (with host-mode ports,
+    # where the edge sees clients' addresses): one client holding thousands of idle
+    # connections exhausted the port's forwarder for everyone.
+    edge_connections_per_source: int = 200
     # Per-service overrides of DEFAULT_RESOURCES.
     resources: Mapping[str, Resources] = field(default_factory=dict)
     docker_socket: str = DOCKER_SOCKET
@@ -223,6 +227,8 @@ class StackConfig:
             raise ValueError("run_registry needs registry_image and registry_proxy_image")
         if self.runner_concurrency < 1:
             raise ValueError("runner_concurrency must be >= 1")
+        if self.edge_connections_per_source < 1:
+            raise ValueError("edge_connections_per_source must be >= 1")
         if self.max_running_per_token < 0:
             raise ValueError("max_running_per_token must be >= 0 (0: no cap)")
         unknown = set(self.resources) - set(DEFAULT_RESOURCES)
@@ -301,6 +307,10 @@ def build_topology(config: StackConfig) -> Topology:
                 backend_port=APP_PORT,
                 # Room for a start-first update of every replica at once.
                 slots=max(4, 2 * config.api_replicas),
+                # Behind the routing mesh every client has the mesh's address.
+                connections_per_source=config.edge_connections_per_source
+                if config.publish_mode is PublishMode.HOST
+                else None,
             ),
         ),
     )

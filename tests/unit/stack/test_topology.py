@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -285,3 +286,21 @@ def test_both_redis_require_the_password_every_client_of_theirs_holds():
         service = topology.service(key)
         mounted = {ref.path for ref in service.secrets if ref.secret == "redis-password"}
         assert mounted == {service.env[REDIS_PASSWORD_FILE]}, key
+
+
+def test_the_edge_caps_connections_per_source_only_where_it_sees_sources():
+    def edge_conf(**kwargs: Any) -> str:
+        (conf,) = [c for c in build_topology(StackConfig(**kwargs)).configs if c.key == "edge-conf"]
+        return conf.data
+
+    host = edge_conf(
+        endpoint_mode=EndpointMode.DNSRR,
+        publish_mode=PublishMode.HOST,
+        edge_connections_per_source=37,
+    )
+    assert "tcp-request connection reject if { sc0_conn_cur gt 37 }" in host
+    assert "timeout http-request 10s" in host
+    # Behind the routing mesh every client has the mesh's address: a cap would be global.
+    assert "sc0_conn_cur" not in edge_conf(publish_mode=PublishMode.INGRESS)
+    with pytest.raises(ValueError, match="edge_connections_per_source"):
+        StackConfig(edge_connections_per_source=0)
