@@ -44,9 +44,7 @@ async def test_resources_above_the_operators_maxima_are_refused_saying_the_maxim
         r = await client.post("/v1/jobs", json=shell(resources=resources), headers=bearer(token))
         assert r.status_code == 422, r.text
         error = r.json()["error"]
-        assert error["details"] == [
-            {"loc": ["body", "tasks", 0, "resources", field], "msg": says}
-        ]
+        assert error["details"] == [{"loc": ["body", "tasks", 0, "resources", field], "msg": says}]
         # At the maxima is fine; the published schema states them.
         at_max = {"cpus": 2.0, "memory_mb": 1024}
         ok = await client.post("/v1/jobs", json=shell(resources=at_max), headers=bearer(token))
@@ -71,18 +69,14 @@ async def test_malformed_resources_are_refused(
     assert r.json()["error"]["details"][0]["loc"][:4] == ["body", "tasks", 0, "resources"]
 
 
-async def test_a_task_no_group_can_take_is_refused_listing_the_groups(
-    api: Api, token: str
-) -> None:
+async def test_a_task_no_group_can_take_is_refused_listing_the_groups(api: Api, token: str) -> None:
     settings = dataclasses.replace(api.settings, runner_groups=GROUPS)
     before = await row_counts(api.db.primary)
     async with running_api(settings) as (_, client):
         r = await client.post("/v1/jobs", json=shell(runs_on=["gpu"]), headers=bearer(token))
         # gpu alone exists (in the gpu group): accepted. gpu with ssd exists nowhere.
         assert r.status_code == 201, r.text
-        r = await client.post(
-            "/v1/jobs", json=shell(runs_on=["gpu", "ssd"]), headers=bearer(token)
-        )
+        r = await client.post("/v1/jobs", json=shell(runs_on=["gpu", "ssd"]), headers=bearer(token))
         assert r.status_code == 422, r.text
         [detail] = r.json()["error"]["details"]
         assert detail == {

@@ -186,9 +186,7 @@ def samples() -> dict[str, list[Any]]:
         "Task": [
             views.to_task(task_row()),
             views.to_task(task_row(output='{"a": 1}', output_bytes=8, not_before=T0, timeout_s=30)),
-            views.to_task(
-                task_row(status="queued", runs_on=["bigdisk"], cpus=1.5, memory_mb=512)
-            ),
+            views.to_task(task_row(status="queued", runs_on=["bigdisk"], cpus=1.5, memory_mb=512)),
         ],
         "Resources": [
             wire.Resources(cpus=None, memory_mb=None),
@@ -391,7 +389,7 @@ def test_public_surface() -> None:
     assert sorted(k for k in namespace if k != "__builtins__") == sorted(wire.__all__)
     assert set(wire.__all__) == {
         *("Attempt", "AttemptDetail", "Job", "JobPage", "JobSummary", "Result", "Task"),
-            "Resources",
+        "Resources",
         *("TaskDetail", "JOB_VIEW_OUTPUT_BYTES"),
         *("Error", "ErrorBody", "ErrorDetail", "Health", "Probe", "Readiness", "ReplicaState"),
         *("TaskTypeInfo", "TaskTypeList"),
