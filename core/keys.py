@@ -38,6 +38,10 @@ QUEUE_WAKE = f"{PREFIX}:queue:wake"
 QUEUE_LINES_PREFIX = f"{PREFIX}:queue:lines:"
 # task id -> its label set, for the tasks that have one.
 QUEUE_TASK_LABELS = f"{PREFIX}:queue:tasklabels"
+# The label sets that have a rotation of their own, ``queue_tokens(label_set)``: the tokens
+# with work in that label set's lines, scored like QUEUE_TOKENS (which is the unlabelled
+# lines' rotation), so a claim walks only the rotations its runner may serve.
+QUEUE_LABEL_SETS = f"{PREFIX}:queue:labelsets"
 # Pub/sub channel that tells runners to kill a cancelled attempt's container now.
 CANCEL_CHANNEL = f"{PREFIX}:cancels"
 # Held briefly by the runner that reconciles Postgres with the queue this period.
@@ -53,6 +57,10 @@ def queue_ready(token_id: str, label_set: str = "") -> str:
 
 def queue_lines(token_id: str) -> str:
     return f"{QUEUE_LINES_PREFIX}{token_id}"
+
+
+def queue_tokens(label_set: str = "") -> str:
+    return QUEUE_TOKENS if not label_set else f"{QUEUE_TOKENS}:{label_set}"
 
 
 def queue_wake(label_set: str = "") -> str:

@@ -40,10 +40,14 @@ newer runner now holds.
 Runner groups: a task that ``runs_on`` labels waits in a line of its own, one per token
 and label set (``ready:<token>@<label set>``; ``lines:<token>`` names a token's labelled
 lines that hold work), and ``tasklabels`` remembers its label set for a retry or a lost
-lease. Rotation and the cap stay per token: a claim walks the tokens as above and, for
-each, takes the best head (priority, then age) among the token's unlabelled line and the
-labelled lines whose labels the claiming runner all has. A token whose work is all for
-other groups keeps its place, so it is served first once a runner of that group claims.
+lease. Each label set has its rotation of tokens (``tokens`` is the unlabelled lines',
+``tokens:<label set>`` the others', ``labelsets`` names those that exist), and a token has
+one turn in all of them: a claim looks only at the rotations of the label sets its runner
+may serve, takes the token served least recently in any of them (below its cap), pops the
+best head (priority, then age) among that token's lines it may serve, and moves the token
+to the back of every rotation it is in. So the cap and the rotation stay per token, work
+for a group that is down costs other runners' claims nothing, and a token that waited for
+its group is served first once a runner of that group claims.
 Wake-ups are per label set too (``keys.queue_wake``): a runner blocks on the lists of the
 label sets it can take, so a task for another group never spends its wake-up on it.
 
@@ -105,6 +109,7 @@ _KEYS = [
     keys.QUEUE_TASK_TOKEN,
     keys.QUEUE_RUNNING,
     keys.QUEUE_TASK_LABELS,
+    keys.QUEUE_LABEL_SETS,
 ]
 
 # Shared prologue: KEYS as in _KEYS; ARGV[1] the score span, ARGV[2] the ready-set prefix,
@@ -114,7 +119,7 @@ _KEYS = [
 _PROLOGUE = """
 local DELAYED, INFLIGHT, PRIO, OWNER, WAKE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local TOKENS, TURN, TOKEN_OF, RUNNING = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local LABELS_OF = KEYS[10]
+local LABELS_OF, LABEL_SETS = KEYS[10], KEYS[11]
 local SPAN, READY, LINES = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local function fmt(n) return string.format('%.0f', n) end
 local function ready_score(id, ts)
@@ -132,18 +137,37 @@ local function wake_key(ls)
   if ls == '' then return WAKE end
   return WAKE .. ':' .. ls
 end
--- Into its token's line for its label set. A token new to the rotation queues behind
+-- The rotation of one label set (keys.queue_tokens): the tokens with work in that line.
+local function rot(ls)
+  if ls == '' then return TOKENS end
+  return TOKENS .. ':' .. ls
+end
+-- tok's turn in whichever rotation it is in already (the same in all), or nil.
+local function turn_of(tok)
+  local s = redis.call('ZSCORE', TOKENS, tok)
+  if s then return s end
+  for _, ls in ipairs(redis.call('SMEMBERS', LINES .. tok)) do
+    s = redis.call('ZSCORE', rot(ls), tok)
+    if s then return s end
+  end
+  return nil
+end
+-- Into its token's line for its label set. A token new to every rotation queues behind
 -- every token waiting already (their turns are below the current one) but before the
 -- token served last (which holds the current turn): it waits one round, and never more.
+-- A token in a rotation already joins another at the turn it has: one turn per token.
 local function make_ready(id, tok, ls, score)
   redis.call('ZADD', line(tok, ls), score, id)
-  if ls ~= '' then redis.call('SADD', LINES .. tok, ls) end
-  local turn = tonumber(redis.call('GET', TURN) or '0')
-  redis.call('ZADD', TOKENS, 'NX', string.format('%.1f', turn - 0.5), tok)
-end
--- Whether tok has ready work in any line (its labelled lines leave LINES when emptied).
-local function has_work(tok)
-  return redis.call('EXISTS', READY .. tok) == 1 or redis.call('SCARD', LINES .. tok) > 0
+  if redis.call('ZSCORE', rot(ls), tok) then return end
+  local turn = turn_of(tok)
+  if not turn then
+    turn = string.format('%.1f', tonumber(redis.call('GET', TURN) or '0') - 0.5)
+  end
+  if ls ~= '' then
+    redis.call('SADD', LINES .. tok, ls)
+    redis.call('SADD', LABEL_SETS, ls)
+  end
+  redis.call('ZADD', rot(ls), turn, tok)
 end
 -- A delivery of tok left flight (acknowledged, handed back, or its lease ran out).
 local function release(tok)
@@ -230,61 +254,77 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', INFLIGHT, '-inf', now, 'LIMIT', 
   release(tok)
   moved(id, tok, ready_score(id, now))
 end
+-- The rotations this runner may serve: the unlabelled one and those of its label subsets.
+local eligible = {''}
+for _, ls in ipairs(redis.call('SMEMBERS', LABEL_SETS)) do
+  if fits(ls) then table.insert(eligible, ls) end
+end
+-- The least recently served token below its cap in one rotation (capped tokens keep their
+-- place), and its turn; only a turn below ``below`` is of interest.
+local function first_uncapped(r, below)
+  local start = 0
+  while true do
+    local page = redis.call('ZRANGE', r, start, start + 63, 'WITHSCORES')
+    if not page[1] then return nil, nil end
+    for i = 1, #page, 2 do
+      local turn = tonumber(page[i + 1])
+      if below and turn >= below then return nil, nil end
+      if cap <= 0 or tonumber(redis.call('HGET', RUNNING, page[i]) or '0') < cap then
+        return page[i], turn
+      end
+    end
+    start = start + 64
+  end
+end
 -- The head of tok's lines this runner may take: the best score (priority, then age)
--- among the unlabelled line and the labelled lines whose labels it has.
+-- among the lines of the eligible label sets.
 local function best_line(tok)
   local best, best_score, best_ls = nil, nil, nil
-  local base = READY .. tok
-  local head = redis.call('ZRANGE', base, 0, 0, 'WITHSCORES')
-  if head[2] then best, best_score, best_ls = base, tonumber(head[2]), '' end
-  for _, ls in ipairs(redis.call('SMEMBERS', LINES .. tok)) do
-    if fits(ls) then
-      local key = line(tok, ls)
-      head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-      if not head[2] then
-        redis.call('SREM', LINES .. tok, ls)
-      elseif not best_score or tonumber(head[2]) < best_score then
-        best, best_score, best_ls = key, tonumber(head[2]), ls
-      end
+  for _, ls in ipairs(eligible) do
+    local head = redis.call('ZRANGE', line(tok, ls), 0, 0, 'WITHSCORES')
+    if head[2] and (not best_score or tonumber(head[2]) < best_score) then
+      best, best_score, best_ls = line(tok, ls), tonumber(head[2]), ls
     end
   end
   return best, best_ls
 end
--- The least recently served token below its cap with work this runner may take; capped
--- tokens, and tokens whose work is all for other groups, keep their place.
-local start = 0
-while true do
-  local page = redis.call('ZRANGE', TOKENS, start, start + 63)
-  if not page[1] then break end
-  local dropped = 0
-  for _, tok in ipairs(page) do
-    if cap <= 0 or tonumber(redis.call('HGET', RUNNING, tok) or '0') < cap then
-      local key, ls = best_line(tok)
-      if key then
-        local id = redis.call('ZPOPMIN', key)[1]
-        if ls ~= '' and redis.call('EXISTS', key) == 0 then
-          redis.call('SREM', LINES .. tok, ls)
-        end
-        local turn = redis.call('INCR', TURN)
-        if has_work(tok) then
-          redis.call('ZADD', TOKENS, turn, tok)
-        else
-          redis.call('ZREM', TOKENS, tok)
-        end
-        redis.call('ZADD', INFLIGHT, fmt(now + lease), id)
-        redis.call('HSET', OWNER, id, token)
-        -- The ack releases the count of token_of(id): make sure that is the one counted.
-        redis.call('HSET', TOKEN_OF, id, tok)
-        redis.call('HINCRBY', RUNNING, tok, 1)
-        return {id, ''}
-      end
-      if not has_work(tok) then
-        redis.call('ZREM', TOKENS, tok)  -- nothing ready after all: leave the rotation
-        dropped = dropped + 1
-      end
-    end
+-- Fair share across the eligible rotations: the token served least recently in any of
+-- them. A token is in a rotation exactly while its line there holds work; a stale entry
+-- (which no script leaves, but a half-restored Redis might) is dropped and the walk redone.
+for _ = 1, 16 do
+  local tok, best_turn = nil, nil
+  for _, ls in ipairs(eligible) do
+    local t, turn = first_uncapped(rot(ls), best_turn)
+    if t then tok, best_turn = t, turn end
   end
-  start = start + #page - dropped
+  if not tok then break end
+  local key, ls = best_line(tok)
+  if key then
+    local id = redis.call('ZPOPMIN', key)[1]
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('ZREM', rot(ls), tok)
+      if ls ~= '' then redis.call('SREM', LINES .. tok, ls) end
+    end
+    -- Served: to the back of every rotation it is in.
+    local turn = redis.call('INCR', TURN)
+    redis.call('ZADD', TOKENS, 'XX', turn, tok)
+    for _, other in ipairs(redis.call('SMEMBERS', LINES .. tok)) do
+      redis.call('ZADD', rot(other), 'XX', turn, tok)
+    end
+    redis.call('ZADD', INFLIGHT, fmt(now + lease), id)
+    redis.call('HSET', OWNER, id, token)
+    -- The ack releases the count of token_of(id): make sure that is the one counted.
+    redis.call('HSET', TOKEN_OF, id, tok)
+    redis.call('HINCRBY', RUNNING, tok, 1)
+    return {id, ''}
+  end
+  for _, stale in ipairs(eligible) do
+    if redis.call('EXISTS', line(tok, stale)) == 0 then redis.call('ZREM', rot(stale), tok) end
+  end
+end
+-- Label sets whose rotation emptied leave the list claims look at.
+for _, ls in ipairs(eligible) do
+  if ls ~= '' and redis.call('EXISTS', rot(ls)) == 0 then redis.call('SREM', LABEL_SETS, ls) end
 end
 local next_due = nil
 local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
@@ -494,13 +534,12 @@ async def requeue(client: redis.Redis, delivery: Delivery, task: ReadyTask) -> b
 
 
 async def _ready_keys(client: redis.Redis) -> list[str]:
-    """Every ready line: each token's unlabelled one and its labelled ones."""
-    tokens = [_text(t) for t in await client.zrange(keys.QUEUE_TOKENS, 0, -1)]
+    """Every ready line: each label set's rotation names the tokens with work in it."""
+    label_sets = ["", *(_text(ls) for ls in await client.smembers(keys.QUEUE_LABEL_SETS))]
     found = []
-    for token_id in tokens:
-        found.append(keys.queue_ready(token_id))
-        for ls in await client.smembers(keys.queue_lines(token_id)):
-            found.append(keys.queue_ready(token_id, _text(ls)))
+    for ls in label_sets:
+        for token_id in await client.zrange(keys.queue_tokens(ls), 0, -1):
+            found.append(keys.queue_ready(_text(token_id), ls))
     return found
 
 

@@ -85,7 +85,7 @@ async def test_a_token_whose_work_is_for_another_group_keeps_its_place(
     # Plain runners take b's work; a stays in the rotation, not dropped.
     assert await take_id(qredis, PLAIN) == "b0"
     assert await take_id(qredis, PLAIN) == "b1"
-    assert await qredis.zscore(keys.QUEUE_TOKENS, "a") is not None
+    assert await qredis.zscore(keys.queue_tokens("bigdisk"), "a") is not None
     # A's wait counts: the first bigdisk claim serves it ahead of b.
     assert await take_id(qredis, BIG) == "a-big"
     assert await take_id(qredis, BIG) == "b2"
