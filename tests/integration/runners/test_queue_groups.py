@@ -143,3 +143,26 @@ async def test_queued_ids_and_depth_see_every_line(qredis: aioredis.Redis) -> No
     assert await queue.depth(qredis) == {"ready": 3, "delayed": 0, "inflight": 0}
     # Idempotent per task id in its own line too.
     assert await queue.add(qredis, [ReadyTask("g", "b", 0, runs_on=["gpu", "bigdisk"])]) == 0
+
+
+async def test_the_cap_holds_for_claims_racing_from_different_groups(
+    qredis: aioredis.Redis,
+) -> None:
+    await queue.enqueue(
+        qredis,
+        [ReadyTask(f"a{i}", "a", 0, runs_on=(BIG, PLAIN, GPU_BIG)[i % 3]) for i in range(30)],
+    )
+    got = await asyncio.gather(
+        *(
+            queue.claim(
+                qredis,
+                lease_seconds=5,
+                token=f"r{i}",
+                max_running_per_token=4,
+                labels=(PLAIN, BIG, GPU_BIG)[i % 3],
+            )
+            for i in range(30)
+        )
+    )
+    assert sum(isinstance(g, queue.Delivery) for g in got) == 4
+    assert await queue.running(qredis) == {"a": 4}
