@@ -54,12 +54,53 @@ async def _rate(url: str, tokens: int, capped: int, claims: int) -> float:
         await client.aclose()
 
 
-async def _measure(url: str, claims: int, shapes: Sequence[tuple[int, int]]) -> None:
+async def _grouped_rate(url: str, tokens: int, elsewhere: int, claims: int) -> float:
+    """claim+ack pairs per second for a runner labelled [bigdisk, ssd], with ``tokens``
+    tokens' work split over its label sets (none, [bigdisk], [bigdisk, ssd]) and
+    ``elsewhere`` tokens whose work is all for another group ([gpu]): it walks past them."""
+    client = redis.Redis.from_url(url)
+    sets: list[tuple[str, ...]] = [(), ("bigdisk",), ("bigdisk", "ssd")]
+    try:
+        await client.flushdb()
+        for i in range(elsewhere):
+            await queue.enqueue(client, [ReadyTask(f"g{i}", f"gpu-{i}", 0, runs_on=["gpu"])])
+        per_token = claims // tokens + 1
+        for t in range(tokens):
+            await queue.enqueue(
+                client,
+                [
+                    ReadyTask(f"t{t}-{n}", f"token-{t}", 0, runs_on=sets[n % len(sets)])
+                    for n in range(per_token)
+                ],
+            )
+        started = time.perf_counter()
+        for n in range(claims):
+            got = await queue.claim(
+                client, lease_seconds=60, token=f"d{n}", labels=("bigdisk", "ssd")
+            )
+            assert isinstance(got, queue.Delivery)
+            await queue.ack(client, got)
+        return claims / (time.perf_counter() - started)
+    finally:
+        await client.aclose()
+
+
+async def _measure(
+    url: str,
+    claims: int,
+    shapes: Sequence[tuple[int, int]],
+    grouped: Sequence[tuple[int, int]] = (),
+) -> None:
     floor = await _rate(url, 1, 0, claims)
     print(f"floor: 1 token                     {floor:8.0f} claim+ack/s")
     for tokens, capped in shapes:
         rate = await _rate(url, tokens, capped, claims)
         label = f"{tokens} tokens ready, {capped} capped"
+        print(f"       {label:<28} {rate:8.0f} claim+ack/s  ratio {rate / floor:.2f}")
+    # Runner groups: lines per label set, and tokens whose work only another group takes.
+    for tokens, elsewhere in grouped:
+        rate = await _grouped_rate(url, tokens, elsewhere, claims)
+        label = f"{tokens} tok x 3 label sets, {elsewhere} other-group"
         print(f"       {label:<28} {rate:8.0f} claim+ack/s  ratio {rate / floor:.2f}")
 
 
@@ -68,7 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claims", type=int, default=2000)
     args = parser.parse_args(argv)
     with redis_server("bench-claims") as server:
-        asyncio.run(_measure(server.url, args.claims, [(10, 0), (100, 0), (1, 100), (1, 1000)]))
+        asyncio.run(
+            _measure(
+                server.url,
+                args.claims,
+                [(10, 0), (100, 0), (1, 100), (1, 1000)],
+                [(1, 0), (10, 0), (10, 100), (10, 1000)],
+            )
+        )
     return 0
 
 

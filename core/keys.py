@@ -28,16 +28,43 @@ QUEUE_INFLIGHT = f"{PREFIX}:queue:inflight"
 QUEUE_PRIORITY = f"{PREFIX}:queue:priority"
 # task id -> delivery token of the runner holding it, so only that runner acks or extends.
 QUEUE_OWNER = f"{PREFIX}:queue:owner"
-# A short list runners block on (BLPOP) to hear about new work without polling.
+# A short list runners block on (BLPOP) to hear about new work without polling. Work for
+# a runner group waits behind ``queue_wake(label_set)``: a runner blocks on the lists of
+# every label set it can take (core/runnergroups.py), so work it cannot take never wakes it.
 QUEUE_WAKE = f"{PREFIX}:queue:wake"
+# --- runner groups in the queue: a token's work that ``runs_on`` labels waits in a ready
+# line of its own per label set, ``queue_ready(token_id, label_set)``; this set per token
+# names its non-empty labelled lines (the unlabelled one is always looked at).
+QUEUE_LINES_PREFIX = f"{PREFIX}:queue:lines:"
+# task id -> its label set, for the tasks that have one.
+QUEUE_TASK_LABELS = f"{PREFIX}:queue:tasklabels"
+# The label sets that have a rotation of their own, ``queue_tokens(label_set)``: the tokens
+# with work in that label set's lines, scored like QUEUE_TOKENS (which is the unlabelled
+# lines' rotation), so a claim walks only the rotations its runner may serve.
+QUEUE_LABEL_SETS = f"{PREFIX}:queue:labelsets"
 # Pub/sub channel that tells runners to kill a cancelled attempt's container now.
 CANCEL_CHANNEL = f"{PREFIX}:cancels"
 # Held briefly by the runner that reconciles Postgres with the queue this period.
 RECONCILER_LOCK = f"{PREFIX}:reconciler:lock"
 
 
-def queue_ready(token_id: str) -> str:
-    return f"{QUEUE_READY_PREFIX}{token_id}"
+def queue_ready(token_id: str, label_set: str = "") -> str:
+    # The unlabelled line keeps the name it had before runner groups existed.
+    if not label_set:
+        return f"{QUEUE_READY_PREFIX}{token_id}"
+    return f"{QUEUE_READY_PREFIX}{token_id}@{label_set}"
+
+
+def queue_lines(token_id: str) -> str:
+    return f"{QUEUE_LINES_PREFIX}{token_id}"
+
+
+def queue_tokens(label_set: str = "") -> str:
+    return QUEUE_TOKENS if not label_set else f"{QUEUE_TOKENS}:{label_set}"
+
+
+def queue_wake(label_set: str = "") -> str:
+    return QUEUE_WAKE if not label_set else f"{QUEUE_WAKE}:{label_set}"
 
 
 def queue_cancel(task_id: str) -> str:

@@ -15,7 +15,7 @@ longer admit, is refused with the same 422 a new submission would get.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from databases import Database
@@ -48,6 +48,10 @@ class OriginalTask:
     status: TaskStatus
     output: Any  # None when too deep to decode (``output_too_deep``)
     output_too_deep: bool
+    # Runner groups and resources, as submitted (a re-run asks for the same).
+    runs_on: list[str] = field(default_factory=list)
+    cpus: float | None = None
+    memory_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
         return None
     rows = await db.fetch_all(
         "SELECT t.id, t.name, t.type, t.payload, t.timeout_s, t.max_attempts, t.priority,"
+        " t.runs_on, t.cpus, t.memory_mb,"
         f" t.status, t.output, {too_deep_sql('t.output')} AS output_too_deep,"
         " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
         "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
@@ -103,6 +108,9 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
                 # before the bound existed can be that deep.
                 output=None if r["output_too_deep"] else _json(r["output"]),
                 output_too_deep=bool(r["output_too_deep"]),
+                runs_on=list(r["runs_on"] or ()),
+                cpus=r["cpus"],
+                memory_mb=r["memory_mb"],
             )
             for r in rows
         ],
@@ -124,6 +132,13 @@ def body_of(original: Original) -> dict[str, Any]:
             body["depends_on"] = task.depends_on
         if task.timeout_s is not None:
             body["timeout_s"] = task.timeout_s
+        if task.runs_on:
+            body["runs_on"] = task.runs_on
+        resources = {
+            k: v for k, v in (("cpus", task.cpus), ("memory_mb", task.memory_mb)) if v is not None
+        }
+        if resources:
+            body["resources"] = resources
         tasks.append(body)
     job: dict[str, Any] = {"tasks": tasks, "labels": original.labels}
     if original.name is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core import runnergroups
 from core.models import PRIORITY_BOUND
 
 
@@ -161,6 +162,17 @@ class Settings:
     # --- plugins
     disabled_plugins: tuple[str, ...] = ()
 
+    # --- per-task resources and runner groups (core/runnergroups.py)
+    # The most a task's "resources" may ask for; a task that asks for nothing gets its
+    # task type's limits.
+    max_task_cpus: float = 4.0
+    max_task_memory_mb: int = 8192
+    # This runner's labels: it claims only tasks whose runs_on it all has.
+    runner_labels: tuple[str, ...] = ()
+    # The deployment's runner groups, name=label+label each (name= for no labels), which
+    # the API checks a task's runs_on against; the stack writes it from its topology.
+    runner_groups: tuple[str, ...] = ("runner=",)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Every field from ``HOMERUN_<FIELD NAME>``; unset or empty keeps the default."""
@@ -203,6 +215,14 @@ class Settings:
                 f"{env_name('default_max_attempts')} ({default_attempts}) must not exceed"
                 f" {env_name('max_task_attempts')}"
             )
+        for name in ("runner_labels", "runner_groups"):
+            try:
+                if name == "runner_labels":
+                    runnergroups.check_labels(values.get(name, ()), env_name(name))
+                else:
+                    runnergroups.parse_groups(values.get(name, cls.runner_groups))
+            except ValueError as exc:
+                raise SettingsError(f"{env_name(name)}: {exc}") from None
         if values.get("database_replica_url"):
             values["database_replica_url"] = _with_password(
                 values["database_replica_url"], password
@@ -289,6 +309,7 @@ _AT_LEAST_ONE = frozenset(
         "default_max_attempts",
         "max_task_timeout_seconds",
         "max_task_attempts",
+        "max_task_memory_mb",
         "output_limit_bytes",
         "output_file_limit_bytes",
         "stream_maxlen",

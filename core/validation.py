@@ -20,7 +20,7 @@ from typing import Any
 
 import jsonschema
 
-from core import metrics
+from core import metrics, runnergroups
 from core.errors import ApiError, Detail
 from core.models import PRIORITY_BOUND
 from core.settings import Settings, env_name
@@ -140,6 +140,53 @@ def _task_schema(settings: Settings) -> dict[str, Any]:
                 " token's: claims rotate between tokens); default 0.",
                 symmetric=True,
             ),
+            "runs_on": {
+                "type": "array",
+                "items": {
+                    **_string(
+                        runnergroups.LABEL_PATTERN,
+                        63,
+                        "must be 1-63 lowercase letters, digits, '_', '.' or '-', starting"
+                        " with a letter or digit",
+                        "A runner label.",
+                    )
+                },
+                "uniqueItems": True,
+                "maxItems": runnergroups.MAX_LABELS,
+                "description": "Labels a runner must all have to take this task (a runner"
+                ' group\'s, e.g. ["bigdisk"]); default: any runner.',
+            },
+            "resources": _resources_schema(settings),
+        },
+    }
+
+
+# A container below this cannot start an interpreter, and tmpfs pages count against it.
+MIN_TASK_MEMORY_MB = 16
+
+
+def _resources_schema(settings: Settings) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "The task's container size; what it leaves out is its task type's.",
+        "properties": {
+            "cpus": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": settings.max_task_cpus,
+                "description": "CPUs (fractions allowed; Docker's NanoCpus)."
+                f" At most {settings.max_task_cpus} on this deployment.",
+                "x-limits": {"maximum": env_name("max_task_cpus")},
+            },
+            "memory_mb": {
+                "type": "integer",
+                "minimum": MIN_TASK_MEMORY_MB,
+                "maximum": settings.max_task_memory_mb,
+                "description": "Memory in MiB, without swap (Docker's Memory)."
+                f" Range on this deployment: {MIN_TASK_MEMORY_MB}..{settings.max_task_memory_mb}.",
+                "x-limits": {"maximum": env_name("max_task_memory_mb")},
+            },
         },
     }
 
@@ -197,6 +244,10 @@ class JobSchemas:
             },
         }
         return cls(task=task, submission=submission)
+
+
+def _number(value: Any, kind: type[float] | type[int]) -> Any:
+    return None if value is None else kind(value)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -309,6 +360,7 @@ class JobValidator:
         self.task_types = task_types
         self.settings = settings
         self.schemas = JobSchemas.for_settings(settings)
+        self._groups = runnergroups.parse_groups(settings.runner_groups)
         self._envelope = jsonschema.Draft202012Validator(self.schemas.submission)
         self._payload_validators = {
             name: jsonschema.Draft202012Validator(dict(tt.payload_schema))
@@ -343,6 +395,9 @@ class JobValidator:
                     timeout_s=int(task["timeout_s"]) if task.get("timeout_s") is not None else None,
                     max_attempts=int(task.get("max_attempts", self.settings.default_max_attempts)),
                     priority=int(task.get("priority", 0)),
+                    runs_on=sorted(task.get("runs_on", ())),
+                    cpus=_number(task.get("resources", {}).get("cpus"), float),
+                    memory_mb=_number(task.get("resources", {}).get("memory_mb"), int),
                 )
                 for i, task in enumerate(tasks)
             ],
@@ -418,6 +473,7 @@ class JobValidator:
         details = _schema_details(
             self._payload_validators[task_type.name], payload, [*at, "payload"]
         )
+        details += self._runs_on_details(at, task.get("runs_on", ()))
         if details:
             return details
         context = TaskContext(
@@ -445,6 +501,20 @@ class JobValidator:
                 )
             ]
         return []
+
+    def _runs_on_details(self, at: list[str | int], runs_on: Sequence[str]) -> list[Detail]:
+        """A task no configured runner group can ever take is refused now, not left queued."""
+        if any(runnergroups.fits(runs_on, g.labels) for g in self._groups):
+            return []
+        groups = "; ".join(str(g) for g in self._groups) or "none"
+        return [
+            Detail(
+                [*at, "runs_on"],
+                f"no runner group of this deployment has all of the labels"
+                f" [{', '.join(sorted(runs_on))}] (groups: {groups};"
+                f" {env_name('runner_groups')})",
+            )
+        ]
 
     @staticmethod
     def _dependency_details(

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from core import runnergroups
 from core.consistency import Reads
 from core.db import Row
 from core.jsondepth import TOO_DEEP, too_deep_sql
@@ -26,6 +27,7 @@ from wire import (
     Job,
     JobStatus,
     JobSummary,
+    Resources,
     Result,
     Task,
     TaskDetail,
@@ -54,7 +56,7 @@ RERUNS_SHOWN = 20
 _TASK_FIELDS = (
     "t.id, t.job_id, t.name, t.type, t.status, t.priority, t.timeout_s, t.max_attempts,"
     " t.attempts, t.not_before, t.output_bytes, t.error, t.created_at, t.updated_at,"
-    " t.started_at, t.finished_at, t.reused_from,"
+    " t.started_at, t.finished_at, t.reused_from, t.runs_on, t.cpus, t.memory_mb,"
     " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
     "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
     "   WHERE d.task_id = t.id), '{}') AS depends_on"
@@ -148,6 +150,18 @@ def _task_fields(row: Row) -> dict[str, Any]:
         "updated_at": row["updated_at"],
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
+        **_group_fields(row),
+    }
+
+
+def _group_fields(row: Row) -> dict[str, Any]:
+    """Runner groups and resources: what the task asked for, and what a queued one awaits."""
+    runs_on = list(row["runs_on"] or ())
+    queued = row["status"] == TaskStatus.QUEUED.value
+    return {
+        "runs_on": runs_on,
+        "resources": Resources(cpus=row["cpus"], memory_mb=row["memory_mb"]),
+        "waiting_for": runnergroups.waiting_for(runs_on) if queued else None,
     }
 
 

@@ -287,7 +287,9 @@ def _cmd_get(args: argparse.Namespace) -> int:
         print(f"  re-run of {job.rerun_of}")
     for task in job.tasks:
         reused = f"  (taken over from {task.reused_from})" if task.reused_from else ""
-        print(f"  {task.name:<20} {task.status:<10} {task.id}{reused}")
+        # A task for a runner group says what it waits for (its group may be down).
+        waiting = f"  ({task.waiting_for})" if task.runs_on and task.waiting_for else ""
+        print(f"  {task.name:<20} {task.status:<10} {task.id}{reused}{waiting}")
     for rerun in job.reruns:
         print(f"  re-run as {rerun}")
     return EXIT_OK

@@ -136,7 +136,12 @@ class Runner:
                 )
             self._spawn_background(self._watch_cancels())
             self._spawn_background(self._reconcile_periodically())
-            log.info("runner %s started (concurrency %d)", self.runner_id, self._concurrency)
+            log.info(
+                "runner %s started (concurrency %d, labels [%s])",
+                self.runner_id,
+                self._concurrency,
+                ", ".join(self.settings.runner_labels),
+            )
             await self._dispatch(burst)
         finally:
             await self._drain()
@@ -216,6 +221,7 @@ class Runner:
                     lease_seconds=self.settings.lease_seconds,
                     token=token,
                     max_running_per_token=self.settings.max_running_per_token,
+                    labels=self.settings.runner_labels,
                 )
             except RedisError as exc:
                 slots.release()
@@ -244,7 +250,9 @@ class Runner:
             if got.next_due is not None:
                 wait = min(wait, max(got.next_due - time.time(), 0.0))
             try:
-                await self._until_stopped(queue.wait_for_work(self.redis, wait))
+                await self._until_stopped(
+                    queue.wait_for_work(self.redis, wait, self.settings.runner_labels)
+                )
             except RedisError as exc:
                 log.warning("queue unavailable (%s); retrying", exc)
                 await self._until_stopped(asyncio.sleep(ERROR_PAUSE_SECONDS))
@@ -284,6 +292,7 @@ class Runner:
                 delivery.task_id,
                 runner_id=self.runner_id,
                 lease_seconds=self.settings.lease_seconds,
+                labels=self.settings.runner_labels,
             )
             if claim is None:
                 await self._settle_stale(delivery)
@@ -456,7 +465,7 @@ class Runner:
                 f"task type {claim.task_type!r} needs network egress, which this deployment"
                 " does not allow (HOMERUN_ALLOW_TASK_NETWORK)",
             )
-        return spec
+        return with_resources(spec, claim)
 
     # --- while an attempt runs ----------------------------------------------------------
 
@@ -560,6 +569,16 @@ class Runner:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def with_resources(spec: ContainerSpec, claim: tr.Claim) -> ContainerSpec:
+    """The spec sized as the task asked at submission; what it did not ask, the type's."""
+    limits = spec.limits
+    if claim.cpus is not None:
+        limits = replace(limits, cpus=float(claim.cpus))
+    if claim.memory_mb is not None:
+        limits = replace(limits, memory_bytes=int(claim.memory_mb) * 1024 * 1024)
+    return spec if limits == spec.limits else replace(spec, limits=limits)
 
 
 async def _quietly(work: Awaitable[None]) -> None:

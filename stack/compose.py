@@ -37,9 +37,11 @@ from stack.modes import detect_modes
 from stack.topology import (
     DEFAULT_TAG,
     REGISTRY_SERVICE_KEYS,
+    RunnerGroup,
     StackConfig,
     build_topology,
     parse_resource,
+    parse_runner_group,
 )
 
 __all__ = ["detect_modes", "main", "render", "render_yaml", "write_configs"]
@@ -209,6 +211,13 @@ def _resource_override(text: str) -> tuple[str, Resources]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _runner_group(text: str) -> RunnerGroup:
+    try:
+        return parse_runner_group(text)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     d = StackConfig()
     p = argparse.ArgumentParser(
@@ -293,6 +302,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SERVICE=CPUS,MB[,RCPUS,RMB]",
         help="override one service's limits (repeatable)",
     )
+    p.add_argument(
+        "--runner-group",
+        type=_runner_group,
+        action="append",
+        default=[],
+        metavar="NAME:replicas=N,concurrency=N,labels=a+b,constraint=EXPR",
+        help="one more runner service, runner-NAME, claiming tasks whose runs_on its labels"
+        " cover (repeatable)",
+    )
     p.add_argument("--docker-socket", default=d.docker_socket, help="host path of the socket")
     p.add_argument("--secrets-dir", type=Path, help="default .homerun/stacks/<stack>/secrets")
     p.add_argument(
@@ -336,6 +354,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         registry_port=args.registry_port,
         registry_image=args.registry_image,
         registry_proxy_image=args.registry_proxy_image,
+        runner_groups=tuple(args.runner_group),
     )
 
 

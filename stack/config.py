@@ -14,7 +14,14 @@ import pulumi
 from stack import secretfiles
 from stack.model import EndpointMode, PublishMode, Resources
 from stack.modes import detect_modes
-from stack.topology import DEFAULT_TAG, SECRET_KEYS, StackConfig, parse_resources
+from stack.topology import (
+    DEFAULT_TAG,
+    SECRET_KEYS,
+    RunnerGroup,
+    StackConfig,
+    parse_resources,
+    parse_runner_groups,
+)
 
 # Pulumi config key of each secret (camelCase, like every other key).
 SECRET_CONFIG_KEYS = {
@@ -63,6 +70,7 @@ def read(cfg: pulumi.Config) -> Deployment:
         registry_port=_int(cfg, "registryPort", d.registry_port),
         registry_image=cfg.get("registryImage") or d.registry_image,
         registry_proxy_image=cfg.get("registryProxyImage") or d.registry_proxy_image,
+        runner_groups=_runner_groups(cfg),
     )
     secrets_dir = Path(cfg.get("secretsDir") or secretfiles.default_dir(stack.stack))
     return Deployment(stack, _secrets(cfg, secrets_dir))
@@ -100,6 +108,13 @@ def _resources(cfg: pulumi.Config) -> dict[str, Resources]:
         return parse_resources(_strings(cfg, "resources"))
     except ValueError as exc:
         raise pulumi.RunError(f"config resources: {exc}") from None
+
+
+def _runner_groups(cfg: pulumi.Config) -> tuple[RunnerGroup, ...]:
+    try:
+        return parse_runner_groups(_strings(cfg, "runnerGroups"))
+    except (ValueError, TypeError) as exc:
+        raise pulumi.RunError(f"config runnerGroups: {exc}") from None
 
 
 def _secrets(cfg: pulumi.Config, directory: Path) -> dict[str, pulumi.Output[str]]:

@@ -67,8 +67,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
+from core import runnergroups
 from stack import conffiles
 from stack.model import (
     Config,
@@ -96,11 +97,14 @@ __all__ = [
     "REGISTRY_SERVICE_KEYS",
     "SECRET_KEYS",
     "SERVICE_KEYS",
+    "RunnerGroup",
     "StackConfig",
     "Topology",
     "build_topology",
     "parse_resource",
     "parse_resources",
+    "parse_runner_group",
+    "parse_runner_groups",
 ]
 
 DEFAULT_TAG = "0.1.0"
@@ -166,6 +170,53 @@ WORK_DIR = "/var/lib/homerun/work"
 
 
 @dataclass(frozen=True)
+class RunnerGroup:
+    """A runner service beside the default ``runner``: its own replicas, placement,
+    concurrency and labels; it claims only tasks whose ``runs_on`` its labels cover
+    (core/runnergroups.py). Rendered as the service ``runner-<name>``."""
+
+    name: str
+    replicas: int = 1
+    concurrency: int | None = None  # None: the stack's runner_concurrency
+    labels: tuple[str, ...] = ()
+    # Swarm placement constraints, e.g. node.labels.disk==big.
+    constraints: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"runner-{self.name}"
+
+    def env_item(self) -> str:
+        """Its item of HOMERUN_RUNNER_GROUPS."""
+        return f"{self.name}={'+'.join(sorted(self.labels))}"
+
+
+def parse_runner_group(text: str) -> RunnerGroup:
+    """``NAME:replicas=N,concurrency=N,labels=a+b,constraint=EXPR`` (every part optional,
+    ``constraint`` repeatable): the one form the compose CLI and Pulumi config both take."""
+    name, _, rest = text.partition(":")
+    fields: dict[str, Any] = {"name": name, "constraints": []}
+    for part in (p for p in rest.split(",") if p):
+        key, sep, value = part.partition("=")
+        if not sep or key not in {"replicas", "concurrency", "labels", "constraint"}:
+            raise ValueError(
+                f"expected NAME:replicas=N,concurrency=N,labels=a+b,constraint=EXPR; got {text!r}"
+            )
+        if key == "constraint":
+            fields["constraints"].append(value)
+        elif key == "labels":
+            fields["labels"] = tuple(label for label in value.split("+") if label)
+        else:
+            fields[key] = int(value)
+    fields["constraints"] = tuple(fields["constraints"])
+    return RunnerGroup(**fields)
+
+
+def parse_runner_groups(items: Iterable[str]) -> tuple[RunnerGroup, ...]:
+    return tuple(parse_runner_group(item) for item in items)
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """Every knob of a deployment. Pulumi config and the compose CLI both fill this in."""
 
@@ -199,6 +250,8 @@ class StackConfig:
     registry_port: int = 5000
     registry_image: str = "registry:2"
     registry_proxy_image: str = "haproxy:2.6"
+    # Runner services beside the default "runner" (whose group has no labels).
+    runner_groups: tuple[RunnerGroup, ...] = ()
 
     def __post_init__(self) -> None:
         check_stack_name(self.stack)
@@ -234,6 +287,16 @@ class StackConfig:
         unknown = set(self.resources) - set(DEFAULT_RESOURCES)
         if unknown:
             raise ValueError(f"resources for unknown services: {sorted(unknown)}")
+        for group in self.runner_groups:
+            if group.replicas < 0 or (group.concurrency is not None and group.concurrency < 1):
+                raise ValueError(f"runner group {group.name}: replicas >= 0, concurrency >= 1")
+        # The API reads the same items (HOMERUN_RUNNER_GROUPS): refuse here what it would.
+        runnergroups.parse_groups(self.runner_groups_env)
+
+    @property
+    def runner_groups_env(self) -> tuple[str, ...]:
+        """HOMERUN_RUNNER_GROUPS: the default runner (no labels) and each declared group."""
+        return ("runner=", *(group.env_item() for group in self.runner_groups))
 
     @property
     def image_registry(self) -> str:
@@ -254,6 +317,8 @@ class StackConfig:
         return f"{registry}/{self.local_image(name)}" if registry else self.local_image(name)
 
     def resources_of(self, key: str) -> Resources:
+        if key in {group.key for group in self.runner_groups}:
+            key = "runner"  # a group's runners are sized like the default one
         return self.resources.get(key, DEFAULT_RESOURCES[key])
 
     def constraint(self, label: str, value: str) -> tuple[str, ...]:
@@ -321,6 +386,7 @@ def build_topology(config: StackConfig) -> Topology:
         _redis(config, "events"),
         _api(config),
         _runner(config),
+        *(_runner(config, group) for group in config.runner_groups),
         _notifier(config),
         _edge(config),
     )
@@ -496,6 +562,13 @@ def _api(config: StackConfig) -> Service:
             # The edge adds X-Forwarded-For (the client's address, for the per-source
             # limits); no published port reaches the API except through it.
             "HOMERUN_FORWARDED_ALLOW_IPS": "*",
+            # Which runs_on some runner group can take (only when groups are declared: the
+            # default, one group without labels, is the setting's own default).
+            **(
+                {"HOMERUN_RUNNER_GROUPS": ",".join(config.runner_groups_env)}
+                if config.runner_groups
+                else {}
+            ),
         },
         networks=("public", "data"),
         replicas=config.api_replicas,
@@ -511,15 +584,23 @@ def _api(config: StackConfig) -> Service:
     )
 
 
-def _runner(config: StackConfig) -> Service:
+def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
+    concurrency = config.runner_concurrency
+    if group is not None and group.concurrency is not None:
+        concurrency = group.concurrency
     return Service(
-        **_common(config, "runner"),
+        **_common(config, "runner" if group is None else group.key),
         image=config.image("app"),
         command=("homerun", "runner"),
         env={
             **_app_env(config),
             **_task_types_env(config),
-            "HOMERUN_RUNNER_CONCURRENCY": str(config.runner_concurrency),
+            **(
+                {"HOMERUN_RUNNER_LABELS": ",".join(sorted(group.labels))}
+                if group is not None
+                else {}
+            ),
+            "HOMERUN_RUNNER_CONCURRENCY": str(concurrency),
             "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),
             "HOMERUN_DOCKER_URL": f"unix://{DOCKER_SOCKET}",
             "HOMERUN_WORK_DIR": WORK_DIR,
@@ -532,7 +613,7 @@ def _runner(config: StackConfig) -> Service:
             ),
         },
         networks=("data",),
-        replicas=config.runner_replicas,
+        replicas=config.runner_replicas if group is None else group.replicas,
         secrets=_app_secrets(),
         # The runner starts task containers next to itself on the node's engine.
         mounts=(
@@ -543,7 +624,10 @@ def _runner(config: StackConfig) -> Service:
         # to its unprivileged user (images/app-entrypoint.sh).
         user="0",
         healthcheck=_APP_HEALTHCHECK,
-        constraints=config.constraint("runner", "true"),
+        constraints=(
+            *config.constraint("runner", "true"),
+            *(group.constraints if group is not None else ()),
+        ),
         # Longer than HOMERUN_SHUTDOWN_GRACE_SECONDS (20 s): running tasks hand back cleanly.
         stop_grace_s=30.0,
     )

@@ -16,6 +16,7 @@ __all__ = [
     "Job",
     "JobPage",
     "JobSummary",
+    "Resources",
     "Result",
     "Task",
     "TaskDetail",
@@ -25,6 +26,13 @@ __all__ = [
 # grows with the outputs of many tasks (a job of 100 tasks of 1 MB each would be 100 MB).
 # A larger output is fetched with its task.
 JOB_VIEW_OUTPUT_BYTES = 4096
+
+
+class Resources(msgspec.Struct, kw_only=True):
+    """A task's container size as submitted; null: its task type's own."""
+
+    cpus: float | None
+    memory_mb: int | None
 
 
 class Task(msgspec.Struct, kw_only=True):
@@ -66,6 +74,18 @@ class Task(msgspec.Struct, kw_only=True):
     updated_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None
+    runs_on: Annotated[
+        list[str],
+        msgspec.Meta(description="Labels a runner must all have to take the task."),
+    ]
+    resources: Resources
+    waiting_for: Annotated[
+        str | None,
+        msgspec.Meta(
+            description='While queued, what the task waits for, e.g. "waiting for a runner'
+            ' with labels [bigdisk]" (a group that is down leaves it queued).'
+        ),
+    ]
 
 
 class Result(msgspec.Struct, kw_only=True):

@@ -25,13 +25,20 @@ __all__ = [
 async def queued(db: Database, task_id: str) -> ReadyTask | None:
     """The task as the queue should hold it while Postgres has it queued; else None."""
     row = await db.fetch_one(
-        "SELECT t.priority, t.not_before, j.token_id FROM tasks t JOIN jobs j ON j.id = t.job_id"
+        "SELECT t.priority, t.not_before, t.runs_on, j.token_id FROM tasks t"
+        " JOIN jobs j ON j.id = t.job_id"
         " WHERE t.id = :id AND t.status = :queued",
         {"id": task_id, "queued": TaskStatus.QUEUED.value},
     )
     if row is None:
         return None
-    return ReadyTask(task_id, str(row["token_id"]), int(row["priority"]), row["not_before"])
+    return ReadyTask(
+        task_id,
+        str(row["token_id"]),
+        int(row["priority"]),
+        row["not_before"],
+        runs_on=tuple(row["runs_on"] or ()),
+    )
 
 
 async def queued_batch(db: Database, limit: int) -> list[ReadyTask]:
@@ -42,8 +49,8 @@ async def queued_batch(db: Database, limit: int) -> list[ReadyTask]:
     not keep every other token's tasks out of a refilled queue, pass after pass.
     """
     rows = await db.fetch_all(
-        "SELECT id, token_id, priority, not_before FROM ("
-        "  SELECT t.id, j.token_id, t.priority, t.not_before, t.created_at,"
+        "SELECT id, token_id, priority, not_before, runs_on FROM ("
+        "  SELECT t.id, j.token_id, t.priority, t.not_before, t.runs_on, t.created_at,"
         "   row_number() OVER (PARTITION BY j.token_id ORDER BY t.priority DESC, t.created_at)"
         "   AS turn"
         "  FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.status = :queued) q"
@@ -51,7 +58,13 @@ async def queued_batch(db: Database, limit: int) -> list[ReadyTask]:
         {"queued": TaskStatus.QUEUED.value, "n": limit},
     )
     return [
-        ReadyTask(str(r["id"]), str(r["token_id"]), int(r["priority"]), r["not_before"])
+        ReadyTask(
+            str(r["id"]),
+            str(r["token_id"]),
+            int(r["priority"]),
+            r["not_before"],
+            runs_on=tuple(r["runs_on"] or ()),
+        )
         for r in rows
     ]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,24 +28,34 @@ log = logging.getLogger(__name__)
 
 
 async def claim_attempt(
-    db: Database, task_id: str, *, runner_id: str, lease_seconds: float
+    db: Database,
+    task_id: str,
+    *,
+    runner_id: str,
+    lease_seconds: float,
+    labels: Sequence[str] = (),
 ) -> Claim | None:
     """Start the next attempt of a queued task; None if it is not claimable now.
 
     A queue entry for a task that is no longer queued (already running elsewhere, finished,
-    cancelled) is stale: the caller acknowledges it and moves on.
+    cancelled) is stale: the caller acknowledges it and moves on. A task that ``runs_on``
+    a label this runner (``labels``) lacks is not claimable by it either: the queue routes
+    by labels, and this is the check that holds even if the queue were wrong.
     """
     async with db.connection() as conn, conn.transaction():
         await lock_job_of_task(conn, task_id)
         task = await conn.fetch_one(
             "SELECT t.id, t.job_id, t.name, t.type, t.payload, t.status, t.attempts,"
-            " t.timeout_s, t.not_before, j.status AS job_status, j.token_id"
+            " t.timeout_s, t.not_before, t.runs_on, t.cpus, t.memory_mb,"
+            " j.status AS job_status, j.token_id"
             " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = :id FOR UPDATE OF t",
             {"id": task_id},
         )
         if task is None or task["status"] != TaskStatus.QUEUED.value:
             return None
         if task["not_before"] is not None and task["not_before"] > now():
+            return None
+        if not set(task["runs_on"] or ()) <= set(labels):
             return None
         attempt = int(task["attempts"]) + 1
         lease = now() + timedelta(seconds=lease_seconds)
@@ -98,6 +108,8 @@ async def claim_attempt(
         attempt=attempt,
         timeout_s=task["timeout_s"],
         lease_expires_at=lease,
+        cpus=task["cpus"],
+        memory_mb=task["memory_mb"],
         inputs={
             row["name"]: (json.loads(row["output"]) if row["output"] is not None else None)
             for row in upstream
@@ -272,7 +284,7 @@ async def _lock_running_attempt(
     await lock_job_of_task(conn, task_id)
     task = await conn.fetch_one(
         "SELECT t.id, t.job_id, t.name, t.status, t.attempts, t.max_attempts, t.priority,"
-        " j.cancel_requested, j.token_id FROM tasks t JOIN jobs j ON j.id = t.job_id"
+        " t.runs_on, j.cancel_requested, j.token_id FROM tasks t JOIN jobs j ON j.id = t.job_id"
         " WHERE t.id = :id FOR UPDATE OF t",
         {"id": task_id},
     )

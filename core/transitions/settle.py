@@ -92,7 +92,15 @@ async def conclude_attempt(
             task_id=task_id,
             attempt=attempt,
         )
-        after.ready = [ReadyTask(task_id, token_id, int(task["priority"]), not_before)]
+        after.ready = [
+            ReadyTask(
+                task_id,
+                token_id,
+                int(task["priority"]),
+                not_before,
+                runs_on=tuple(task["runs_on"] or ()),
+            )
+        ]
         return after
     else:
         await set_task(conn, task_id, TaskStatus.FAILED, error=error)
@@ -162,7 +170,7 @@ async def _promote_dependents(
 ) -> list[ReadyTask]:
     """Queue every pending dependent whose dependencies have all succeeded."""
     rows = await conn.fetch_all(
-        "SELECT t.id, t.name, t.priority FROM tasks t"
+        "SELECT t.id, t.name, t.priority, t.runs_on FROM tasks t"
         " JOIN task_dependencies d ON d.task_id = t.id"
         " WHERE d.depends_on = :id AND t.status = :pending"
         " AND NOT EXISTS (SELECT 1 FROM task_dependencies d2 JOIN tasks u ON u.id = d2.depends_on"
@@ -187,7 +195,14 @@ async def _promote_dependents(
             {"status": TaskStatus.QUEUED.value, "name": row["name"]},
             task_id=str(row["id"]),
         )
-        ready.append(ReadyTask(str(row["id"]), token_id, int(row["priority"])))
+        ready.append(
+            ReadyTask(
+                str(row["id"]),
+                token_id,
+                int(row["priority"]),
+                runs_on=tuple(row["runs_on"] or ()),
+            )
+        )
     return ready
 
 

@@ -40,6 +40,11 @@ class NewTask:
     max_attempts: int = 3
     priority: int = 0
     reused: Reused | None = None  # not run: succeeded already, in the job re-run
+    # Labels a runner must all have to take the task (core/runnergroups.py).
+    runs_on: Sequence[str] = ()
+    # Container size; None: the task type's own (its ContainerSpec's limits).
+    cpus: float | None = None
+    memory_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class ReadyTask:
     token_id: str  # whose line it waits in: claims rotate between tokens
     priority: int
     not_before: datetime | None = None
+    # Which runners may take it: the queue keeps a line per token and label set.
+    runs_on: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,9 @@ class Claim:
     timeout_s: int | None
     lease_expires_at: datetime
     inputs: dict[str, JSON]
+    # Asked for at submission; None: the task type's own limits.
+    cpus: float | None = None
+    memory_mb: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The application: the API, the runners and the notifier, three services of one image."""
+"""The application: the API, the runners and the notifier, three services of one image
+(and one more runner service per declared runner group, ``runner-<name>``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from stack.components.render import Refs, service_args
 from stack.model import Topology
 
 APP_SERVICES = ("api", "runner", "notifier")
+
+
+def app_service_keys(topology: Topology) -> list[str]:
+    """APP_SERVICES and the runner groups' services, in the topology's order."""
+    groups = [s.key for s in topology.services if s.key.startswith("runner-")]
+    return [*APP_SERVICES, *groups]
 
 
 class App(pulumi.ComponentResource):
@@ -24,6 +31,6 @@ class App(pulumi.ComponentResource):
                 service_args(topology.stack, topology.service(key), refs),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for key in APP_SERVICES
+            for key in app_service_keys(topology)
         }
         self.register_outputs({f"{key}_name": s.name for key, s in self.services.items()})

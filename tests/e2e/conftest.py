@@ -169,7 +169,9 @@ def stack(docker_client: docker.DockerClient) -> Iterator[Stack]:
         # even while someone edits the source tree.
         "HOMERUN_SKIP_IMAGES": "1",
         # Slightly lower runner concurrency keeps the 2-core CI machine responsive.
-        "HOMERUN_COMPOSE_ARGS": "--api-replicas 2 --runner-replicas 1 --runner-concurrency 2",
+        # A second runner group (tests/e2e/test_runner_groups.py): runner-big, [bigdisk].
+        "HOMERUN_COMPOSE_ARGS": "--api-replicas 2 --runner-replicas 1 --runner-concurrency 2"
+        " --runner-group big:replicas=1,concurrency=2,labels=bigdisk",
     }
     state = ROOT / ".homerun" / "stacks" / name
     try:

@@ -27,6 +27,8 @@ from tests.unit.stack.harness import SECRET_VALUES, run_program
 pytestmark = pytest.mark.integration
 
 NS = 1e9
+# A second runner service (runner-big), its labels and placement, deployed on the real Swarm.
+RUNNER_GROUP = "big:replicas=1,concurrency=2,labels=bigdisk,constraint=node.labels.disk==big"
 
 
 def _swarm_active(client: docker.DockerClient) -> bool:
@@ -222,6 +224,8 @@ def test_docker_stack_deploy_creates_what_pulumi_would(client, tmp_path):
         "1",
         "--notifier-replicas",
         "0",
+        "--runner-group",
+        RUNNER_GROUP,
     ]
     config = {
         "stackName": stack,
@@ -231,6 +235,7 @@ def test_docker_stack_deploy_creates_what_pulumi_would(client, tmp_path):
         "placementLabels": True,
         "apiReplicas": 1,
         "notifierReplicas": 0,
+        "runnerGroups": [RUNNER_GROUP],
     }
     try:
         _deploy(stack, args, tmp_path)

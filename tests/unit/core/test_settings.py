@@ -110,10 +110,19 @@ def test_every_setting_is_documented() -> None:
 _AT_CEILING = {"max_task_priority"}
 
 
+# Settings whose items have a grammar of their own (core/runnergroups.py).
+_LABELLED: dict[str, tuple[str, ...]] = {
+    "runner_labels": ("gpu", "bigdisk"),
+    "runner_groups": ("runner=", "big=bigdisk+ssd"),
+}
+
+
 def _changed(name: str, type_: str, default: object) -> object:
     """A value for one field that differs from its default; a new type must be added here."""
     if name in CHOICES:
         return next(choice for choice in CHOICES[name] if choice != default)
+    if name in _LABELLED:
+        return _LABELLED[name]
     if type_ in ("str", "str | None"):
         return f"{name}-value"
     if type_ == "int":

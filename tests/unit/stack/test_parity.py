@@ -123,6 +123,22 @@ CASES: dict[str, tuple[list[str], dict[str, Any]]] = {
         },
     ),
     "own-registry-mesh": (["--run-registry"], {"runRegistry": True}),
+    "runner-groups": (
+        [
+            "--runner-group",
+            "big:replicas=2,concurrency=3,labels=bigdisk+ssd,constraint=node.labels.disk==big",
+            "--runner-group",
+            "gpu:labels=gpu",
+            "--placement-labels",
+        ],
+        {
+            "runnerGroups": [
+                "big:replicas=2,concurrency=3,labels=bigdisk+ssd,constraint=node.labels.disk==big",
+                "gpu:labels=gpu",
+            ],
+            "placementLabels": True,
+        },
+    ),
 }
 
 

@@ -221,6 +221,7 @@ def test_public_surface_is_pinned():
         "DEFAULT_RESOURCES",
         "IMAGE_NAMES",
         "REGISTRY_SERVICE_KEYS",
+        "RunnerGroup",
         "SECRET_KEYS",
         "SERVICE_KEYS",
         "StackConfig",
@@ -228,6 +229,8 @@ def test_public_surface_is_pinned():
         "build_topology",
         "parse_resource",
         "parse_resources",
+        "parse_runner_group",
+        "parse_runner_groups",
     ]
     assert sorted(stack.compose.__all__) == [
         "detect_modes",

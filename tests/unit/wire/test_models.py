@@ -69,6 +69,9 @@ def task_row(**changes: Any) -> dict[str, Any]:
         "finished_at": None,
         "depends_on": ["fetch"],
         "payload": '{"script": "echo hi"}',
+        "runs_on": [],
+        "cpus": None,
+        "memory_mb": None,
     }
     return {**row, **changes}
 
@@ -183,6 +186,11 @@ def samples() -> dict[str, list[Any]]:
         "Task": [
             views.to_task(task_row()),
             views.to_task(task_row(output='{"a": 1}', output_bytes=8, not_before=T0, timeout_s=30)),
+            views.to_task(task_row(status="queued", runs_on=["bigdisk"], cpus=1.5, memory_mb=512)),
+        ],
+        "Resources": [
+            wire.Resources(cpus=None, memory_mb=None),
+            wire.Resources(cpus=0.5, memory_mb=2048),
         ],
         "TaskDetail": [
             detail,
@@ -294,6 +302,9 @@ def test_a_job_renders_exactly_as_it_always_has() -> None:
                 "updated_at": "2025-01-02T03:04:05.678901+00:00",
                 "started_at": "2025-01-02T03:04:05.678901+00:00",
                 "finished_at": None,
+                "runs_on": [],
+                "resources": {"cpus": None, "memory_mb": None},
+                "waiting_for": None,
             }
         ],
         "reruns": [],
@@ -378,6 +389,7 @@ def test_public_surface() -> None:
     assert sorted(k for k in namespace if k != "__builtins__") == sorted(wire.__all__)
     assert set(wire.__all__) == {
         *("Attempt", "AttemptDetail", "Job", "JobPage", "JobSummary", "Result", "Task"),
+        "Resources",
         *("TaskDetail", "JOB_VIEW_OUTPUT_BYTES"),
         *("Error", "ErrorBody", "ErrorDetail", "Health", "Probe", "Readiness", "ReplicaState"),
         *("TaskTypeInfo", "TaskTypeList"),
