@@ -12,6 +12,7 @@ from datetime import datetime
 
 import asyncpg
 import redis.asyncio as redis
+from redis.typing import EncodableT, FieldT
 
 from core import keys
 from core.events import stream_id
@@ -28,8 +29,8 @@ async def seed_finished_jobs(
     keep: bool = False,
     status: str = "succeeded",
 ) -> list[str]:
-    """``count`` jobs of the token finished at ``finished_at`` (None-like statuses aside:
-    ``status`` "running" writes unfinished jobs, without finished_at); their ids."""
+    """``count`` jobs of the token that finished at ``finished_at``, their ids. With an
+    unfinished ``status`` ("running") they have no finished_at and started then."""
     finished = finished_at if status in {"succeeded", "failed", "cancelled"} else None
     conn = await asyncpg.connect(dsn)
     try:
@@ -107,7 +108,7 @@ async def stream_entries(dsn: str, streams: redis.Redis, job_ids: list[str]) -> 
         await conn.close()
     async with streams.pipeline(transaction=False) as pipe:
         for r in rows:
-            fields = {"type": r["type"], "event": "{}"}
+            fields: dict[FieldT, EncodableT] = {"type": str(r["type"]), "event": "{}"}
             pipe.xadd(keys.token_stream(str(r["token_id"])), fields, id=stream_id(r["token_seq"]))
             pipe.xadd(keys.job_stream(str(r["job_id"])), fields, id=stream_id(r["seq"]))
         for job_id in job_ids:
