@@ -245,3 +245,45 @@ async def test_one_notifier_purges_at_a_time(
     left = await Purger(db, streams, small).run_once()
     assert sum(p.jobs for p in passes) + left.jobs == 450
     assert await _count(dsn, "SELECT count(*) FROM jobs") == 0
+
+
+async def test_keep_is_set_at_submission_and_by_patch(
+    settings: Settings, services: Services, db: Database, streams: redis.Redis
+) -> None:
+    token_id, plaintext = await tokens.create_token(db, "keeper")
+    api = services.api(settings)
+    purger = Purger(db, streams, settings)
+    async with httpx.AsyncClient(base_url=api.url, headers=bearer(plaintext), timeout=10) as c:
+        r = await c.post("/v1/jobs", json={**JOB, "keep": True})
+        assert r.status_code == 201 and r.json()["keep"] is True
+        job_id = r.json()["id"]
+        assert (await c.post("/v1/jobs", json=JOB)).json()["keep"] is False
+        for body, where in [
+            ({"keep": "yes"}, ["body", "keep"]),
+            ({}, ["body", "keep"]),
+            ({"keep": True, "name": "x"}, ["body", "name"]),
+            ([True], ["body"]),
+        ]:
+            r = await c.patch(f"/v1/jobs/{job_id}", json=body)
+            assert r.status_code == 422, body
+            assert r.json()["error"]["details"][0]["loc"] == where
+        r = await c.patch("/v1/jobs/00000000-0000-4000-8000-000000000000", json={"keep": True})
+        assert r.status_code == 404
+
+        # Finished long ago: kept while keep holds, deleted once it no longer does.
+        await db.execute(
+            "UPDATE jobs SET status = 'succeeded', finished_at = :at WHERE token_id = :t",
+            {"at": _ago(60 * DAY), "t": token_id},
+        )
+        assert (await purger.run_once()).jobs == 0  # their events are not relayed yet
+        # No notifier runs here: relay the events as it would have (the purge waits for that).
+        await db.execute(
+            "UPDATE events SET relayed_at = now() WHERE token_id = :t", {"t": token_id}
+        )
+        assert (await purger.run_once()).jobs == 1  # the one submitted without keep
+        assert (await c.get(f"/v1/jobs/{job_id}")).status_code == 200
+        r = await c.patch(f"/v1/jobs/{job_id}", json={"keep": False})
+        assert r.status_code == 200 and r.json()["keep"] is False
+        assert (await purger.run_once()).jobs == 1
+        assert (await c.get(f"/v1/jobs/{job_id}")).status_code == 404
+        assert (await c.patch(f"/v1/jobs/{job_id}", json={"keep": True})).status_code == 404
