@@ -26,7 +26,7 @@ from core.settings import Settings
 from notifier.retention import Purger
 from tests.harness.expired import seed_finished_jobs, stream_entries
 from tests.harness.services import Services
-from tests.harness.waiting import eventually
+from tests.harness.waiting import eventually, free_port
 from tests.integration.api.support import bearer, metric
 
 pytestmark = pytest.mark.integration
@@ -287,3 +287,29 @@ async def test_keep_is_set_at_submission_and_by_patch(
         assert (await purger.run_once()).jobs == 1
         assert (await c.get(f"/v1/jobs/{job_id}")).status_code == 404
         assert (await c.patch(f"/v1/jobs/{job_id}", json={"keep": True})).status_code == 404
+
+
+async def test_the_notifier_purges_and_serves_its_figures(
+    settings: Settings, services: Services, db: Database, streams: redis.Redis
+) -> None:
+    token_id, _ = await tokens.create_token(db, "notified")
+    await seed_finished_jobs(settings.database_url, token_id, 250, finished_at=_ago(30 * DAY))
+    port = free_port()
+    services.notifier(
+        replace(
+            settings, notifier_metrics_port=port, retention_poll_seconds=0.2, retention_batch=100
+        )
+    )
+
+    async def figures() -> str:
+        async with httpx.AsyncClient(timeout=5) as client:
+            return (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+
+    async def purged() -> bool:
+        return "homerun_retention_jobs_deleted_total 250.0" in await figures()
+
+    await eventually(purged, within=60, message="the notifier's purge of 250 jobs")
+    assert await _count(settings.database_url, "SELECT count(*) FROM jobs") == 0
+    text = await figures()
+    assert 'homerun_retention_rows_deleted_total{table="tasks"} 250.0' in text
+    assert "homerun_retention_last_pass_seconds" in text
