@@ -219,7 +219,7 @@ async def patch_job(request: Request) -> Response:
         raise _not_found(job_id)
     await state.reads.note_write(principal.id)
     view = await views.load_job(state.reads, principal.id, str(job_id), primary=True)
-    if view is None:  # deleted by retention since: it was not kept in time
+    if view is None:  # {"keep": false} let it expire, and retention deleted it since
         raise _not_found(job_id)
     return ModelResponse(view)
 
