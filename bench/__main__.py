@@ -5,6 +5,8 @@ start, wait, logs, remove, on the shell task's image) is measured right before h
 (a trivial ``shell`` job through the real API, queue, runner and notifier), so both see the
 same machine load. Figures are printed, never asserted: timing on a shared machine is noisy;
 ``--repeat`` measures each pair again and prints the median ratio with its range.
+
+Then the API's p99 during a retention purge beside its p99 without one (``bench.retention``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--floor-only", action="store_true", help="measure the Docker SDK floor alone"
     )
+    parser.add_argument(
+        "--retention-jobs",
+        type=int,
+        default=10_000,
+        help="expired jobs the retention figure purges (0: leave that figure out)",
+    )
     args = parser.parse_args(argv)
 
     floor: list[Figures] = []
@@ -56,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"        median legs: {legs}", flush=True)
     print()
     print(report(floor, measured, Target()))
+    if args.retention_jobs:
+        from bench.retention import measure_retention
+
+        print(measure_retention(args.retention_jobs).line(), flush=True)
     return 0
 
 

@@ -235,6 +235,12 @@ class _Feed(Generic[C]):
         self.heartbeat_seconds = heartbeat_seconds
         self.finished = False
 
+    # Whether the source's numbering may have holes: a token's does once retention deleted
+    # some of its jobs (notifier/retention.py); a job's never (a job goes as a whole).
+    # Committed events are numbered in commit order, so an event Postgres lacks below one it
+    # has is deleted, never still to come: the feed steps over it.
+    holes = False
+
     async def _events(self, after: int, *, upto: int | None = None, primary: bool) -> list[Row]:
         """The source's status events numbered after ``after`` (up to ``upto``), in order."""
         rows = await self.source.read(
@@ -251,7 +257,8 @@ class _Feed(Generic[C]):
         """Send status rows from Postgres: the ones that are next in order."""
         for row in rows:
             seq = int(row["feed_seq"])
-            if seq == self.cursor.seq + 1:  # else already sent (a replay racing the stream)
+            # else already sent (a replay racing the stream)
+            if seq == self.cursor.seq + 1 or (self.holes and seq > self.cursor.seq):
                 yield self._status_frame(seq, row["type"], render(row))
 
     async def _entry(self, seq: int, fields: dict[str, str]) -> AsyncIterator[bytes]:
@@ -321,6 +328,8 @@ class _Feed(Generic[C]):
                         break
                     async for chunk in self._rows(rows):
                         yield chunk
+                if self.holes and not self.finished and self.cursor.seq < seq - 1:
+                    self.cursor.seq = seq - 1  # the primary has none of them: deleted
             if self.finished or seq != self.cursor.seq + 1:
                 return
             async for chunk in self._entry(seq, fields):
@@ -417,6 +426,8 @@ class JobStream(_Feed[Cursor]):
 
 class TokenStream(_Feed[TokenCursor]):
     """Every status event of a token's jobs (``GET /v1/events``); never ends on its own."""
+
+    holes = True
 
     def __init__(
         self,

@@ -159,6 +159,22 @@ class Settings:
     # catchup "all" runs at most this many missed ticks of one schedule; older ones are skipped.
     schedule_catchup_max: int = 10
 
+    # --- retention (the purger runs inside the notifier: notifier/retention.py)
+    # Finished jobs older than this are deleted with everything that belongs to them;
+    # 0 keeps them forever. A token's own period (homerun token retention) overrides it,
+    # and a job submitted with "keep": true is never deleted.
+    retention_seconds: int = 30 * 24 * 3600
+    # How often a notifier looks for expired jobs.
+    retention_poll_seconds: float = 60.0
+    # Jobs deleted per transaction; a pass repeats batches until none is left.
+    retention_batch: int = 200
+    # Pause between two batches, so that a large purge leaves room for the API's work.
+    retention_pause_seconds: float = 0.02
+    # How long a batch waits for a row lock before it gives up (its jobs wait a pass).
+    retention_lock_timeout_ms: int = 1000
+    # Port on which the notifier serves /metrics (the purger's figures); 0: not served.
+    notifier_metrics_port: int = 0
+
     # --- plugins
     disabled_plugins: tuple[str, ...] = ()
 
@@ -317,6 +333,8 @@ _AT_LEAST_ONE = frozenset(
         "sse_retry_after_seconds",
         "sse_streams_per_token",
         "sse_streams_per_process",
+        "retention_batch",
+        "retention_lock_timeout_ms",
     }
 )
 

@@ -22,7 +22,9 @@ __all__ = [
     "ensure_admin_token",
     "hash_token",
     "list_tokens",
+    "parse_retention",
     "revoke_token",
+    "set_retention",
 ]
 
 # A recognisable prefix lets secret scanners spot a leaked homerun token.
@@ -37,6 +39,8 @@ class TokenInfo:
     is_admin: bool
     created_at: datetime
     revoked_at: datetime | None
+    # The token's own retention period in seconds (0: forever); None: the setting's.
+    retention_seconds: int | None = None
 
 
 def hash_token(plaintext: str) -> bytes:
@@ -66,7 +70,8 @@ async def create_token(db: Database, name: str, *, admin: bool = False) -> tuple
 
 async def list_tokens(db: Database) -> list[TokenInfo]:
     rows = await db.fetch_all(
-        "SELECT id, name, is_admin, created_at, revoked_at FROM tokens ORDER BY created_at, id"
+        "SELECT id, name, is_admin, created_at, revoked_at, retention_seconds FROM tokens"
+        " ORDER BY created_at, id"
     )
     return [
         TokenInfo(
@@ -75,6 +80,7 @@ async def list_tokens(db: Database) -> list[TokenInfo]:
             is_admin=bool(r["is_admin"]),
             created_at=r["created_at"],
             revoked_at=r["revoked_at"],
+            retention_seconds=r["retention_seconds"],
         )
         for r in rows
     ]
@@ -145,3 +151,42 @@ async def ensure_admin_token(db: Database, plaintext: str) -> str:
             " promoted: put a newly generated secret in the admin token file"
         )
     return str(row["id"])
+
+
+# --- retention: a token's own period (notifier/retention.py deletes what outlived it)
+
+_PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# tokens.retention_seconds is a Postgres integer.
+MAX_RETENTION_SECONDS = 2**31 - 1
+
+
+def parse_retention(text: str) -> int | None:
+    """``default`` (None: the setting's), ``forever`` (0), or a count of s, m, h or d
+    (``30d``; a bare number is seconds). Raises ``ValueError`` saying what it expects."""
+    word = text.strip().lower()
+    if word == "default":
+        return None
+    if word == "forever":
+        return 0
+    unit = _PERIOD_UNITS.get(word[-1:], None)
+    number = word[:-1] if unit is not None else word
+    if not number.isdigit():
+        raise ValueError(f"a period is default, forever, or a number with s, m, h or d: {text!r}")
+    seconds = int(number) * (unit or 1)
+    if seconds > MAX_RETENTION_SECONDS:
+        raise ValueError(f"{text!r} is longer than {MAX_RETENTION_SECONDS} seconds")
+    return seconds
+
+
+async def set_retention(db: Database, token_id: str, seconds: int | None) -> bool:
+    """Set the token's own retention period (None: the setting's, 0: forever); False if no
+    such token. Its jobs already past the new period go at the purger's next pass."""
+    try:
+        uuid.UUID(token_id)
+    except ValueError:
+        return False
+    updated = await db.fetch_val(
+        "UPDATE tokens SET retention_seconds = :seconds WHERE id = :id RETURNING id",
+        {"id": token_id, "seconds": seconds},
+    )
+    return updated is not None

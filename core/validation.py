@@ -235,6 +235,11 @@ class JobSchemas:
                     "x-message": "must be an absolute http:// or https:// URL",
                     "description": "Receives the job's terminal state (signed webhook).",
                 },
+                "keep": {
+                    "type": "boolean",
+                    "description": "Never delete this job when it expires (retention);"
+                    " default false. PATCH /v1/jobs/{id} changes it.",
+                },
                 "tasks": {
                     "type": "array",
                     "minItems": 1,
@@ -386,6 +391,7 @@ class JobValidator:
             name=body.get("name"),
             labels=dict(body.get("labels", {})),
             callback_url=body.get("callback_url"),
+            keep=bool(body.get("keep", False)),
             tasks=[
                 NewTask(
                     name=names[i],

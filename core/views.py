@@ -49,7 +49,8 @@ __all__ = [
 
 JOB_COLUMNS = (
     "j.id, j.name, j.status, j.labels, j.callback_url, j.cancel_requested,"
-    " j.created_at, j.updated_at, j.finished_at, j.rerun_of, j.schedule_id, j.scheduled_for"
+    " j.created_at, j.updated_at, j.finished_at, j.rerun_of, j.schedule_id, j.scheduled_for,"
+    " j.keep"
 )
 # A job's view names its newest re-runs; GET /v1/jobs?rerun_of= pages through all of them.
 RERUNS_SHOWN = 20
@@ -115,6 +116,7 @@ def _job_fields(row: Row) -> dict[str, Any]:
         "rerun_of": None if row["rerun_of"] is None else str(row["rerun_of"]),
         "schedule_id": None if row["schedule_id"] is None else str(row["schedule_id"]),
         "scheduled_for": row["scheduled_for"],
+        "keep": bool(row["keep"]),
     }
 
 

@@ -117,12 +117,33 @@ def _cmd_token(args: argparse.Namespace) -> int:
         for info in asyncio.run(_with_db(tokens.list_tokens)):
             state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
             admin = " admin" if info.is_admin else ""
-            print(f"{info.id}  {info.name:<20} {info.created_at:%Y-%m-%d %H:%M}  {state}{admin}")
+            kept = "" if info.retention_seconds is None else f" retention={info.retention_seconds}s"
+            print(
+                f"{info.id}  {info.name:<20} {info.created_at:%Y-%m-%d %H:%M}  {state}{admin}{kept}"
+            )
+    elif args.token_command == "retention":
+        return _token_retention(args)
     else:
         if not asyncio.run(_with_db(lambda db: tokens.revoke_token(db, args.token_id))):
             print(f"homerun: no active token {args.token_id}", file=sys.stderr)
             return EXIT_FAILED
         print(f"revoked {args.token_id}")
+    return EXIT_OK
+
+
+def _token_retention(args: argparse.Namespace) -> int:
+    from core import tokens
+
+    try:
+        seconds = tokens.parse_retention(args.period)
+    except ValueError as exc:
+        print(f"homerun: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not asyncio.run(_with_db(lambda db: tokens.set_retention(db, args.token_id, seconds))):
+        print(f"homerun: no token {args.token_id}", file=sys.stderr)
+        return EXIT_FAILED
+    what = "the default" if seconds is None else "forever" if seconds == 0 else f"{seconds}s"
+    print(f"token {args.token_id}: finished jobs kept {what}")
     return EXIT_OK
 
 
@@ -394,6 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
     token_sub.add_parser("list")
     revoke = token_sub.add_parser("revoke")
     revoke.add_argument("token_id")
+    retention = token_sub.add_parser(
+        "retention", help="how long the token's finished jobs are kept (its own period)"
+    )
+    retention.add_argument("token_id")
+    retention.add_argument(
+        "period", help="default (HOMERUN_RETENTION_SECONDS), forever, or e.g. 90d, 12h, 3600"
+    )
 
     def client_command(
         name: str,

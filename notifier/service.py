@@ -16,6 +16,9 @@ otherwise they sleep until the next delivery is due, or ``notifier_poll_seconds`
 
 Each replica also runs the scheduler (``core.scheduler``): schedules need no service of
 their own, and the scheduler's replicas are the notifier's, any number of them.
+
+And the purger (``notifier.retention``), which deletes expired jobs, one replica at a
+time; with ``notifier_metrics_port`` set, the replica serves its figures on /metrics.
 """
 
 from __future__ import annotations
@@ -26,19 +29,23 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from wsgiref.simple_server import WSGIServer
 
 import asyncpg
 import httpx
 import redis.asyncio as redis
 from databases import Database
+from prometheus_client import start_http_server
 
 from core.backoff import Backoff
+from core.metrics import REGISTRY
 from core.outbox import EVENTS_CHANNEL
 from core.scheduler import Scheduler
 from core.settings import Settings
 from core.store import webhooks as webhook_store
 from notifier import webhooks
 from notifier.relay import Relay
+from notifier.retention import Purger
 
 __all__ = ["Notifier", "main", "serve"]
 
@@ -68,9 +75,11 @@ class Notifier:
         streams: redis.Redis,
         http: httpx.AsyncClient,
         scheduler: Scheduler | None = None,
+        purger: Purger | None = None,
     ) -> None:
         self.settings = settings
         self.scheduler = scheduler
+        self.purger = purger
         self.db = db
         self.relay = Relay(
             db, streams, maxlen=settings.stream_maxlen, ttl_seconds=settings.stream_ttl_seconds
@@ -226,6 +235,8 @@ class Notifier:
         ]
         if self.scheduler is not None:
             tasks.append(asyncio.create_task(self.scheduler.run(stop), name="notifier-scheduler"))
+        if self.purger is not None:
+            tasks.append(asyncio.create_task(self.purger.run(stop), name="notifier-retention"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -266,23 +277,36 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     from core.migrate import migrate
 
     await migrate(settings.database_url)
-    # The relay, the webhook workers and the scheduler each hold one connection at a time.
-    db = Database(settings.database_url, min_size=1, max_size=WEBHOOK_WORKERS + 3)
+    # The relay, the webhook workers, the scheduler and the purger each hold one
+    # connection at a time.
+    db = Database(settings.database_url, min_size=1, max_size=WEBHOOK_WORKERS + 4)
     streams = redis.Redis.from_url(
         settings.events_redis_url, socket_timeout=5, socket_connect_timeout=2
     )
     queue_redis = redis.Redis.from_url(
         settings.queue_redis_url, socket_timeout=5, socket_connect_timeout=2
     )
+    metrics_server = _serve_metrics(settings.notifier_metrics_port)
     await db.connect()
     try:
         scheduler = Scheduler(db, queue_redis, Scheduler.validator_for(settings), settings)
+        purger = Purger(db, streams, settings)
         async with httpx.AsyncClient(follow_redirects=False) as http:
-            await Notifier(settings, db, streams, http, scheduler).run(stop)
+            await Notifier(settings, db, streams, http, scheduler, purger).run(stop)
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         await streams.aclose()
         await queue_redis.aclose()
         await db.disconnect()
+
+
+def _serve_metrics(port: int) -> WSGIServer | None:
+    """prometheus-client's own HTTP server (a thread) for /metrics; None when port is 0."""
+    if not port:
+        return None
+    server, _thread = start_http_server(port, registry=REGISTRY)
+    return server
 
 
 def main() -> None:

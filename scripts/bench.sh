@@ -7,6 +7,7 @@
 #   scripts/bench.sh --repeat 3              3 floor/homerun pairs each: median ratio and range
 #   scripts/bench.sh --floor-only            the Docker SDK floor alone
 #   scripts/bench.sh --wait poll             follow jobs by polling instead of SSE
+#   scripts/bench.sh --retention-jobs 0      leave out the API p99 during a retention purge
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"

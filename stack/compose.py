@@ -295,6 +295,12 @@ def _parser() -> argparse.ArgumentParser:
         help="connections one client address may hold open at the edge",
     )
     p.add_argument(
+        "--retention-seconds",
+        type=int,
+        default=d.retention_seconds,
+        help="finished jobs older than this are deleted (0: kept forever)",
+    )
+    p.add_argument(
         "--resources",
         type=_resource_override,
         action="append",
@@ -353,6 +359,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         run_registry=args.run_registry,
         registry_port=args.registry_port,
         registry_image=args.registry_image,
+        retention_seconds=args.retention_seconds,
         registry_proxy_image=args.registry_proxy_image,
         runner_groups=tuple(args.runner_group),
     )

@@ -71,6 +71,7 @@ def read(cfg: pulumi.Config) -> Deployment:
         registry_image=cfg.get("registryImage") or d.registry_image,
         registry_proxy_image=cfg.get("registryProxyImage") or d.registry_proxy_image,
         runner_groups=_runner_groups(cfg),
+        retention_seconds=_int(cfg, "retentionSeconds", d.retention_seconds),
     )
     secrets_dir = Path(cfg.get("secretsDir") or secretfiles.default_dir(stack.stack))
     return Deployment(stack, _secrets(cfg, secrets_dir))

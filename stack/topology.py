@@ -252,6 +252,8 @@ class StackConfig:
     registry_proxy_image: str = "haproxy:2.6"
     # Runner services beside the default "runner" (whose group has no labels).
     runner_groups: tuple[RunnerGroup, ...] = ()
+    # How long finished jobs are kept (HOMERUN_RETENTION_SECONDS; 0: forever): 30 days.
+    retention_seconds: int = 30 * 24 * 3600
 
     def __post_init__(self) -> None:
         check_stack_name(self.stack)
@@ -284,6 +286,8 @@ class StackConfig:
             raise ValueError("edge_connections_per_source must be >= 1")
         if self.max_running_per_token < 0:
             raise ValueError("max_running_per_token must be >= 0 (0: no cap)")
+        if self.retention_seconds < 0:
+            raise ValueError("retention_seconds must be >= 0 (0: keep finished jobs forever)")
         unknown = set(self.resources) - set(DEFAULT_RESOURCES)
         if unknown:
             raise ValueError(f"resources for unknown services: {sorted(unknown)}")
@@ -633,6 +637,10 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
     )
 
 
+# Where a notifier serves /metrics (its purger's figures); nothing publishes it.
+NOTIFIER_METRICS_PORT = 9102
+
+
 def _notifier(config: StackConfig) -> Service:
     # Also the scheduler (core/scheduler.py): schedules have no service of their own, and
     # it needs the queue Redis (HOMERUN_QUEUE_REDIS_URL, on "data") for the ticks' tasks.
@@ -640,7 +648,13 @@ def _notifier(config: StackConfig) -> Service:
         **_common(config, "notifier"),
         image=config.image("app"),
         command=("homerun", "notifier"),
-        env=_app_env(config),
+        env={
+            **_app_env(config),
+            # Also the purger (notifier/retention.py); its figures on /metrics, inside
+            # the "data" network only.
+            "HOMERUN_RETENTION_SECONDS": str(config.retention_seconds),
+            "HOMERUN_NOTIFIER_METRICS_PORT": str(NOTIFIER_METRICS_PORT),
+        },
         # "public" is its route out to webhook receivers; nothing of it is published.
         networks=("data", "public"),
         replicas=config.notifier_replicas,

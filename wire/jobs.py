@@ -153,6 +153,10 @@ class JobSummary(msgspec.Struct, kw_only=True):
     scheduled_for: Annotated[
         Timestamp | None, msgspec.Meta(description="The schedule's tick this job is for.")
     ] = None
+    keep: Annotated[
+        bool,
+        msgspec.Meta(description='Never deleted by retention (POST or PATCH {"keep": true}).'),
+    ] = False
 
 
 class Job(JobSummary, kw_only=True):

@@ -1,4 +1,4 @@
-"""/v1/jobs: submit, list, read, cancel."""
+"""/v1/jobs: submit, list, read, cancel, keep (PATCH)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -19,6 +20,7 @@ from core.models import TERMINAL_JOB, JobStatus
 from core.openapi import Document
 from core.responses import ModelResponse
 from core.state import AppState, get_state
+from core.store import jobs as job_store
 from core.validation import parse_json, request_hash
 from wire import AttemptDetail, Job, JobPage, TaskDetail
 
@@ -187,6 +189,45 @@ async def get_job(request: Request) -> Response:
     return ModelResponse(view)
 
 
+def _patch_body(body: Any) -> bool:
+    """The ``keep`` a PATCH body sets; 422 naming the field otherwise."""
+    if not isinstance(body, dict):
+        raise ApiError(
+            422, "validation_error", "body: must be an object", [Detail(["body"], "not an object")]
+        )
+    for name in body:
+        if name != "keep":
+            msg = "unknown field (the only one that may change is keep)"
+            raise ApiError(
+                422, "validation_error", f"body.{name}: {msg}", [Detail(["body", name], msg)]
+            )
+    if not isinstance(body.get("keep"), bool):
+        msg = "required, true or false"
+        raise ApiError(
+            422, "validation_error", f"body.keep: {msg}", [Detail(["body", "keep"], msg)]
+        )
+    return bool(body["keep"])
+
+
+async def patch_job(request: Request) -> Response:
+    principal = await require_token(request)
+    state = get_state(request)
+    job_id: uuid.UUID = request.path_params["job_id"]
+    _require_json(request)
+    keep = _patch_body(parse_json(await request.body()))
+    if not await job_store.set_keep(state.db.primary, principal.id, str(job_id), keep):
+        raise _not_found(job_id)
+    await state.reads.note_write(principal.id)
+    view = await views.load_job(state.reads, principal.id, str(job_id), primary=True)
+    if view is None:  # {"keep": false} let it expire, and retention deleted it since
+        raise _not_found(job_id)
+    return ModelResponse(view)
+
+
+async def job(request: Request) -> Response:
+    return await (patch_job if request.method == "PATCH" else get_job)(request)
+
+
 async def get_task(request: Request) -> Response:
     principal = await require_token(request)
     job_id: uuid.UUID = request.path_params["job_id"]
@@ -231,7 +272,11 @@ async def rerun_job(request: Request) -> Response:
             str(exc),
             [Detail(["query", "from"], "an output to take over is too deep to read")],
         ) from None
-    created = await transitions.create_job(state.db.primary, rerun, token_id=principal.id)
+    try:
+        created = await transitions.create_job(state.db.primary, rerun, token_id=principal.id)
+    except asyncpg.ForeignKeyViolationError:
+        # Retention deleted the original (or a task it hands over) since it was read.
+        raise _not_found(job_id) from None
     metrics.JOBS_SUBMITTED.inc()
     await _enqueue(state, created.ready)
     await state.reads.note_write(principal.id)
@@ -274,7 +319,8 @@ async def cancel_job(request: Request) -> Response:
     await handoff.signal_cancels(state.queue_redis, after.cancel_running)
     await state.reads.note_write(principal.id)
     view = await views.load_job(state.reads, principal.id, job_id, primary=True)
-    assert view is not None
+    if view is None:  # finished, and deleted by retention since it was found
+        raise _not_found(request.path_params["job_id"])
     return ModelResponse(view, status_code=202)
 
 
@@ -285,7 +331,7 @@ async def jobs(request: Request) -> Response:
 
 routes: Iterable[BaseRoute] = [
     Route("/v1/jobs", jobs, methods=["GET", "POST"], name="jobs"),
-    Route("/v1/jobs/{job_id:uuid}", get_job, methods=["GET"], name="get_job"),
+    Route("/v1/jobs/{job_id:uuid}", job, methods=["GET", "PATCH"], name="get_job"),
     Route(
         "/v1/jobs/{job_id:uuid}/tasks/{task_id:uuid}", get_task, methods=["GET"], name="get_task"
     ),
@@ -415,7 +461,40 @@ def openapi_paths(doc: Document) -> dict[str, Any]:
                     **doc.authed(),
                     "404": doc.error("No such job for this token."),
                 },
-            }
+            },
+            "patch": {
+                "operationId": "patchJob",
+                "summary": "Keep a job from retention, or let it expire again",
+                "security": [{"bearer": []}],
+                "parameters": [job_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["keep"],
+                                "properties": {
+                                    "keep": {
+                                        "type": "boolean",
+                                        "description": "true: never deleted by retention.",
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": doc.ok("The job, changed.", Job),
+                    "400": doc.error("Body is not JSON."),
+                    **doc.authed(),
+                    "404": doc.error("No such job for this token (or retention deleted it)."),
+                    "413": doc.too_large(),
+                    "415": doc.error("Content-Type is not application/json."),
+                    "422": doc.error('The body is not {"keep": true|false}.'),
+                },
+            },
         },
         "/v1/jobs/{job_id}/tasks/{task_id}": {
             "get": {

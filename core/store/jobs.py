@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from databases import Database
+
 from core.consistency import Reads
 
-__all__ = ["owned"]
+__all__ = ["owned", "set_keep"]
 
 
 async def owned(reads: Reads, token_id: str, job_id: str) -> bool:
@@ -15,3 +17,17 @@ async def owned(reads: Reads, token_id: str, job_id: str) -> bool:
         {"id": job_id, "token": token_id},
     )
     return row is not None
+
+
+async def set_keep(db: Database, token_id: str, job_id: str, keep: bool) -> bool:
+    """Mark the token's job kept (never deleted by retention) or not; False if no such job.
+
+    Takes the job's row lock, so it waits for a purge batch holding the job and then finds
+    it gone, or goes first and the purge passes the job over (SKIP LOCKED, then ``keep``).
+    """
+    updated = await db.fetch_val(
+        "UPDATE jobs SET keep = :keep, updated_at = clock_timestamp()"
+        " WHERE id = :id AND token_id = :token RETURNING id",
+        {"id": job_id, "token": token_id, "keep": keep},
+    )
+    return updated is not None

@@ -53,9 +53,9 @@ async def insert_job(
     job_id = job_id or str(uuid.uuid4())
     inserted = await conn.fetch_val(
         "INSERT INTO jobs (id, token_id, name, labels, callback_url, status,"
-        " idempotency_key, request_hash, rerun_of, schedule_id, scheduled_for)"
+        " idempotency_key, request_hash, rerun_of, schedule_id, scheduled_for, keep)"
         " VALUES (:id, :token_id, :name, CAST(:labels AS jsonb), :callback_url, :status,"
-        " :key, :hash, :rerun_of, :schedule_id, :scheduled_for)"
+        " :key, :hash, :rerun_of, :schedule_id, :scheduled_for, :keep)"
         " ON CONFLICT (token_id, idempotency_key) DO NOTHING RETURNING id",
         {
             "id": job_id,
@@ -69,6 +69,7 @@ async def insert_job(
             "rerun_of": job.rerun_of,
             "schedule_id": job.schedule_id,
             "scheduled_for": job.scheduled_for,
+            "keep": job.keep,
         },
     )
     if inserted is None:

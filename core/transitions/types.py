@@ -57,6 +57,8 @@ class NewJob:
     # A schedule's job: the schedule and the tick (its cron time) the job is for.
     schedule_id: str | None = None
     scheduled_for: datetime | None = None
+    # Never deleted by retention (notifier/retention.py).
+    keep: bool = False
 
 
 @dataclass(frozen=True)

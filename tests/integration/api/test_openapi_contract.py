@@ -68,6 +68,7 @@ def test_every_operation_conforms_to_the_openapi_document(
             "POST /v1/jobs",
             "GET /v1/jobs",
             "GET /v1/jobs/{job_id}",
+            "PATCH /v1/jobs/{job_id}",
             "GET /v1/jobs/{job_id}/tasks/{task_id}",
             "GET /v1/jobs/{job_id}/tasks/{task_id}/attempts/{number}",
             "POST /v1/jobs/{job_id}/cancel",

@@ -44,6 +44,9 @@ SURFACE = {
         "hash_token",
         "list_tokens",
         "revoke_token",
+        # retention: a token's own period
+        "parse_retention",
+        "set_retention",
     },
     "core.validation": {
         "JobSchemas",

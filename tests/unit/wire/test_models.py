@@ -42,6 +42,7 @@ def job_row(**changes: Any) -> dict[str, Any]:
         "rerun_of": None,
         "schedule_id": None,
         "scheduled_for": None,
+        "keep": False,
     }
     return {**row, **changes}
 
@@ -281,6 +282,7 @@ def test_a_job_renders_exactly_as_it_always_has() -> None:
         "rerun_of": None,
         "schedule_id": None,
         "scheduled_for": None,
+        "keep": False,
         "tasks": [
             {
                 "id": str(TASK_ID),
