@@ -51,6 +51,9 @@ TASK_TYPE_PATTERN = r"^[a-z][a-z0-9_.-]*$"
 # A placeholder id for the trial build at submission: the real ids do not exist yet.
 _TRIAL_ID = "00000000-0000-0000-0000-000000000000"
 
+# What a task's "network" may say (core/egress.py is what "egress" means).
+NETWORKS = ("none", "egress")
+
 
 def _string(pattern: str, max_length: int, message: str, description: str) -> dict[str, Any]:
     return {
@@ -140,6 +143,13 @@ def _task_schema(settings: Settings) -> dict[str, Any]:
                 " token's: claims rotate between tokens); default 0.",
                 symmetric=True,
             ),
+            "network": {
+                "type": "string",
+                "enum": list(NETWORKS),
+                "description": "none (the default): loopback only. egress: HTTP and HTTPS"
+                " through the operator's egress proxy, to the hosts on its allow-list only;"
+                " refused unless the deployment enables it (HOMERUN_ALLOW_TASK_NETWORK).",
+            },
         },
     }
 
@@ -343,6 +353,7 @@ class JobValidator:
                     timeout_s=int(task["timeout_s"]) if task.get("timeout_s") is not None else None,
                     max_attempts=int(task.get("max_attempts", self.settings.default_max_attempts)),
                     priority=int(task.get("priority", 0)),
+                    network=str(task.get("network", "none")),
                 )
                 for i, task in enumerate(tasks)
             ],
@@ -402,6 +413,9 @@ class JobValidator:
         if task_type is None:
             known = ", ".join(sorted(self.task_types)) or "none"
             return [Detail([*at, "type"], f"unknown task type {task['type']!r} (known: {known})")]
+        refused = self._network_refusal(task)
+        if refused is not None:
+            return [Detail([*at, "network"], refused)]
         payload = task["payload"]
         size = len(
             json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(
@@ -445,6 +459,22 @@ class JobValidator:
                 )
             ]
         return []
+
+    def _network_refusal(self, task: Mapping[str, Any]) -> str | None:
+        """Why this deployment cannot give the task the network it asks for, if it cannot."""
+        if task.get("network", "none") != "egress":
+            return None
+        if not self.settings.allow_task_network:
+            return (
+                "network egress is not enabled on this deployment"
+                f" ({env_name('allow_task_network')}=false): tasks get no network"
+            )
+        if not self.settings.egress_allow:
+            return (
+                "network egress is enabled, but the operator's allow-list is empty"
+                f" ({env_name('egress_allow')}): such a task could reach no host"
+            )
+        return None
 
     @staticmethod
     def _dependency_details(

@@ -40,6 +40,9 @@ class NewTask:
     max_attempts: int = 3
     priority: int = 0
     reused: Reused | None = None  # not run: succeeded already, in the job re-run
+    # "none" (the default: loopback only) or "egress" (through the egress proxy, where the
+    # operator allows it: core/egress.py).
+    network: str = "none"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class Claim:
     timeout_s: int | None
     lease_expires_at: datetime
     inputs: dict[str, JSON]
+    network: str = "none"  # what the submission asked for (NewTask.network)
 
 
 @dataclass(frozen=True)
