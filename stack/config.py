@@ -59,6 +59,9 @@ def read(cfg: pulumi.Config) -> Deployment:
         registry_port=_int(cfg, "registryPort", d.registry_port),
         registry_image=cfg.get("registryImage") or d.registry_image,
         registry_proxy_image=cfg.get("registryProxyImage") or d.registry_proxy_image,
+        egress=_bool(cfg, "egress", d.egress),
+        egress_allow=tuple(_strings(cfg, "egressAllow")),
+        egress_denied_networks=tuple(_strings(cfg, "egressDeniedNetworks")),
     )
     secrets_dir = Path(cfg.get("secretsDir") or secretfiles.default_dir(stack.stack))
     return Deployment(stack, _secrets(cfg, secrets_dir))
