@@ -107,7 +107,7 @@ def _parse_entry(raw: str) -> AllowEntry:
     host, sep, port_text = text.rpartition(":")
     if not sep:
         host, port_text = text, ""
-    ports = DEFAULT_PORTS
+    ports: tuple[int, ...] = DEFAULT_PORTS
     if sep:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
             raise EgressConfigError(f"egress allow-list entry {raw!r}: the port must be 1-65535")

@@ -341,6 +341,7 @@ def _targets(world: World) -> dict[str, Any]:
             f"http://{a4}:{p}/",  # by address: entries are names
             f"http://[{a6}]:{p}/",
             f"http://{o4}:{p}/",
+            f"http://[{o6}]:{p}/",
             "http://169.254.169.254/latest/meta-data/",
             "http://127.0.0.1:5432/",
             f"http://[::1]:{p}/",
@@ -356,7 +357,9 @@ def _targets(world: World) -> dict[str, Any]:
             f"{a4}:{p}",
             f"other.test:{p}",
         ],
-        "tcp": [[h, p] for h in (a4, a6, o4, world.private, HOST_GATEWAY, world.internet_gateway)]
+        "tcp": [
+            [h, p] for h in (a4, a6, o4, o6, world.private, HOST_GATEWAY, world.internet_gateway)
+        ]
         + [[HOST_GATEWAY, 5432], [HOST_GATEWAY, 6379], ["169.254.169.254", 80]],
         "udp": [[h, UDP_PORT] for h in (a4, a6, o4, world.private)],
         "resolve": ["allowed.test", "deb.debian.org", "homerun-svc", "example.com"],

@@ -30,7 +30,7 @@ def test_entries_are_names_wildcards_and_ports() -> None:
     [
         ("127.0.0.1", "not addresses"),
         ("[::1]:80", "not addresses"),
-        ("a.*.example", "leading '\\*\\.'"),
+        ("a.*.example", r"leading '\*\.'"),
         ("*.com", "with a dot"),
         ("host:0", "1-65535"),
         ("host:http", "1-65535"),
@@ -85,7 +85,7 @@ def test_the_squid_config_denies_addresses_before_it_allows_names() -> None:
 def test_settings_refuse_egress_without_its_proxy_or_with_a_bad_entry() -> None:
     with pytest.raises(SettingsError, match="HOMERUN_EGRESS_NETWORK"):
         Settings.from_env({"HOMERUN_ALLOW_TASK_NETWORK": "true"})
-    with pytest.raises(SettingsError, match="HOMERUN_EGRESS_ALLOW: .*'10.0.0.1'"):
+    with pytest.raises(SettingsError, match=r"HOMERUN_EGRESS_ALLOW: .*'10\.0\.0\.1'"):
         Settings.from_env({"HOMERUN_EGRESS_ALLOW": "ok.example,10.0.0.1"})
     with pytest.raises(SettingsError, match="HOMERUN_EGRESS_DENIED_NETWORKS"):
         Settings.from_env({"HOMERUN_EGRESS_DENIED_NETWORKS": "not-a-net"})
