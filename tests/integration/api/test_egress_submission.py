@@ -18,9 +18,7 @@ EGRESS_JOB = {
 }
 
 
-async def test_egress_is_refused_unless_enabled_and_stored_when_it_is(
-    api: Api, token: str
-) -> None:
+async def test_egress_is_refused_unless_enabled_and_stored_when_it_is(api: Api, token: str) -> None:
     before = await row_counts(api.db.primary)
     r = await api.client.post("/v1/jobs", json=EGRESS_JOB, headers=bearer(token))
     assert r.status_code == 422, r.text
