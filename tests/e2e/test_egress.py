@@ -9,6 +9,7 @@ from ``--host-add`` (a real deployment resolves names through DNS).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import uuid
@@ -18,9 +19,10 @@ import docker
 import pytest
 
 from tests.e2e.conftest import Stack, submit, wait_job
+from tests.harness.subnets import first_unused
 
-NETNS_ADDRESS = "192.0.2.2"
-HOST_ADDRESS = "192.0.2.1"
+# Documentation ranges, checked unused on this host first (tests/harness/subnets.py).
+CANDIDATES = ("198.51.100.248/30", "203.0.113.248/30", "192.0.2.248/30")
 
 PROBE = """
 import json, socket, urllib.error, urllib.request
@@ -59,7 +61,9 @@ def _sh(*argv: str) -> None:
 
 @pytest.fixture
 def stand_in() -> Iterator[str]:
-    """A web server at NETNS_ADDRESS:8080, in a namespace of its own, answering 'allowed'."""
+    """A web server on port 8080 in a namespace of its own, answering 'allowed'."""
+    net = ipaddress.ip_network(first_unused(CANDIDATES))
+    host_address, ns_address = (str(a) for a in net.hosts())
     ns = f"hre2e-egress-{uuid.uuid4().hex[:6]}"
     host_if, ns_if = f"he{ns[-6:]}", f"hn{ns[-6:]}"
     _sh("ip", "netns", "add", ns)
@@ -67,12 +71,12 @@ def stand_in() -> Iterator[str]:
     try:
         _sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
         _sh("ip", "link", "set", ns_if, "netns", ns)
-        _sh("ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", host_if)
+        _sh("ip", "addr", "add", f"{host_address}/30", "dev", host_if)
         _sh("ip", "link", "set", host_if, "up")
-        _sh("ip", "-n", ns, "addr", "add", f"{NETNS_ADDRESS}/24", "dev", ns_if)
+        _sh("ip", "-n", ns, "addr", "add", f"{ns_address}/30", "dev", ns_if)
         _sh("ip", "-n", ns, "link", "set", ns_if, "up")
         _sh("ip", "-n", ns, "link", "set", "lo", "up")
-        _sh("ip", "-n", ns, "route", "add", "default", "via", HOST_ADDRESS)
+        _sh("ip", "-n", ns, "route", "add", "default", "via", host_address)
         code = (
             "from http.server import BaseHTTPRequestHandler, HTTPServer\n"
             "class H(BaseHTTPRequestHandler):\n"
@@ -82,7 +86,7 @@ def stand_in() -> Iterator[str]:
             "HTTPServer(('0.0.0.0', 8080), H).serve_forever()\n"
         )
         server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", code])
-        yield NETNS_ADDRESS
+        yield ns_address
     finally:
         if server is not None:
             server.kill()

@@ -38,6 +38,7 @@ from runners.containers import Engine
 from runners.results import Exited, Stop
 from runners.worker import Runner
 from tests.conftest import eventually, wait_for
+from tests.harness.subnets import unused_by_host
 from tests.integration.runners.conftest import Jobs, small_engine
 from tests.integration.runners.test_containers import labels
 
@@ -181,8 +182,11 @@ def _free_network(
 ) -> Any:
     """A network on the first candidate subnets no other network of the engine holds."""
     for n in range(1, 60):
+        subnets = candidates(n)
+        if not all(unused_by_host(s) for s in subnets):
+            continue  # a host route there: Docker would not notice, the host would break
         try:
-            return _network(client, name, candidates(n), **kw)
+            return _network(client, name, subnets, **kw)
         except docker.errors.APIError as exc:
             if "overlap" not in str(exc).lower():
                 raise

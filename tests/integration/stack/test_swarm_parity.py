@@ -222,6 +222,10 @@ def test_docker_stack_deploy_creates_what_pulumi_would(client, tmp_path):
         "1",
         "--notifier-replicas",
         "0",
+        # The egress part too: its networks (one internal, attachable), config and proxy.
+        "--egress",
+        "--egress-allow",
+        "api.example.com,*.cdn.example:8443",
     ]
     config = {
         "stackName": stack,
@@ -231,6 +235,8 @@ def test_docker_stack_deploy_creates_what_pulumi_would(client, tmp_path):
         "placementLabels": True,
         "apiReplicas": 1,
         "notifierReplicas": 0,
+        "egress": True,
+        "egressAllow": ["api.example.com", "*.cdn.example:8443"],
     }
     try:
         _deploy(stack, args, tmp_path)
