@@ -52,6 +52,7 @@ class OriginalTask:
     runs_on: list[str] = field(default_factory=list)
     cpus: float | None = None
     memory_mb: int | None = None
+    network: str = "none"
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
     rows = await db.fetch_all(
         "SELECT t.id, t.name, t.type, t.payload, t.timeout_s, t.max_attempts, t.priority,"
         " t.runs_on, t.cpus, t.memory_mb,"
-        f" t.status, t.output, {too_deep_sql('t.output')} AS output_too_deep,"
+        f" t.network, t.status, t.output, {too_deep_sql('t.output')} AS output_too_deep,"
         " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
         "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
         "   WHERE d.task_id = t.id), '{}') AS depends_on"
@@ -111,6 +112,7 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
                 runs_on=list(r["runs_on"] or ()),
                 cpus=r["cpus"],
                 memory_mb=r["memory_mb"],
+                network=r["network"],
             )
             for r in rows
         ],
@@ -139,6 +141,9 @@ def body_of(original: Original) -> dict[str, Any]:
         }
         if resources:
             body["resources"] = resources
+        if task.network != "none":
+            # Validated again: a re-run asks for egress only where it is still allowed.
+            body["network"] = task.network
         tasks.append(body)
     job: dict[str, Any] = {"tasks": tasks, "labels": original.labels}
     if original.name is not None:

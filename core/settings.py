@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from core import runnergroups
+from core import egress, runnergroups
 from core.models import PRIORITY_BOUND
 
 
@@ -133,6 +133,22 @@ class Settings:
     # claim: a token at its cap is skipped, others are served). 0: no cap.
     max_running_per_token: int = 0
 
+    # --- egress (core/egress.py): what a task with "network": "egress" may reach.
+    # HOMERUN_ALLOW_TASK_NETWORK (above) turns it on; then these must say where the proxy is.
+    # The allow-list the proxy enforces: host, host:port, *.domain[:port] (ports 80 and 443
+    # when none is given). Read by the API (the stack renders the proxy's config from it).
+    egress_allow: tuple[str, ...] = ()
+    # Addresses the proxy refuses on top of core/egress.py's DENIED_NETWORKS: homerun's own
+    # where they are not private (the hosts' public addresses, custom address pools).
+    egress_denied_networks: tuple[str, ...] = ()
+    # The internal Docker network egress tasks join (its only way out is the proxy), and
+    # the proxy's URL on it, handed to tasks as HTTP_PROXY/HTTPS_PROXY.
+    egress_network: str = ""
+    egress_proxy_url: str = ""
+    # The OCI runtime of egress tasks: runsc as registered here runs with --network=none,
+    # so they run under runc unless the operator registered a runtime with a network.
+    egress_runtime: str = "runc"
+
     # --- events / notifier
     stream_maxlen: int = 10_000
     stream_ttl_seconds: int = 3600
@@ -239,6 +255,7 @@ class Settings:
                     runnergroups.parse_groups(values.get(name, cls.runner_groups))
             except ValueError as exc:
                 raise SettingsError(f"{env_name(name)}: {exc}") from None
+        _check_egress(values)
         if values.get("database_replica_url"):
             values["database_replica_url"] = _with_password(
                 values["database_replica_url"], password
@@ -279,6 +296,25 @@ class Settings:
 
 
 ENV_PREFIX = "HOMERUN_"
+
+
+def _check_egress(values: Mapping[str, Any]) -> None:
+    """Egress settings that could not work are refused at start, naming the variable."""
+    for name, parse in (
+        ("egress_allow", egress.parse_allow_list),
+        ("egress_denied_networks", egress.parse_networks),
+    ):
+        try:
+            parse(values.get(name, ()))
+        except egress.EgressConfigError as exc:
+            raise SettingsError(f"{env_name(name)}: {exc}") from None
+    if values.get("allow_task_network"):
+        for name in ("egress_network", "egress_proxy_url"):
+            if not values.get(name):
+                raise SettingsError(
+                    f"{env_name('allow_task_network')}=true needs {env_name(name)}: egress"
+                    " tasks reach the network only through the egress proxy"
+                )
 
 
 def env_name(field_name: str) -> str:

@@ -51,6 +51,9 @@ TASK_TYPE_PATTERN = r"^[a-z][a-z0-9_.-]*$"
 # A placeholder id for the trial build at submission: the real ids do not exist yet.
 _TRIAL_ID = "00000000-0000-0000-0000-000000000000"
 
+# What a task's "network" may say (core/egress.py is what "egress" means).
+NETWORKS = ("none", "egress")
+
 
 def _string(pattern: str, max_length: int, message: str, description: str) -> dict[str, Any]:
     return {
@@ -157,6 +160,13 @@ def _task_schema(settings: Settings) -> dict[str, Any]:
                 ' group\'s, e.g. ["bigdisk"]); default: any runner.',
             },
             "resources": _resources_schema(settings),
+            "network": {
+                "type": "string",
+                "enum": list(NETWORKS),
+                "description": "none (the default): loopback only. egress: HTTP and HTTPS"
+                " through the operator's egress proxy, to the hosts on its allow-list only;"
+                " refused unless the deployment enables it (HOMERUN_ALLOW_TASK_NETWORK).",
+            },
         },
     }
 
@@ -404,6 +414,7 @@ class JobValidator:
                     runs_on=sorted(task.get("runs_on", ())),
                     cpus=_number(task.get("resources", {}).get("cpus"), float),
                     memory_mb=_number(task.get("resources", {}).get("memory_mb"), int),
+                    network=str(task.get("network", "none")),
                 )
                 for i, task in enumerate(tasks)
             ],
@@ -463,6 +474,9 @@ class JobValidator:
         if task_type is None:
             known = ", ".join(sorted(self.task_types)) or "none"
             return [Detail([*at, "type"], f"unknown task type {task['type']!r} (known: {known})")]
+        refused = self._network_refusal(task)
+        if refused is not None:
+            return [Detail([*at, "network"], refused)]
         payload = task["payload"]
         size = len(
             json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(
@@ -521,6 +535,22 @@ class JobValidator:
                 f" {env_name('runner_groups')})",
             )
         ]
+
+    def _network_refusal(self, task: Mapping[str, Any]) -> str | None:
+        """Why this deployment cannot give the task the network it asks for, if it cannot."""
+        if task.get("network", "none") != "egress":
+            return None
+        if not self.settings.allow_task_network:
+            return (
+                "network egress is not enabled on this deployment"
+                f" ({env_name('allow_task_network')}=false): tasks get no network"
+            )
+        if not self.settings.egress_allow:
+            return (
+                "network egress is enabled, but the operator's allow-list is empty"
+                f" ({env_name('egress_allow')}): such a task could reach no host"
+            )
+        return None
 
     @staticmethod
     def _dependency_details(

@@ -33,7 +33,7 @@ class PayloadError(ValueError):
 
 class NetworkPolicy(StrEnum):
     NONE = "none"  # no network interface but loopback: the default
-    EGRESS = "egress"  # a bridge with outbound access; only when settings allow it
+    EGRESS = "egress"  # the allow-listing egress proxy only; only when settings allow it
 
 
 @dataclass(frozen=True)

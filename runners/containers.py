@@ -3,7 +3,10 @@
 The lock-down is the default and a task type cannot loosen it, except for network egress,
 which also needs the operator's ``allow_task_network``:
 
-- ``network_mode="none"``: loopback only;
+- ``network_mode="none"``: loopback only. An egress task (``core/egress.py``) instead joins
+  the operator's internal egress network, whose only way out is the egress proxy, with
+  ``HTTP_PROXY``/``HTTPS_PROXY`` naming it, IPv6 off (no link-local route to the host), and
+  the egress runtime (runsc as registered runs with ``--network=none``);
 - read-only root filesystem; ``/tmp`` and ``/homerun`` are tmpfs of ``limits.tmpfs_bytes``
   each (tmpfs pages also count against the memory limit);
 - every capability dropped, ``no-new-privileges``; the user is the token's own uid and gid
@@ -50,6 +53,7 @@ import docker.errors
 import requests
 from docker.types import LogConfig, Mount, Ulimit
 
+from core.egress import proxy_env as egress_env
 from core.settings import Settings
 from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
 from runners import blockio, capture, identity, images, runtimes, seccomp, workspace
@@ -139,6 +143,9 @@ class Engine:
         image_pull_timeout: float,
         disk_bytes_per_second: int,
         runtime: str,
+        egress_network: str = "",
+        egress_proxy_url: str = "",
+        egress_runtime: str = runtimes.RUNC,
     ) -> None:
         # Each running attempt holds two connections (wait, attach) and a thread for each.
         pool = 4 * concurrency + 4
@@ -152,6 +159,9 @@ class Engine:
         self.output_limit = output_limit_bytes
         self.output_file_limit = output_file_limit_bytes
         self.allow_network = allow_network
+        self.egress_network = egress_network
+        self.egress_proxy_url = egress_proxy_url
+        self.egress_runtime = egress_runtime
         self.log_rate = log_lines_per_second
         self.image_registry = image_registry
         self.puller = images.Puller(self.client, self.call, timeout=image_pull_timeout)
@@ -176,6 +186,9 @@ class Engine:
             image_pull_timeout=settings.image_pull_timeout_seconds,
             disk_bytes_per_second=settings.task_disk_bytes_per_second,
             runtime=settings.task_runtime,
+            egress_network=settings.egress_network,
+            egress_proxy_url=settings.egress_proxy_url,
+            egress_runtime=settings.egress_runtime,
         )
 
     def close(self) -> None:
@@ -457,9 +470,9 @@ class Engine:
         mounts.append(Mount(OUTPUT_FILE, str(space.output_file), type="bind", read_only=False))
         uid = identity.task_uid(labels.token_id)
         tmpfs_opts = f"size={limits.tmpfs_bytes},uid={uid},gid={uid},mode=0755"
-        network = "none"
-        if spec.network == NetworkPolicy.EGRESS and self.allow_network:
-            network = "bridge"
+        egress = spec.network == NetworkPolicy.EGRESS and self.allow_network
+        network = self.egress_network if egress else "none"
+        assert network, "HOMERUN_EGRESS_NETWORK is checked by Settings.from_env"
         # The file-size limit bounds output.json on the host disk; no file on the tmpfs can
         # outgrow the tmpfs anyway, so it takes nothing from the task.
         fsize = max(limits.tmpfs_bytes, self.output_file_limit)
@@ -469,10 +482,16 @@ class Engine:
             HOMERUN_TASK_ID=labels.task_id,
             HOMERUN_ATTEMPT=str(labels.attempt),
         )
+        extra: dict[str, Any] = {}
+        if egress:
+            env.update(egress_env(self.egress_proxy_url))
+            # The internal network has no IPv6, but an interface still gets a link-local
+            # address, and the host's end of a bridge too: no IPv6 at all in the task.
+            extra["sysctls"] = {"net.ipv6.conf.all.disable_ipv6": "1"}
         assert self._runtime is not None  # chosen before the first create
         return self.client.containers.create(
             image=image,
-            runtime=self._runtime.runtime,
+            runtime=self.egress_runtime if egress else self._runtime.runtime,
             command=list(spec.argv),
             # An image's entrypoint would change what argv means; the spec says it all.
             entrypoint=[],
@@ -497,6 +516,7 @@ class Engine:
             ],
             log_config=LogConfig(type="none"),
             **self.disk_limits,
+            **extra,
             stdin_open=False,
             tty=False,
         )
@@ -580,8 +600,12 @@ class Engine:
         """
         if self._runtime is None:
             info = await self.call(self.client.info)
-            choice = runtimes.choose(self.requested_runtime, info.get("Runtimes") or {})
+            registered = info.get("Runtimes") or {}
+            choice = runtimes.choose(self.requested_runtime, registered)
             log.info("task containers run under %s: %s", choice.runtime, choice.reason)
+            if self.allow_network:
+                runtimes.check_egress(self.egress_runtime, registered)
+                log.info("egress task containers run under %s", self.egress_runtime)
             self._runtime = choice
         return self._runtime
 

@@ -20,6 +20,13 @@ only the ptrace platform works): ``/etc/docker/daemon.json`` gets
 
 (``--oci-seccomp``: gVisor applies the task seccomp profile too; without it, it ignores
 it) and the engine reloads it on SIGHUP (docs/operations.md, "Task runtime").
+
+Egress tasks (``core/egress.py``) need a network interface to reach the egress proxy, which
+runsc with ``--network=none`` does not give. They run under ``HOMERUN_EGRESS_RUNTIME``
+(``runc`` by default): the default runtime stays as locked down as it was, and an operator
+who wants gVisor for egress tasks too registers a second runtime (say ``runsc-egress``, the
+same arguments with ``--network=sandbox``) and names it there. A name the engine does not
+have stops the runner at start, as for ``runsc``.
 """
 
 from __future__ import annotations
@@ -62,3 +69,13 @@ def choose(requested: str, registered: Iterable[str]) -> Choice:
     raise ValueError(
         f"HOMERUN_TASK_RUNTIME must be one of {', '.join(TASK_RUNTIMES)}: {requested!r}"
     )
+
+
+def check_egress(name: str, registered: Iterable[str]) -> None:
+    """Raise ``RuntimeUnavailable`` when the egress runtime is not registered with the engine."""
+    names = sorted(registered)
+    if name not in names:
+        raise RuntimeUnavailable(
+            f"HOMERUN_EGRESS_RUNTIME={name}, but the Docker engine has no runtime of that name"
+            f" registered (it has: {', '.join(names) or 'none'})"
+        )

@@ -459,10 +459,14 @@ class Runner:
                 f"task type {claim.task_type!r} failed to build its container spec:"
                 f" {type(exc).__name__}: {exc}",
             )
+        if claim.network == NetworkPolicy.EGRESS.value:
+            # The submission asked for it (and the API checked the deployment allows it).
+            spec = replace(spec, network=NetworkPolicy.EGRESS)
         if spec.network == NetworkPolicy.EGRESS and not self.settings.allow_task_network:
+            # Allowed when submitted, not on this runner (or not any more): no retry helps.
             return failed(
                 FailureKind.TASK,
-                f"task type {claim.task_type!r} needs network egress, which this deployment"
+                f"task {claim.task_name!r} needs network egress, which this deployment"
                 " does not allow (HOMERUN_ALLOW_TASK_NETWORK)",
             )
         return with_resources(spec, claim)

@@ -3,7 +3,7 @@
 #
 #   scripts/images.sh            build all images
 #   scripts/images.sh task-shell build only the named ones (base, wheels, app, postgres, redis,
-#                                edge, task-shell, task-python)
+#                                edge, task-shell, task-python, egress-proxy)
 #
 # The Dockerfiles in images/ start FROM the official debian:bookworm-slim and install Python
 # packages with `pip install --no-index` from wheels built here on the host, so they build the
@@ -186,7 +186,7 @@ build() {
 # `make images` on a fresh host: an engine first.
 docker info >/dev/null 2>&1 || "$ROOT/scripts/ensure-docker.sh"
 
-ALL=(base task-shell task-python wheels app postgres redis edge)
+ALL=(base task-shell task-python wheels app postgres redis edge egress-proxy)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${ALL[@]}")
 
@@ -195,7 +195,7 @@ for target in "${want[@]}"; do
         base) ensure_base ;;
         wheels) build_wheels ;;
         app) ensure_base; [ -d "$WHEELS/app" ] || build_wheels; build app images ;;
-        postgres | redis | edge | task-shell | task-python) ensure_base; build "$target" images ;;
+        postgres | redis | edge | task-shell | task-python | egress-proxy) ensure_base; build "$target" images ;;
         *) log "unknown image: $target (known: ${ALL[*]})"; exit 2 ;;
     esac
 done

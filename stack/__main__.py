@@ -14,6 +14,7 @@ def main() -> None:
     import pulumi
 
     from stack.components.edge import Edge
+    from stack.components.egress import EgressProxy
     from stack.components.images import Images
     from stack.components.network import Networks
     from stack.components.postgres import Postgres
@@ -61,6 +62,8 @@ def main() -> None:
         pulumi.ResourceOptions(depends_on=[postgres, redis, *pushed]),
     )
     Edge(f"{name}-edge", topology, refs, pulumi.ResourceOptions(depends_on=[app]))
+    if config.egress:
+        EgressProxy(f"{name}-egress", topology, refs, after_pushes)
 
     port = config.api_port
     pulumi.export("stack", name)

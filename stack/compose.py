@@ -318,6 +318,21 @@ def _parser() -> argparse.ArgumentParser:
         " cover (repeatable)",
     )
     p.add_argument("--docker-socket", default=d.docker_socket, help="host path of the socket")
+    p.add_argument(
+        "--egress",
+        action="store_true",
+        help="let tasks that ask for it reach --egress-allow's hosts through egress-proxy",
+    )
+    p.add_argument(
+        "--egress-allow",
+        default="",
+        help="comma-separated allow-list: host, host:port, *.domain[:port]",
+    )
+    p.add_argument(
+        "--egress-denied-networks",
+        default="",
+        help="comma-separated CIDRs the proxy refuses too (the hosts' public addresses)",
+    )
     p.add_argument("--secrets-dir", type=Path, help="default .homerun/stacks/<stack>/secrets")
     p.add_argument(
         "--no-generate-secrets",
@@ -362,6 +377,11 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         retention_seconds=args.retention_seconds,
         registry_proxy_image=args.registry_proxy_image,
         runner_groups=tuple(args.runner_group),
+        egress=args.egress,
+        egress_allow=tuple(i.strip() for i in args.egress_allow.split(",") if i.strip()),
+        egress_denied_networks=tuple(
+            i.strip() for i in args.egress_denied_networks.split(",") if i.strip()
+        ),
     )
 
 

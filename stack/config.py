@@ -72,6 +72,9 @@ def read(cfg: pulumi.Config) -> Deployment:
         registry_proxy_image=cfg.get("registryProxyImage") or d.registry_proxy_image,
         runner_groups=_runner_groups(cfg),
         retention_seconds=_int(cfg, "retentionSeconds", d.retention_seconds),
+        egress=_bool(cfg, "egress", d.egress),
+        egress_allow=tuple(_strings(cfg, "egressAllow")),
+        egress_denied_networks=tuple(_strings(cfg, "egressDeniedNetworks")),
     )
     secrets_dir = Path(cfg.get("secretsDir") or secretfiles.default_dir(stack.stack))
     return Deployment(stack, _secrets(cfg, secrets_dir))

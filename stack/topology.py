@@ -52,6 +52,18 @@ disk and evicts keys with a TTL: every event is in the Postgres outbox first.
 ``homerun/edge``: HAProxy 2.x from Debian, run as ``haproxy -W -db -f <file>``, the file
 being a Swarm config rendered by stack/conffiles.py; ``bash`` for its health check.
 
+Network egress (``egress``)
+---------------------------
+Off by default: no task has any network. With ``egress`` on, the stack adds ``egress``, an
+internal overlay (attachable: the runner attaches task containers, which are not services)
+and ``egress-out``, a routed one, with ``egress-proxy`` (``homerun/egress-proxy``, Debian's
+Squid, run as ``squid -N -f <file>``, the file a Swarm config rendered by core/egress.py from
+``egress_allow`` and ``egress_denied_networks``) on both: the only member of ``egress`` with a
+way out. The API (which refuses an egress task unless this is on and the allow-list is not
+empty) and the runner (which attaches egress tasks to ``<stack>_egress`` with
+HTTP_PROXY/HTTPS_PROXY=http://egress-proxy:3128) get the HOMERUN_EGRESS_* settings from the
+same values.
+
 Placement
 ---------
 With ``placement_labels`` off (the default, right for one node) nothing is constrained. On a
@@ -69,7 +81,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from core import runnergroups
+from core import egress, runnergroups
 from stack import conffiles
 from stack.model import (
     Config,
@@ -93,6 +105,7 @@ from stack.model import (
 
 __all__ = [
     "DEFAULT_RESOURCES",
+    "EGRESS_SERVICE_KEYS",
     "IMAGE_NAMES",
     "REGISTRY_SERVICE_KEYS",
     "SECRET_KEYS",
@@ -109,7 +122,7 @@ __all__ = [
 
 DEFAULT_TAG = "0.1.0"
 # The homerun images (scripts/images.sh builds exactly these), all named homerun/<name>:<tag>.
-IMAGE_NAMES = ("app", "postgres", "redis", "edge", "task-shell", "task-python")
+IMAGE_NAMES = ("app", "postgres", "redis", "edge", "task-shell", "task-python", "egress-proxy")
 # Services every stack has.
 SERVICE_KEYS = (
     "postgres-primary",
@@ -123,6 +136,8 @@ SERVICE_KEYS = (
 )
 # Services only a stack with run_registry has; "registry-proxy" only with host-mode ports.
 REGISTRY_SERVICE_KEYS = ("registry", "registry-proxy")
+# Services only a stack with egress has.
+EGRESS_SERVICE_KEYS = ("egress-proxy",)
 # Secret key -> what it holds. The file of each is named after its key (see stack.secretfiles).
 SECRET_KEYS = {
     "db-password": "password of the homerun database user",
@@ -146,6 +161,8 @@ DEFAULT_RESOURCES: Mapping[str, Resources] = {
     # A layer upload is streamed to disk, but the registry buffers and hashes as it goes.
     "registry": Resources(1.0, 512, 0.1, 64),
     "registry-proxy": Resources(0.5, 128, 0.05, 32),
+    # Squid with no cache: connection state and buffers only.
+    "egress-proxy": Resources(0.5, 256, 0.05, 64),
 }
 
 APP_PORT = 8000
@@ -254,9 +271,19 @@ class StackConfig:
     runner_groups: tuple[RunnerGroup, ...] = ()
     # How long finished jobs are kept (HOMERUN_RETENTION_SECONDS; 0: forever): 30 days.
     retention_seconds: int = 30 * 24 * 3600
+    # Network egress for tasks that ask for it, through egress-proxy (core/egress.py):
+    # the allow-list (host, host:port, *.domain[:port]) and extra refused networks (CIDRs).
+    egress: bool = False
+    egress_allow: tuple[str, ...] = ()
+    egress_denied_networks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_stack_name(self.stack)
+        try:
+            egress.parse_allow_list(self.egress_allow)
+            egress.parse_networks(self.egress_denied_networks)
+        except egress.EgressConfigError as exc:
+            raise ValueError(f"egress: {exc}") from None
         object.__setattr__(self, "endpoint_mode", EndpointMode(self.endpoint_mode))
         object.__setattr__(self, "publish_mode", PublishMode(self.publish_mode))
         if self.endpoint_mode is EndpointMode.DNSRR and self.publish_mode is PublishMode.INGRESS:
@@ -394,6 +421,11 @@ def build_topology(config: StackConfig) -> Topology:
         _notifier(config),
         _edge(config),
     )
+    if config.egress:
+        part = _egress_part(config)
+        networks += part.networks
+        configs += part.configs
+        services += part.services
     if config.run_registry:
         # First: the registry part is deployed on its own before the rest (the images of
         # the rest are pushed into it in between), and renders the same either way.
@@ -539,6 +571,20 @@ def _app_secrets() -> tuple[SecretRef, ...]:
     return (_secret("db-password"), _secret("redis-password"))
 
 
+def _egress_env(config: StackConfig) -> dict[str, str]:
+    """The egress settings of the API (it refuses what the deployment cannot run) and of
+    the runner (it attaches egress tasks to the network), from one set of config values."""
+    if not config.egress:
+        return {}
+    return {
+        "HOMERUN_ALLOW_TASK_NETWORK": "true",
+        "HOMERUN_EGRESS_ALLOW": ",".join(config.egress_allow),
+        "HOMERUN_EGRESS_DENIED_NETWORKS": ",".join(config.egress_denied_networks),
+        "HOMERUN_EGRESS_NETWORK": f"{config.stack}_egress",
+        "HOMERUN_EGRESS_PROXY_URL": f"http://egress-proxy:{egress.PROXY_PORT}",
+    }
+
+
 def _task_types_env(config: StackConfig) -> dict[str, str]:
     """What the processes that check task payloads need, from one config value: the API
     validates each payload at submission and the runner again when it builds the
@@ -560,6 +606,7 @@ def _api(config: StackConfig) -> Service:
         env={
             **_app_env(config),
             **_task_types_env(config),
+            **_egress_env(config),
             "HOMERUN_ADMIN_TOKEN_FILE": _secret("admin-token").path,
             "HOMERUN_HOST": "0.0.0.0",
             "HOMERUN_PORT": str(APP_PORT),
@@ -604,6 +651,7 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
                 if group is not None
                 else {}
             ),
+            **_egress_env(config),
             "HOMERUN_RUNNER_CONCURRENCY": str(concurrency),
             "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),
             "HOMERUN_DOCKER_URL": f"unix://{DOCKER_SOCKET}",
@@ -751,3 +799,37 @@ def _registry_proxy(config: StackConfig) -> Service:
             test=("CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{REGISTRY_PORT}"),
         ),
     )
+
+
+# --------------------------------------------------------------------------- egress
+
+EGRESS_CONF = "/etc/squid/squid.conf"
+
+
+def _egress_part(config: StackConfig) -> Topology:
+    """Network egress: the internal network tasks join, the routed one, and the proxy."""
+    s = config.stack
+    networks = (
+        # Internal: no route out but through egress-proxy; attachable for task containers.
+        Network("egress", f"{s}_egress", internal=True, encrypted=config.encrypt_networks),
+        Network("egress-out", f"{s}_egress-out", internal=False, encrypted=config.encrypt_networks),
+    )
+    conf = egress.squid_conf(
+        egress.parse_allow_list(config.egress_allow),
+        extra_denied=egress.parse_networks(config.egress_denied_networks),
+    )
+    configs = (_config(s, "egress-proxy-conf", conf),)
+    proxy = Service(
+        **_common(config, "egress-proxy"),
+        image=config.image("egress-proxy"),
+        command=("squid", "-N", "-f", EGRESS_CONF),
+        env={},
+        networks=("egress", "egress-out"),
+        replicas=1,
+        configs=(ConfigRef("egress-proxy-conf", EGRESS_CONF),),
+        healthcheck=Healthcheck(
+            test=("CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{egress.PROXY_PORT}"),
+        ),
+        stop_grace_s=5.0,
+    )
+    return Topology(s, networks, (), configs, (), (proxy,))

@@ -46,7 +46,7 @@ async def claim_attempt(
         await lock_job_of_task(conn, task_id)
         task = await conn.fetch_one(
             "SELECT t.id, t.job_id, t.name, t.type, t.payload, t.status, t.attempts,"
-            " t.timeout_s, t.not_before, t.runs_on, t.cpus, t.memory_mb,"
+            " t.timeout_s, t.not_before, t.runs_on, t.cpus, t.memory_mb, t.network,"
             " j.status AS job_status, j.token_id"
             " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = :id FOR UPDATE OF t",
             {"id": task_id},
@@ -107,6 +107,7 @@ async def claim_attempt(
         payload=json.loads(task["payload"]),
         attempt=attempt,
         timeout_s=task["timeout_s"],
+        network=task["network"],
         lease_expires_at=lease,
         cpus=task["cpus"],
         memory_mb=task["memory_mb"],

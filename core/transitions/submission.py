@@ -90,12 +90,12 @@ async def insert_job(
         await conn.execute(
             "INSERT INTO tasks (id, job_id, name, type, payload, status, priority,"
             " timeout_s, max_attempts, reused_from, output, output_bytes, finished_at,"
-            " runs_on, cpus, memory_mb)"
+            " runs_on, cpus, memory_mb, network)"
             " VALUES (:id, :job_id, :name, :type, CAST(:payload AS jsonb), :status,"
             " :priority, :timeout_s, :max_attempts, :reused_from, CAST(:output AS jsonb),"
             " octet_length(CAST(:output AS jsonb)::text), CASE WHEN"
             " CAST(:reused_from AS uuid) IS NULL THEN NULL ELSE clock_timestamp() END,"
-            " :runs_on, :cpus, :memory_mb)",
+            " :runs_on, :cpus, :memory_mb, :network)",
             {
                 "id": ids[task.name],
                 "job_id": job_id,
@@ -111,6 +111,7 @@ async def insert_job(
                 "runs_on": sorted(set(task.runs_on)),
                 "cpus": task.cpus,
                 "memory_mb": task.memory_mb,
+                "network": task.network,
             },
         )
     for task in job.tasks:

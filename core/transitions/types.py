@@ -45,6 +45,9 @@ class NewTask:
     # Container size; None: the task type's own (its ContainerSpec's limits).
     cpus: float | None = None
     memory_mb: int | None = None
+    # "none" (the default: loopback only) or "egress" (through the egress proxy, where the
+    # operator allows it: core/egress.py).
+    network: str = "none"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Claim:
     # Asked for at submission; None: the task type's own limits.
     cpus: float | None = None
     memory_mb: int | None = None
+    network: str = "none"  # what the submission asked for (NewTask.network)
 
 
 @dataclass(frozen=True)

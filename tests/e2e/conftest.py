@@ -30,6 +30,8 @@ from tests.conftest import free_port, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "com.docker.stack.namespace"
 UP_TIMEOUT_S = 600
+EGRESS_ALLOWED = "allowed.test:8080"
+EGRESS_COMPOSE_ARGS = f"--egress --egress-allow {EGRESS_ALLOWED},loopback.test:8080"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -171,7 +173,10 @@ def stack(docker_client: docker.DockerClient) -> Iterator[Stack]:
         # Slightly lower runner concurrency keeps the 2-core CI machine responsive.
         # A second runner group (tests/e2e/test_runner_groups.py): runner-big, [bigdisk].
         "HOMERUN_COMPOSE_ARGS": "--api-replicas 2 --runner-replicas 1 --runner-concurrency 2"
-        " --runner-group big:replicas=1,concurrency=2,labels=bigdisk",
+        " --runner-group big:replicas=1,concurrency=2,labels=bigdisk"
+        # Egress on, for tests/e2e/test_egress.py's stand-in host; every other task still
+        # asks for nothing and gets no network.
+        f" {EGRESS_COMPOSE_ARGS}",
     }
     state = ROOT / ".homerun" / "stacks" / name
     try:

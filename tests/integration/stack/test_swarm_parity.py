@@ -226,6 +226,10 @@ def test_docker_stack_deploy_creates_what_pulumi_would(client, tmp_path):
         "0",
         "--runner-group",
         RUNNER_GROUP,
+        # The egress part too: its networks (one internal, attachable), config and proxy.
+        "--egress",
+        "--egress-allow",
+        "api.example.com,*.cdn.example:8443",
     ]
     config = {
         "stackName": stack,
@@ -236,6 +240,8 @@ def test_docker_stack_deploy_creates_what_pulumi_would(client, tmp_path):
         "apiReplicas": 1,
         "notifierReplicas": 0,
         "runnerGroups": [RUNNER_GROUP],
+        "egress": True,
+        "egressAllow": ["api.example.com", "*.cdn.example:8443"],
     }
     try:
         _deploy(stack, args, tmp_path)

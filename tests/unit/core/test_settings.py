@@ -19,6 +19,8 @@ def test_every_field_reads_its_variable() -> None:
             "HOMERUN_PORT": "9001",
             "HOMERUN_LEASE_SECONDS": "2.5",
             "HOMERUN_ALLOW_TASK_NETWORK": "yes",
+            "HOMERUN_EGRESS_NETWORK": "homerun_egress",
+            "HOMERUN_EGRESS_PROXY_URL": "http://egress-proxy:3128",
             "HOMERUN_ALLOWED_IMAGES": "alpine:*, busybox:1 ,",
             "HOMERUN_DATABASE_REPLICA_URL": "postgresql://u@replica/db",
             "HOMERUN_TASK_IMAGE_REGISTRY": "registry.example:5000",
@@ -106,6 +108,12 @@ def test_every_setting_is_documented() -> None:
     assert not missing, f"settings without a line in docs/: {missing}"
 
 
+# Fields whose values from_env checks beyond their type: a changed value it accepts.
+_VALID_CHANGES: dict[str, object] = {
+    "egress_allow": ("a.example", "*.b.example:8443"),
+    "egress_denied_networks": ("198.51.100.0/24", "2001:db8::/32"),
+}
+
 # Fields whose default is the largest value from_env accepts.
 _AT_CEILING = {"max_task_priority"}
 
@@ -123,6 +131,8 @@ def _changed(name: str, type_: str, default: object) -> object:
         return next(choice for choice in CHOICES[name] if choice != default)
     if name in _LABELLED:
         return _LABELLED[name]
+    if name in _VALID_CHANGES:
+        return _VALID_CHANGES[name]
     if type_ in ("str", "str | None"):
         return f"{name}-value"
     if type_ == "int":

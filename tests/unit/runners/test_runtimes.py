@@ -36,3 +36,11 @@ def test_runsc_asked_for_and_missing_is_refused_never_weakened() -> None:
 def test_an_unknown_runtime_is_an_error() -> None:
     with pytest.raises(ValueError, match="one of runc, runsc, auto"):
         runtimes.choose("kata", GVISOR)
+
+
+def test_the_egress_runtime_must_be_registered() -> None:
+    # runsc as registered runs with --network=none: egress tasks use runc unless told.
+    runtimes.check_egress("runc", GVISOR)
+    runtimes.check_egress("runsc-egress", {**GVISOR, "runsc-egress": {}})
+    with pytest.raises(runtimes.RuntimeUnavailable, match="HOMERUN_EGRESS_RUNTIME=runsc-egress"):
+        runtimes.check_egress("runsc-egress", GVISOR)

@@ -142,6 +142,22 @@ CASES: dict[str, tuple[list[str], dict[str, Any]]] = {
             "placementLabels": True,
         },
     ),
+    "egress": (
+        [
+            "--egress",
+            "--egress-allow",
+            "api.example.com,*.cdn.example:8443",
+            "--egress-denied-networks",
+            "198.51.100.7/32",
+            "--encrypt-networks",
+        ],
+        {
+            "egress": True,
+            "egressAllow": ["api.example.com", "*.cdn.example:8443"],
+            "egressDeniedNetworks": ["198.51.100.7/32"],
+            "encryptNetworks": True,
+        },
+    ),
 }
 
 

@@ -219,6 +219,7 @@ def test_public_surface_is_pinned():
 
     assert sorted(stack.topology.__all__) == [
         "DEFAULT_RESOURCES",
+        "EGRESS_SERVICE_KEYS",
         "IMAGE_NAMES",
         "REGISTRY_SERVICE_KEYS",
         "RunnerGroup",
