@@ -48,6 +48,7 @@ class OriginalTask:
     status: TaskStatus
     output: Any  # None when too deep to decode (``output_too_deep``)
     output_too_deep: bool
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
         return None
     rows = await db.fetch_all(
         "SELECT t.id, t.name, t.type, t.payload, t.timeout_s, t.max_attempts, t.priority,"
-        f" t.status, t.output, {too_deep_sql('t.output')} AS output_too_deep,"
+        f" t.secrets, t.status, t.output, {too_deep_sql('t.output')} AS output_too_deep,"
         " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
         "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
         "   WHERE d.task_id = t.id), '{}') AS depends_on"
@@ -103,6 +104,7 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
                 # before the bound existed can be that deep.
                 output=None if r["output_too_deep"] else _json(r["output"]),
                 output_too_deep=bool(r["output_too_deep"]),
+                secrets=tuple(r["secrets"] or ()),
             )
             for r in rows
         ],
@@ -124,6 +126,8 @@ def body_of(original: Original) -> dict[str, Any]:
             body["depends_on"] = task.depends_on
         if task.timeout_s is not None:
             body["timeout_s"] = task.timeout_s
+        if task.secrets:
+            body["secrets"] = list(task.secrets)
         tasks.append(body)
     job: dict[str, Any] = {"tasks": tasks, "labels": original.labels}
     if original.name is not None:

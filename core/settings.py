@@ -145,6 +145,16 @@ class Settings:
     # catchup "all" runs at most this many missed ticks of one schedule; older ones are skipped.
     schedule_catchup_max: int = 10
 
+    # --- secrets (core/sealing.py, runners/secretfiles.py)
+    # The keyring that seals secret values, read from HOMERUN_SECRETS_KEYRING_FILE (a Swarm
+    # secret); None: the secrets API answers 503 and tasks that list secrets cannot run.
+    secrets_keyring: str | None = None
+    # Where the runner lays out each attempt's secret files, bind-mounted read-only at
+    # /run/secrets: a tmpfs (checked), the same path on the Docker host and in the runner.
+    secrets_dir: str = "/run/homerun-secrets"
+    secret_max_bytes: int = 64 * 1024
+    max_secrets_per_token: int = 100
+
     # --- plugins
     disabled_plugins: tuple[str, ...] = ()
 
@@ -248,7 +258,10 @@ def _write_secret(field_name: str, value: str, secrets_dir: Path | None) -> str:
 
 
 # Secrets are read from the file a variable names (a Swarm secret), never from its value.
-SECRET_FILES = {"admin_token": "HOMERUN_ADMIN_TOKEN_FILE"}
+SECRET_FILES = {
+    "admin_token": "HOMERUN_ADMIN_TOKEN_FILE",
+    "secrets_keyring": "HOMERUN_SECRETS_KEYRING_FILE",
+}
 DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
 
 # The OCI runtimes a task may run under (runners/runtimes.py says what each means).
@@ -278,6 +291,8 @@ _AT_LEAST_ONE = frozenset(
         "sse_retry_after_seconds",
         "sse_streams_per_token",
         "sse_streams_per_process",
+        "secret_max_bytes",
+        "max_secrets_per_token",
     }
 )
 

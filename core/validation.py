@@ -28,6 +28,9 @@ from core.transitions import NewJob, NewTask
 from plugins.tasktypes import PayloadError, TaskContext, TaskType
 
 __all__ = [
+    "MAX_TASK_SECRETS",
+    "SECRET_NAME_MESSAGE",
+    "SECRET_NAME_PATTERN",
     "JobSchemas",
     "JobValidator",
     "find_cycle",
@@ -47,6 +50,12 @@ TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]*$"
 CALLBACK_URL_PATTERN = r"^https?://[^\s/?#@]+(:[0-9]+)?([/?#]\S*)?$"
 TASK_TYPE_PATTERN = r"^[a-z][a-z0-9_.-]*$"
+# Secret names become file names in the task's container (/run/secrets/<name>).
+SECRET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SECRET_NAME_MESSAGE = (
+    "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+)
+MAX_TASK_SECRETS = 32
 
 # A placeholder id for the trial build at submission: the real ids do not exist yet.
 _TRIAL_ID = "00000000-0000-0000-0000-000000000000"
@@ -140,6 +149,19 @@ def _task_schema(settings: Settings) -> dict[str, Any]:
                 " token's: claims rotate between tokens); default 0.",
                 symmetric=True,
             ),
+            "secrets": {
+                "type": "array",
+                "items": _string(
+                    SECRET_NAME_PATTERN,
+                    64,
+                    SECRET_NAME_MESSAGE,
+                    "A secret of this token (PUT /v1/secrets/{name}).",
+                ),
+                "uniqueItems": True,
+                "maxItems": MAX_TASK_SECRETS,
+                "description": "Secrets the task reads, each at /run/secrets/<name> (a file only"
+                " the task's user can read); unknown names are refused.",
+            },
         },
     }
 
@@ -343,6 +365,7 @@ class JobValidator:
                     timeout_s=int(task["timeout_s"]) if task.get("timeout_s") is not None else None,
                     max_attempts=int(task.get("max_attempts", self.settings.default_max_attempts)),
                     priority=int(task.get("priority", 0)),
+                    secrets=tuple(task.get("secrets", ())),
                 )
                 for i, task in enumerate(tasks)
             ],

@@ -33,6 +33,7 @@ from wire.jobs import (
     TaskDetail,
 )
 from wire.schedules import Catchup, Overlap, Schedule, SchedulePage, Tick, TickOutcome
+from wire.secrets import SecretInfo, SecretList
 from wire.statuses import (
     TERMINAL_JOB,
     TERMINAL_TASK,
@@ -70,6 +71,8 @@ __all__ = [
     "Result",
     "Schedule",
     "SchedulePage",
+    "SecretInfo",
+    "SecretList",
     "Task",
     "TaskDetail",
     "TaskStatus",

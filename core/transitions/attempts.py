@@ -39,7 +39,7 @@ async def claim_attempt(
         await lock_job_of_task(conn, task_id)
         task = await conn.fetch_one(
             "SELECT t.id, t.job_id, t.name, t.type, t.payload, t.status, t.attempts,"
-            " t.timeout_s, t.not_before, j.status AS job_status, j.token_id"
+            " t.timeout_s, t.not_before, j.status AS job_status, j.token_id, t.secrets"
             " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = :id FOR UPDATE OF t",
             {"id": task_id},
         )
@@ -102,6 +102,7 @@ async def claim_attempt(
             row["name"]: (json.loads(row["output"]) if row["output"] is not None else None)
             for row in upstream
         },
+        secrets=tuple(task["secrets"] or ()),
     )
 
 

@@ -88,11 +88,13 @@ async def insert_job(
         output = None if task.reused is None else json.dumps(task.reused.output)
         await conn.execute(
             "INSERT INTO tasks (id, job_id, name, type, payload, status, priority,"
-            " timeout_s, max_attempts, reused_from, output, output_bytes, finished_at)"
+            " timeout_s, max_attempts, reused_from, output, output_bytes, finished_at,"
+            " secrets)"
             " VALUES (:id, :job_id, :name, :type, CAST(:payload AS jsonb), :status,"
             " :priority, :timeout_s, :max_attempts, :reused_from, CAST(:output AS jsonb),"
             " octet_length(CAST(:output AS jsonb)::text), CASE WHEN"
-            " CAST(:reused_from AS uuid) IS NULL THEN NULL ELSE clock_timestamp() END)",
+            " CAST(:reused_from AS uuid) IS NULL THEN NULL ELSE clock_timestamp() END,"
+            " :secrets)",
             {
                 "id": ids[task.name],
                 "job_id": job_id,
@@ -105,6 +107,7 @@ async def insert_job(
                 "max_attempts": task.max_attempts,
                 "reused_from": None if task.reused is None else task.reused.task_id,
                 "output": output,
+                "secrets": list(task.secrets),
             },
         )
     for task in job.tasks:

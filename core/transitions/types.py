@@ -40,6 +40,7 @@ class NewTask:
     max_attempts: int = 3
     priority: int = 0
     reused: Reused | None = None  # not run: succeeded already, in the job re-run
+    secrets: Sequence[str] = ()  # names of the token's secrets it reads
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Claim:
     timeout_s: int | None
     lease_expires_at: datetime
     inputs: dict[str, JSON]
+    secrets: tuple[str, ...] = ()  # the runner opens them just before the run
 
 
 @dataclass(frozen=True)
