@@ -33,6 +33,15 @@ SURFACE = {
     },
     "core.openapi": {"RETRY_AFTER", "Document", "build_openapi"},
     "core.responses": {"ModelResponse"},
+    "core.sealing": {
+        "KEY_ID_PATTERN",
+        "Keyring",
+        "KeyringError",
+        "Sealed",
+        "TamperedSecret",
+        "UnknownKey",
+        "generate_line",
+    },
     "core.server": {"serve"},
     "core.state": {"AppState", "get_state"},
     "core.tokens": {
@@ -46,6 +55,9 @@ SURFACE = {
         "revoke_token",
     },
     "core.validation": {
+        "MAX_TASK_SECRETS",
+        "SECRET_NAME_MESSAGE",
+        "SECRET_NAME_PATTERN",
         "JobSchemas",
         "JobValidator",
         "find_cycle",
