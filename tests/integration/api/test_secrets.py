@@ -92,9 +92,10 @@ async def test_another_tokens_secret_is_not_found(
     assert refused.status_code == 422
     # Mallory's PUT of the same name is her own secret; alice's is untouched.
     await client.put("/v1/secrets/k", json={"value": "mine"}, headers=bearer(mallory))
-    assert [s["name"] for s in (await client.get("/v1/secrets", headers=bearer(alice))).json()[
-        "secrets"
-    ]] == ["k"]
+    assert [
+        s["name"]
+        for s in (await client.get("/v1/secrets", headers=bearer(alice))).json()["secrets"]
+    ] == ["k"]
     assert (await client.post("/v1/jobs", json=job("k"), headers=bearer(alice))).status_code == 201
 
 

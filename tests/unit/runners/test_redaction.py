@@ -54,7 +54,10 @@ def test_a_stream_holds_back_at_most_the_longest_pattern_less_one() -> None:
 
 def test_json_strings_and_keys_are_redacted() -> None:
     r = Redactions({"k": VALUE})
-    value = {"list": [VALUE.decode(), 1, None], VALUE.decode(): {"b64": base64.b64encode(VALUE).decode()}}
+    value = {
+        "list": [VALUE.decode(), 1, None],
+        VALUE.decode(): {"b64": base64.b64encode(VALUE).decode()},
+    }
     assert r.json(value) == {
         "list": ["[redacted:k]", 1, None],
         "[redacted:k]": {"b64": "[redacted:k]"},

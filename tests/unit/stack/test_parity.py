@@ -25,6 +25,7 @@ SECRET_FILES = {
     "db-password": SECRET_VALUES["dbPassword"],
     "replication-password": SECRET_VALUES["replicationPassword"],
     "admin-token": SECRET_VALUES["adminToken"],
+    "secrets-keyring": SECRET_VALUES["secretsKeyring"],
 }
 
 # (compose CLI arguments, the same deployment as Pulumi config)
