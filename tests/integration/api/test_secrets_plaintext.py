@@ -127,29 +127,37 @@ def pg_dump(dsn: str) -> bytes:
     return proc.stdout
 
 
+def _bytes(items: Any) -> list[bytes]:
+    """Flatten what redis-py answers (bytes, lists, tuples, dicts) into its bytes."""
+    if items is None:
+        return []
+    if isinstance(items, bytes):
+        return [items]
+    if isinstance(items, str):
+        return [items.encode()]
+    if isinstance(items, dict):
+        return [b for kv in items.items() for b in _bytes(list(kv))]
+    return [b for item in items for b in _bytes(item)]
+
+
 def redis_everything(url: str) -> bytes:
     """Every key of a Redis: its DUMP and its values read out (DUMP may compress)."""
-    client = redis.Redis.from_url(url)
+    client: Any = redis.Redis.from_url(url)
+    readers = {
+        b"stream": lambda key: client.xrange(key),
+        b"string": lambda key: client.get(key),
+        b"hash": lambda key: client.hgetall(key),
+        b"list": lambda key: client.lrange(key, 0, -1),
+        b"zset": lambda key: client.zrange(key, 0, -1),
+        b"set": lambda key: client.smembers(key),
+    }
     try:
         out: list[bytes] = []
         for key in client.scan_iter(count=1000):
-            out.append(key)
-            out.append(client.dump(key) or b"")
-            kind = client.type(key).decode()
-            if kind == "stream":
-                for entry_id, fields in client.xrange(key):
-                    out.append(entry_id)
-                    out.extend(b for kv in fields.items() for b in kv)
-            elif kind == "string":
-                out.append(client.get(key) or b"")
-            elif kind == "hash":
-                out.extend(b for kv in client.hgetall(key).items() for b in kv)
-            elif kind == "list":
-                out.extend(client.lrange(key, 0, -1))
-            elif kind == "zset":
-                out.extend(client.zrange(key, 0, -1))
-            elif kind == "set":
-                out.extend(client.smembers(key))
+            out += _bytes([key, client.dump(key)])
+            read = readers.get(client.type(key))
+            if read is not None:
+                out += _bytes(read(key))
         return b"\n".join(out)
     finally:
         client.close()
@@ -171,7 +179,11 @@ def test_a_secret_printed_every_way_is_found_nowhere(
         answers.append(response.content)
         return response
 
-    with webhook_receiver(port, lambda path, headers, body: hooks.append(body) or 200), client:
+    def receive(path: str, headers: dict[str, str], body: bytes) -> int:
+        hooks.append(body)
+        return 200
+
+    with webhook_receiver(port, receive), client:
         assert call("PUT", f"/v1/secrets/{NAME}", json={"value": value.decode()}).is_success
         submitted = call(
             "POST",

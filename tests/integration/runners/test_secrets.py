@@ -35,6 +35,10 @@ def tmpfs_dir() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(path)], check=False)
 
 
+def files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()]
+
+
 async def put(db: Database, token_id: str, name: str, value: bytes = VALUE) -> None:
     await secret_store.put(db, token_id, name, Keyring.parse(KEYRING).seal(token_id, name, value))
 
@@ -51,7 +55,7 @@ async def test_the_files_are_there_for_the_run_and_gone_after(
     tasks = await jobs.tasks(created.job_id)
     [result] = await jobs.results(str(tasks["a"]["id"]))
     assert result["stdout"].splitlines() == ["[redacted:api-key]", "api-key"]
-    assert [p for p in tmpfs_dir.rglob("*") if p.is_file()] == []
+    assert files_under(tmpfs_dir) == []
 
 
 async def test_a_secrets_dir_on_disk_is_refused_and_nothing_runs(
@@ -70,7 +74,7 @@ async def test_a_secrets_dir_on_disk_is_refused_and_nothing_runs(
     assert len(attempts) == MAX_INFRASTRUCTURE_RETRIES + 1
     assert {a["failure_kind"] for a in attempts} == {"infrastructure"}
     assert "is not a tmpfs" in attempts[0]["error"]
-    assert [p for p in on_disk.rglob("*") if p.is_file()] == []
+    assert files_under(on_disk) == []
 
 
 async def test_a_secret_deleted_after_submission_fails_its_task(
