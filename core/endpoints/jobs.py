@@ -14,12 +14,12 @@ from starlette.routing import BaseRoute, Route
 from core import handoff, metrics, reruns, transitions, views
 from core.auth import require_token
 from core.cursor import decode_cursor, encode_cursor
+from core.endpoints import secrets as secret_names
 from core.errors import ApiError, Detail
 from core.models import TERMINAL_JOB, JobStatus
 from core.openapi import Document
 from core.responses import ModelResponse
 from core.state import AppState, get_state
-from core.store import secrets as secret_store
 from core.validation import parse_json, request_hash
 from wire import AttemptDetail, Job, JobPage, TaskDetail
 
@@ -74,27 +74,6 @@ def _require_json(request: Request) -> None:
         )
 
 
-async def _check_secrets(state: AppState, token_id: str, job: transitions.NewJob) -> None:
-    """422 naming each secret a task lists that the token does not have."""
-    wanted = [name for task in job.tasks for name in task.secrets]
-    unknown = await secret_store.unknown_names(state.db.primary, token_id, wanted)
-    if not unknown:
-        return
-    details = [
-        Detail(
-            ["body", "tasks", i, "secrets", j],
-            f"unknown secret {name!r}: this token has no secret of that name"
-            " (PUT /v1/secrets/{name} first)",
-        )
-        for i, task in enumerate(job.tasks)
-        for j, name in enumerate(task.secrets)
-        if name in unknown
-    ]
-    first = details[0]
-    where = ".".join(str(p) for p in first.loc)
-    raise ApiError(422, "validation_error", f"{where}: {first.msg}", details)
-
-
 async def _enqueue(state: AppState, ready: list[transitions.ReadyTask]) -> None:
     await handoff.enqueue(state.queue_redis, ready)
 
@@ -106,7 +85,7 @@ async def create_job(request: Request) -> Response:
     _require_json(request)
     body = parse_json(await request.body())
     job = state.validator.validate(body)
-    await _check_secrets(state, principal.id, job)
+    await secret_names.require_known(state, principal.id, job)
     try:
         created = await transitions.create_job(
             state.db.primary,
@@ -241,7 +220,7 @@ async def rerun_job(request: Request) -> Response:
         )
     # Validated as any new job is: the task types or the limits may have changed since.
     job = state.validator.validate(reruns.body_of(original))
-    await _check_secrets(state, principal.id, job)
+    await secret_names.require_known(state, principal.id, job)
     try:
         rerun = reruns.plan(original, job, from_failed=from_failed)
     except reruns.NothingToRerun as exc:

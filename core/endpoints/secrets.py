@@ -8,7 +8,7 @@ and every answer here carries names and times only. Another token's secret is no
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -22,10 +22,11 @@ from core.responses import ModelResponse
 from core.sealing import Keyring
 from core.state import AppState, get_state
 from core.store import secrets as store
+from core.transitions import NewJob
 from core.validation import SECRET_NAME_MESSAGE, SECRET_NAME_PATTERN, parse_json
 from wire import SecretInfo, SecretList
 
-__all__ = ["openapi_paths", "routes"]
+__all__ = ["openapi_paths", "require_known", "routes"]
 
 _NAME = re.compile(SECRET_NAME_PATTERN)
 
@@ -94,6 +95,31 @@ async def put_secret(request: Request) -> Response:
     await state.reads.note_write(principal.id)
     info = next(i for i in await store.list_names(state.reads, principal.id) if i.name == name)
     return ModelResponse(_view(info), status_code=201 if created else 200)
+
+
+async def require_known(
+    state: AppState, token_id: str, job: NewJob, at: Sequence[str] = ("body",)
+) -> None:
+    """422 naming each secret a task of ``job`` lists that the token does not have.
+
+    ``at`` is where the job sits in the request (a schedule's is ``body.job``).
+    """
+    wanted = [name for task in job.tasks for name in task.secrets]
+    unknown = await store.unknown_names(state.db.primary, token_id, wanted)
+    if not unknown:
+        return
+    details = [
+        Detail(
+            [*at, "tasks", i, "secrets", j],
+            f"unknown secret {name!r}: this token has no secret of that name"
+            " (PUT /v1/secrets/{name} first)",
+        )
+        for i, task in enumerate(job.tasks)
+        for j, name in enumerate(task.secrets)
+        if name in unknown
+    ]
+    where = ".".join(str(p) for p in details[0].loc)
+    raise ApiError(422, "validation_error", f"{where}: {details[0].msg}", details)
 
 
 def _view(info: store.SecretName) -> SecretInfo:

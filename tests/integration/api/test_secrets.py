@@ -210,3 +210,24 @@ async def test_rotation_new_key_seals_old_rows_open_and_reseal_moves_them(
         assert only_new.open(token_id, "new", sealed["new"]) == b"fresh"
     finally:
         await db.disconnect()
+
+
+async def test_a_schedule_whose_job_lists_an_unknown_secret_is_refused(
+    client: httpx.AsyncClient, replicated_db: ReplicatedDb
+) -> None:
+    _, token = await new_token(replicated_db.primary, "alice")
+    h = bearer(token)
+    body = {"name": "nightly", "cron": "@daily", "job": job("missing")}
+    refused = await client.post("/v1/schedules", json=body, headers=h)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["details"][0]["loc"] == ["body", "job", "tasks", 0, "secrets", 0]
+    assert "unknown secret 'missing'" in error["message"]
+    await client.put("/v1/secrets/missing", json={"value": VALUE}, headers=h)
+    created = await client.post("/v1/schedules", json=body, headers=h)
+    assert created.status_code == 201, created.text
+    changed = await client.patch(
+        f"/v1/schedules/{created.json()['id']}", json={"job": job("other")}, headers=h
+    )
+    assert changed.status_code == 422
+    assert changed.json()["error"]["details"][0]["loc"] == ["body", "job", "tasks", 0, "secrets", 0]
