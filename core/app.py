@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core import metrics
 from core.consistency import Reads
 from core.db import Databases
-from core.endpoints import events, health, jobs, schedules, task_types
+from core.endpoints import events, health, jobs, schedules, secrets, task_types
 from core.errors import (
     UNAVAILABLE_ERRORS,
     ApiError,
@@ -44,6 +44,7 @@ from core.limits import BodyLimitMiddleware, RateLimiter, SourceFailures
 from core.livestreams import LiveStreams
 from core.openapi import build_openapi
 from core.readiness import ReadinessProbe
+from core.sealing import Keyring
 from core.settings import Settings
 from core.state import AppState
 from core.tokens import AdminTokenRefused, ensure_admin_token
@@ -54,7 +55,7 @@ __all__ = ["ROUTE_MODULES", "create_app"]
 
 log = logging.getLogger(__name__)
 
-ROUTE_MODULES: Sequence[ModuleType] = (health, jobs, schedules, task_types, events)
+ROUTE_MODULES: Sequence[ModuleType] = (health, jobs, schedules, task_types, events, secrets)
 
 # A dead queue Redis must cost a request milliseconds, not the default minutes.
 REDIS_TIMEOUT_SECONDS = 0.5
@@ -112,6 +113,8 @@ def create_app(
     pm = plugin_manager or make_plugin_manager(disabled=settings.disabled_plugins)
     registry = collect_task_types(pm)
     validator = JobValidator(registry, settings)
+    # A malformed keyring stops the start-up here, with the line at fault named.
+    keyring = Keyring.parse(settings.secrets_keyring) if settings.secrets_keyring else None
     spec = build_openapi(
         validator.schemas,
         registry,
@@ -167,6 +170,7 @@ def create_app(
                 readiness=ReadinessProbe(db, queue_redis),
                 openapi=spec,
                 events_redis=events_redis,
+                keyring=keyring,
             )
             if settings.admin_token:
                 try:

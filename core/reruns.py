@@ -53,6 +53,7 @@ class OriginalTask:
     cpus: float | None = None
     memory_mb: int | None = None
     network: str = "none"
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
     rows = await db.fetch_all(
         "SELECT t.id, t.name, t.type, t.payload, t.timeout_s, t.max_attempts, t.priority,"
         " t.runs_on, t.cpus, t.memory_mb,"
-        f" t.network, t.status, t.output, {too_deep_sql('t.output')} AS output_too_deep,"
+        f" t.network, t.secrets, t.status, t.output, {too_deep_sql('t.output')} AS output_too_deep,"
         " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
         "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
         "   WHERE d.task_id = t.id), '{}') AS depends_on"
@@ -113,6 +114,7 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
                 cpus=r["cpus"],
                 memory_mb=r["memory_mb"],
                 network=r["network"],
+                secrets=tuple(r["secrets"] or ()),
             )
             for r in rows
         ],
@@ -144,6 +146,8 @@ def body_of(original: Original) -> dict[str, Any]:
         if task.network != "none":
             # Validated again: a re-run asks for egress only where it is still allowed.
             body["network"] = task.network
+        if task.secrets:
+            body["secrets"] = list(task.secrets)
         tasks.append(body)
     job: dict[str, Any] = {"tasks": tasks, "labels": original.labels}
     if original.name is not None:

@@ -190,6 +190,15 @@ class Settings:
     retention_lock_timeout_ms: int = 1000
     # Port on which the notifier serves /metrics (the purger's figures); 0: not served.
     notifier_metrics_port: int = 0
+    # --- secrets (core/sealing.py, runners/secretfiles.py)
+    # The keyring that seals secret values, read from HOMERUN_SECRETS_KEYRING_FILE (a Swarm
+    # secret); None: the secrets API answers 503 and tasks that list secrets cannot run.
+    secrets_keyring: str | None = None
+    # Where the runner lays out each attempt's secret files, bind-mounted read-only at
+    # /run/secrets: a tmpfs (checked), the same path on the Docker host and in the runner.
+    secrets_dir: str = "/run/homerun-secrets"
+    secret_max_bytes: int = 64 * 1024
+    max_secrets_per_token: int = 100
 
     # --- plugins
     disabled_plugins: tuple[str, ...] = ()
@@ -337,7 +346,10 @@ def _write_secret(field_name: str, value: str, secrets_dir: Path | None) -> str:
 
 
 # Secrets are read from the file a variable names (a Swarm secret), never from its value.
-SECRET_FILES = {"admin_token": "HOMERUN_ADMIN_TOKEN_FILE"}
+SECRET_FILES = {
+    "admin_token": "HOMERUN_ADMIN_TOKEN_FILE",
+    "secrets_keyring": "HOMERUN_SECRETS_KEYRING_FILE",
+}
 DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
 REDIS_PASSWORD_FILE = "HOMERUN_REDIS_PASSWORD_FILE"
 
@@ -371,6 +383,8 @@ _AT_LEAST_ONE = frozenset(
         "sse_streams_per_process",
         "retention_batch",
         "retention_lock_timeout_ms",
+        "secret_max_bytes",
+        "max_secrets_per_token",
     }
 )
 

@@ -14,6 +14,7 @@ from core.db import Databases
 from core.limits import RateLimiter, SourceFailures
 from core.livestreams import LiveStreams
 from core.readiness import ReadinessProbe
+from core.sealing import Keyring
 from core.settings import Settings
 from core.validation import JobValidator
 from plugins.tasktypes import TaskType
@@ -37,6 +38,8 @@ class AppState:
     admin_token_id: str | None = None
     # The streams Redis (live events); None only in apps built without it.
     events_redis: aioredis.Redis | None = None
+    # Seals secret values (core/sealing.py); None: no keyring, the secrets API answers 503.
+    keyring: Keyring | None = None
 
 
 def get_state(request: Request) -> AppState:

@@ -28,6 +28,9 @@ from core.transitions import NewJob, NewTask
 from plugins.tasktypes import PayloadError, TaskContext, TaskType
 
 __all__ = [
+    "MAX_TASK_SECRETS",
+    "SECRET_NAME_MESSAGE",
+    "SECRET_NAME_PATTERN",
     "JobSchemas",
     "JobValidator",
     "find_cycle",
@@ -47,6 +50,12 @@ TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]*$"
 CALLBACK_URL_PATTERN = r"^https?://[^\s/?#@]+(:[0-9]+)?([/?#]\S*)?$"
 TASK_TYPE_PATTERN = r"^[a-z][a-z0-9_.-]*$"
+# Secret names become file names in the task's container (/run/secrets/<name>).
+SECRET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SECRET_NAME_MESSAGE = (
+    "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+)
+MAX_TASK_SECRETS = 32
 
 # A placeholder id for the trial build at submission: the real ids do not exist yet.
 _TRIAL_ID = "00000000-0000-0000-0000-000000000000"
@@ -166,6 +175,19 @@ def _task_schema(settings: Settings) -> dict[str, Any]:
                 "description": "none (the default): loopback only. egress: HTTP and HTTPS"
                 " through the operator's egress proxy, to the hosts on its allow-list only;"
                 " refused unless the deployment enables it (HOMERUN_ALLOW_TASK_NETWORK).",
+            },
+            "secrets": {
+                "type": "array",
+                "items": _string(
+                    SECRET_NAME_PATTERN,
+                    64,
+                    SECRET_NAME_MESSAGE,
+                    "A secret of this token (PUT /v1/secrets/{name}).",
+                ),
+                "uniqueItems": True,
+                "maxItems": MAX_TASK_SECRETS,
+                "description": "Secrets the task reads, each at /run/secrets/<name> (a file only"
+                " the task's user can read); unknown names are refused.",
             },
         },
     }
@@ -415,6 +437,7 @@ class JobValidator:
                     cpus=_number(task.get("resources", {}).get("cpus"), float),
                     memory_mb=_number(task.get("resources", {}).get("memory_mb"), int),
                     network=str(task.get("network", "none")),
+                    secrets=tuple(task.get("secrets", ())),
                 )
                 for i, task in enumerate(tasks)
             ],

@@ -144,6 +144,27 @@ def _token_retention(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     what = "the default" if seconds is None else "forever" if seconds == 0 else f"{seconds}s"
     print(f"token {args.token_id}: finished jobs kept {what}")
+
+
+def _cmd_rekey_secrets(args: argparse.Namespace) -> int:
+    from core.sealing import Keyring
+    from core.settings import Settings
+    from core.store import secrets as secret_store
+
+    text = Settings.from_env().secrets_keyring
+    if not text:
+        print("homerun: no keyring (HOMERUN_SECRETS_KEYRING_FILE)", file=sys.stderr)
+        return EXIT_USAGE
+    keyring = Keyring.parse(text)
+    moved = asyncio.run(_with_db(lambda db: secret_store.reseal_all(db, keyring)))
+    print(f"re-sealed {moved} secrets under key {keyring.current}")
+    return EXIT_OK
+
+
+def _cmd_secrets_keygen(args: argparse.Namespace) -> int:
+    from core.sealing import generate_line
+
+    print(generate_line(args.key_id))
     return EXIT_OK
 
 
@@ -378,6 +399,34 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _secret_value(args: argparse.Namespace) -> str:
+    if args.from_file:
+        return Path(args.from_file).read_text(encoding="utf-8")
+    # From stdin (a pipe, or typed): the newline that ends `echo value |` is not the value's.
+    value = sys.stdin.read()
+    return value[:-1] if value.endswith("\n") else value
+
+
+def _cmd_secret(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.secret_command == "set":
+            info = client.put_secret(args.secret_name, _secret_value(args))
+            if args.json:
+                _print_json(info)
+            else:
+                print(f"{info.name} set (key {info.key_id})")
+        elif args.secret_command == "list":
+            listed = client.list_secrets()
+            if args.json:
+                _print_json(listed)
+            for item in [] if args.json else listed.secrets:
+                print(f"{item.name:<32} updated {item.updated_at:%Y-%m-%d %H:%M:%S}")
+        else:
+            client.delete_secret(args.secret_name)
+            print(f"removed {args.secret_name}")
+    return EXIT_OK
+
+
 def _cmd_task_types(args: argparse.Namespace) -> int:
     with _client(args) as client:
         types = client.task_types()
@@ -422,6 +471,15 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument(
         "period", help="default (HOMERUN_RETENTION_SECONDS), forever, or e.g. 90d, 12h, 3600"
     )
+
+    rekey = sub.add_parser(
+        "rekey-secrets",
+        help="re-seal every secret under the keyring's current key (talks to the database)",
+    )
+    rekey.set_defaults(func=_cmd_rekey_secrets)
+    keygen = sub.add_parser("secrets-keygen", help="print a new keyring line for KEY_ID")
+    keygen.add_argument("key_id")
+    keygen.set_defaults(func=_cmd_secrets_keygen)
 
     def client_command(
         name: str,
@@ -511,6 +569,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("rm", "delete a schedule (its jobs stay)"),
     ]:
         client_command(action, _cmd_schedule, help, schedule_sub).add_argument("schedule_id")
+
+    secret = sub.add_parser("secret", help="a token's secrets for its tasks (/run/secrets/NAME)")
+    secret_sub = secret.add_subparsers(dest="secret_command", required=True)
+    sset = client_command("set", _cmd_secret, "create or replace a secret", secret_sub)
+    sset.add_argument("secret_name", metavar="NAME")
+    sset.add_argument("--from-file", metavar="F", help="the value is this file (default: stdin)")
+    client_command("list", _cmd_secret, "the token's secrets (names, never values)", secret_sub)
+    srm = client_command("rm", _cmd_secret, "delete a secret", secret_sub)
+    srm.add_argument("secret_name", metavar="NAME")
     return parser
 
 

@@ -240,6 +240,18 @@ class Client:
     def task_types(self) -> wire.TaskTypeList:
         return self._call(wire.TaskTypeList, "GET", "/v1/task-types")
 
+    # --- secrets (a value goes up; none ever comes back)
+    def put_secret(self, name: str, value: str) -> wire.SecretInfo:
+        return self._call(wire.SecretInfo, "PUT", f"/v1/secrets/{name}", json={"value": value})
+
+    def list_secrets(self) -> wire.SecretList:
+        return self._call(wire.SecretList, "GET", "/v1/secrets")
+
+    def delete_secret(self, name: str) -> None:
+        response = self._http.request("DELETE", f"/v1/secrets/{name}")
+        if response.status_code >= 400:
+            raise _error(response)
+
     # --- live events
     def events(
         self, job_id: str, last_event_id: str | None = None

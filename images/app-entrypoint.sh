@@ -35,10 +35,25 @@ if [ "$(id -u)" = 0 ]; then
         mkdir -p "$work"
         chown "$HOMERUN_UID:$HOMERUN_UID" "$work"
     fi
+    # The runner hands each task its secret files (runners/secretfiles.py): the host tmpfs
+    # is the homerun user's, and the runner keeps CAP_CHOWN alone, to give each file to its
+    # task's uid (it holds the Docker socket already, which is far more than that).
+    caps=-all
+    ambient=
+    if [ "${1:-}" = homerun ] && [ "${2:-}" = runner ]; then
+        secrets_dir="${HOMERUN_SECRETS_DIR:-/run/homerun-secrets}"
+        if [ -d "$secrets_dir" ]; then
+            chown "$HOMERUN_UID:$HOMERUN_UID" "$secrets_dir"
+            chmod 0700 "$secrets_dir"
+        fi
+        caps=-all,+chown
+        ambient=--ambient-caps=-all,+chown
+    fi
     # root's HOME would make libraries look for their files under /root (asyncpg stats
     # ~/.postgresql/postgresql.key and fails on the permission).
     export HOME=/nonexistent USER=homerun LOGNAME=homerun
+    # shellcheck disable=SC2086 # $ambient is one option or none
     exec setpriv --reuid="$HOMERUN_UID" --regid="$HOMERUN_UID" --groups="$groups" \
-        --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
+        --inh-caps="$caps" $ambient --bounding-set="$caps" --no-new-privs -- "$@"
 fi
 exec "$@"

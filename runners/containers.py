@@ -56,7 +56,8 @@ from docker.types import LogConfig, Mount, Ulimit
 from core.egress import proxy_env as egress_env
 from core.settings import Settings
 from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
-from runners import blockio, capture, identity, images, runtimes, seccomp, workspace
+from runners import blockio, capture, identity, images, runtimes, seccomp, secretfiles, workspace
+from runners.redaction import Redactions
 from runners.results import (
     EngineFailed,
     Exited,
@@ -146,6 +147,7 @@ class Engine:
         egress_network: str = "",
         egress_proxy_url: str = "",
         egress_runtime: str = runtimes.RUNC,
+        secrets_dir: str = "/run/homerun-secrets",
     ) -> None:
         # Each running attempt holds two connections (wait, attach) and a thread for each.
         pool = 4 * concurrency + 4
@@ -167,6 +169,7 @@ class Engine:
         self.puller = images.Puller(self.client, self.call, timeout=image_pull_timeout)
         self.disk_limits = _disk_limits(work_dir, disk_bytes_per_second)
         self.requested_runtime = runtime
+        self.secrets_dir = secrets_dir
         self._runtime: runtimes.Choice | None = None
         self._engine_id: str | None = None
 
@@ -189,6 +192,7 @@ class Engine:
             egress_network=settings.egress_network,
             egress_proxy_url=settings.egress_proxy_url,
             egress_runtime=settings.egress_runtime,
+            secrets_dir=settings.secrets_dir,
         )
 
     def close(self) -> None:
@@ -213,18 +217,42 @@ class Engine:
         stop: Stop,
         on_line: capture.LineSink | None = None,
         on_created: Callable[[str], Awaitable[None]] | None = None,
+        secrets: Mapping[str, bytes] | None = None,
+        redactions: Redactions | None = None,
     ) -> RunResult:
         """Run ``spec`` to completion, time-out or ``stop``; always remove the container.
+
+        ``secrets`` (name -> value) become files under ``/run/secrets``
+        (``runners.secretfiles``); ``redactions`` is applied to the output streams before
+        anything else sees them (``runners.redaction``).
 
         Raises ``PayloadError`` (from the workspace) for a spec that places a file where
         the runner cannot; every other way the run can end is a ``RunResult`` variant.
         """
         started = time.monotonic()
         root = workspace.attempt_dir(self.work_dir, self.instance, labels.task_id, labels.attempt)
+        secrets_root = None
         try:
             space = await self.call(
                 workspace.prepare, root, payload=payload, inputs=inputs, files=spec.files
             )
+            if secrets:
+                secrets_root = secretfiles.attempt_dir(
+                    self.secrets_dir, self.instance, labels.task_id, labels.attempt
+                )
+                try:
+                    await self.call(
+                        secretfiles.prepare,
+                        secrets_root,
+                        secrets,
+                        identity.task_uid(labels.token_id),
+                    )
+                except secretfiles.SecretsUnavailable as exc:
+                    return EngineFailed(
+                        error=f"secrets cannot be placed: {exc}",
+                        seconds=time.monotonic() - started,
+                    )
+                space = replace(space, secrets_dir=secrets_root)
             try:
                 container = await self._create_pulling(spec, space, labels, stop)
             except _Ended as ended:
@@ -237,12 +265,15 @@ class Engine:
                     stop=stop,
                     on_line=on_line,
                     on_created=on_created,
+                    redactions=redactions,
                 )
                 return replace(result, seconds=time.monotonic() - started)
             finally:
                 await _shielded(self.remove(container.id))
         finally:
             await _shielded(self.call(workspace.remove, root))
+            if secrets_root is not None:
+                await _shielded(self.call(secretfiles.remove, secrets_root))
 
     async def _create_pulling(
         self, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels, stop: Stop
@@ -326,6 +357,7 @@ class Engine:
         stop: Stop,
         on_line: capture.LineSink | None,
         on_created: Callable[[str], Awaitable[None]] | None,
+        redactions: Redactions | None = None,
     ) -> RunResult:
         """Execute the created container; an ``Exited`` run also gets its output file."""
         # Recording the container (a Postgres write) overlaps with attaching and starting
@@ -333,7 +365,7 @@ class Engine:
         noted = asyncio.ensure_future(on_created(container.id)) if on_created else None
         try:
             result = await self._execute(
-                container, time_limit=time_limit, stop=stop, on_line=on_line
+                container, time_limit=time_limit, stop=stop, on_line=on_line, redactions=redactions
             )
         finally:
             if noted is not None:
@@ -346,7 +378,13 @@ class Engine:
         return replace(result, output_file=output_file, output_file_size=size)
 
     async def _execute(
-        self, container: Any, *, time_limit: float, stop: Stop, on_line: capture.LineSink | None
+        self,
+        container: Any,
+        *,
+        time_limit: float,
+        stop: Stop,
+        on_line: capture.LineSink | None,
+        redactions: Redactions | None = None,
     ) -> RunResult:
         """Attach, start, wait for the end; every ending carries the bounded output."""
         out, err = capture.Bounded(self.output_limit), capture.Bounded(self.output_limit)
@@ -355,7 +393,9 @@ class Engine:
         result: RunResult | None = None
         try:
             stream = await self._attach(container)
-            pump = asyncio.ensure_future(self.call(self._pump, stream, out, err, on_line))
+            pump = asyncio.ensure_future(
+                self.call(self._pump, stream, out, err, on_line, redactions or Redactions({}))
+            )
             await self._start(container)
             result = await self._wait(container, time_limit=time_limit, stop=stop)
         except _Ended as ended:
@@ -468,6 +508,13 @@ class Engine:
         assert space.inputs_dir is not None
         mounts.append(Mount(INPUTS_DIR, str(space.inputs_dir), type="bind", read_only=True))
         mounts.append(Mount(OUTPUT_FILE, str(space.output_file), type="bind", read_only=False))
+        if space.secrets_dir is not None:
+            # Only a host path shows in the container's configuration, never a value.
+            mounts.append(
+                Mount(
+                    secretfiles.CONTAINER_DIR, str(space.secrets_dir), type="bind", read_only=True
+                )
+            )
         uid = identity.task_uid(labels.token_id)
         tmpfs_opts = f"size={limits.tmpfs_bytes},uid={uid},gid={uid},mode=0755"
         egress = spec.network == NetworkPolicy.EGRESS and self.allow_network
@@ -527,8 +574,15 @@ class Engine:
         out: capture.Bounded,
         err: capture.Bounded,
         on_line: capture.LineSink | None,
+        redactions: Redactions,
     ) -> None:
-        """Read the attach stream into bounded buffers (runs in a thread)."""
+        """Read the attach stream into bounded buffers (runs in a thread).
+
+        Each stream is redacted first, so neither the kept output nor a live line ever
+        holds a secret's value (a value split across two writes included).
+        """
+        redactors = {"stdout": redactions.stream(), "stderr": redactions.stream()}
+        kept_by = {"stdout": out, "stderr": err}
         limit = capture.RateLimit(self.log_rate)
         lines = (
             {
@@ -546,6 +600,9 @@ class Engine:
                 ):
                     if not chunk:
                         continue
+                    chunk = redactors[name].feed(chunk)
+                    if not chunk:
+                        continue
                     if not kept.full and name in lines:
                         lines[name].add(chunk)
                     kept.add(chunk)
@@ -555,6 +612,12 @@ class Engine:
         except Exception as exc:  # a closed stream ends the pump, nothing else
             log.debug("attach stream ended: %s", exc)
         finally:
+            for name, redactor in redactors.items():
+                rest = redactor.flush()
+                if rest and not kept_by[name].full and name in lines:
+                    lines[name].add(rest)
+                if rest:
+                    kept_by[name].add(rest)
             for splitter in lines.values():
                 splitter.flush()
             _close_stream(stream)

@@ -28,7 +28,7 @@ from databases import Database
 from core import keys, queue
 from core import transitions as tr
 from core.store import tasks as task_store
-from runners import workspace
+from runners import secretfiles, workspace
 from runners.containers import LABEL_ATTEMPT, LABEL_RUNNER, LABEL_TASK, Engine
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,14 @@ async def reconcile_period(
 
 
 async def sweep(
-    db: Database, engine: Engine, *, runner_id: str, work_dir: str, instance: str, startup: bool
+    db: Database,
+    engine: Engine,
+    *,
+    runner_id: str,
+    work_dir: str,
+    instance: str,
+    startup: bool,
+    secrets_dir: str | None = None,
 ) -> int:
     """Remove this instance's containers and workspaces whose attempt is not running.
 
@@ -97,6 +104,8 @@ async def sweep(
     # is therefore never mistaken for a finished one.
     containers = await engine.instance_containers()
     dirs = workspace.leftovers(work_dir, instance)
+    # A crashed runner's secret files are swept like its workspaces.
+    dirs += secretfiles.leftovers(secrets_dir, instance) if secrets_dir else []
     running = await task_store.running_attempts(db)
     removed = 0
     for container_id, labels in containers:

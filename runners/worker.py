@@ -38,7 +38,9 @@ from redis.exceptions import RedisError
 from core import keys, logstream, queue
 from core import transitions as tr
 from core.models import FailureKind
+from core.sealing import Keyring, TamperedSecret, UnknownKey
 from core.settings import Settings
+from core.store import secrets as secret_store
 from core.store import tasks as task_store
 from plugins.manager import collect_task_types
 from plugins.tasktypes import (
@@ -51,6 +53,7 @@ from runners import lostruns, reconciler
 from runners.containers import AttemptLabels, Engine, instance_name
 from runners.livelogs import LivePublisher, LogSink
 from runners.outcome import failed, outcome
+from runners.redaction import Redactions
 from runners.results import Stop, StopReason
 
 __all__ = ["LogSink", "Runner"]
@@ -92,6 +95,8 @@ class Runner:
         self.task_types = collect_task_types(pm)
         self.runner_id = settings.runner_id
         self.instance = instance_name(settings.instance, settings.database_url)
+        # Opens the secrets a task lists, just before its run (core/sealing.py).
+        self.keyring = Keyring.parse(settings.secrets_keyring) if settings.secrets_keyring else None
         self._db = db
         self._redis = queue_redis
         self._engine = engine
@@ -124,6 +129,7 @@ class Runner:
                 work_dir=self.settings.work_dir,
                 instance=self.instance,
                 startup=True,
+                secrets_dir=self.settings.secrets_dir,
             )
             await self.engine.engine_id()  # names where this runner's containers run
             await self.engine.task_runtime()  # runsc asked for and missing: do not start
@@ -367,6 +373,10 @@ class Runner:
         if isinstance(spec_or_failure, tr.Outcome):
             return spec_or_failure
         spec = spec_or_failure
+        secrets = await self._open_secrets(claim)
+        if isinstance(secrets, tr.Outcome):
+            return secrets
+        redactions = Redactions(secrets)
         timeout = claim.timeout_s or spec.timeout_s or self.settings.default_timeout_seconds
         # The submission checked timeout_s; a task type's own time-out (which a payload
         # may set) is bound by the same operator limit here.
@@ -412,6 +422,8 @@ class Runner:
                 stop=stop,
                 on_line=live.offer if live is not None else None,
                 on_created=on_created,
+                secrets=secrets,
+                redactions=redactions,
             )
         except PayloadError as exc:
             return failed(FailureKind.PAYLOAD, f"the task type's container spec is invalid: {exc}")
@@ -424,7 +436,7 @@ class Runner:
                 self._spawn_background(_quietly(live.close()))
         if stop.reason == StopReason.LOST:
             return None  # maybe only after the container exited: still, the task is not ours
-        return outcome(
+        ended = outcome(
             result,
             task_type=claim.task_type,
             timeout=timeout,
@@ -432,6 +444,40 @@ class Runner:
             output_file_limit=self.settings.output_file_limit_bytes,
             task_output=lambda run: self.pm.hook.task_output(run=run),
         )
+        # The streams were redacted as they came; the output JSON (from the output file
+        # or the hook) and the error text are redacted here, before anything is written.
+        return _redacted(ended, redactions)
+
+    async def _open_secrets(self, claim: tr.Claim) -> dict[str, bytes] | tr.Outcome:
+        """The values of the secrets the task lists (name -> bytes), or why it cannot run."""
+        if not claim.secrets:
+            return {}
+        if self.keyring is None:
+            return failed(
+                FailureKind.INFRASTRUCTURE,
+                f"runner {self.runner_id} has no secrets keyring (HOMERUN_SECRETS_KEYRING_FILE)",
+            )
+        sealed = await secret_store.sealed_values(self.db, claim.token_id, claim.secrets)
+        gone = [name for name in claim.secrets if name not in sealed]
+        if gone:
+            return failed(
+                FailureKind.TASK,
+                f"secret {gone[0]!r} no longer exists (deleted after the job was submitted)",
+            )
+        values: dict[str, bytes] = {}
+        for name in claim.secrets:
+            try:
+                values[name] = self.keyring.open(claim.token_id, name, sealed[name])
+            except UnknownKey as exc:
+                # A runner not yet given a rotated keyring: another one may open it.
+                return failed(FailureKind.INFRASTRUCTURE, str(exc))
+            except TamperedSecret:
+                log.error("secret %r of token %s fails its tag", name, claim.token_id)
+                return failed(
+                    FailureKind.TASK,
+                    f"secret {name!r} cannot be opened: its stored value fails authentication",
+                )
+        return values
 
     def _build_spec(self, claim: tr.Claim) -> ContainerSpec | tr.Outcome:
         task_type = self.task_types.get(claim.task_type)
@@ -544,6 +590,7 @@ class Runner:
                     work_dir=s.work_dir,
                     instance=self.instance,
                     startup=False,
+                    secrets_dir=s.secrets_dir,
                 )
             except Exception as exc:  # next period tries again
                 log.warning("reconciling failed: %s", exc)
@@ -588,3 +635,15 @@ def with_resources(spec: ContainerSpec, claim: tr.Claim) -> ContainerSpec:
 async def _quietly(work: Awaitable[None]) -> None:
     with contextlib.suppress(Exception, asyncio.CancelledError):
         await work
+
+
+def _redacted(ended: tr.Outcome, redactions: Redactions) -> tr.Outcome:
+    if not redactions:
+        return ended
+    return replace(
+        ended,
+        stdout=redactions.text(ended.stdout),
+        stderr=redactions.text(ended.stderr),
+        output=redactions.json(ended.output),
+        error=None if ended.error is None else redactions.text(ended.error),
+    )

@@ -26,7 +26,7 @@ from plugins.tasktypes import HOMERUN_DIR, INPUT_FILE, INPUTS_DIR, OUTPUT_FILE, 
 
 # Container paths a spec may not place a file at: the runner's own mounts, and the kernel's.
 _RESERVED = (HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE)
-_FORBIDDEN_TREES = ("/proc", "/sys", "/dev", INPUTS_DIR)
+_FORBIDDEN_TREES = ("/proc", "/sys", "/dev", INPUTS_DIR, "/run/secrets")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Workspace:
     # container path -> host path, each bind-mounted read-only
     readonly: Mapping[str, str] = field(default_factory=dict)
     inputs_dir: Path | None = None
+    # The attempt's secret files (runners/secretfiles.py), mounted at /run/secrets.
+    secrets_dir: Path | None = None
 
     @property
     def output_file(self) -> Path:

@@ -79,6 +79,13 @@ esac
 # The runner's work directory is bind-mounted from the same host path (stack/topology.py
 # WORK_DIR); a bind mount's source must exist on the node before the task starts.
 mkdir -p /var/lib/homerun/work
+# Tasks' secret files live on a tmpfs the runner bind-mounts from the same host path
+# (stack/topology.py SECRETS_DIR; runners/secretfiles.py refuses a directory on disk).
+# Where /run is no tmpfs of its own, the directory gets one.
+mkdir -p /run/homerun-secrets
+if [ "$(stat -f -c %T /run/homerun-secrets)" != tmpfs ]; then
+    mount -t tmpfs -o size=16m,mode=0700 homerun-secrets /run/homerun-secrets
+fi
 
 if use_pulumi; then
     # The Pulumi stack's own config (Pulumi.yaml documents every key) decides names and port;

@@ -29,6 +29,7 @@ SECRET_CONFIG_KEYS = {
     "replication-password": "replicationPassword",
     "admin-token": "adminToken",
     "redis-password": "redisPassword",
+    "secrets-keyring": "secretsKeyring",
 }
 
 

@@ -6,11 +6,20 @@ deployed with one can switch to the other without a new database password.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
 
 from stack.topology import SECRET_KEYS
+
+
+def _generate(key: str) -> str:
+    if key == "secrets-keyring":
+        # The keyring's format (core/sealing.py): "<key id> <base64 of 32 bytes>" per line,
+        # the last one current; a rotation appends a line (docs/operations.md).
+        return f"k1 {base64.b64encode(secrets.token_bytes(32)).decode()}\n"
+    return secrets.token_urlsafe(32)
 
 
 def default_dir(stack: str) -> Path:
@@ -30,7 +39,7 @@ def ensure(directory: Path, *, generate: bool) -> dict[str, Path]:
             # O_EXCL: two deploys racing never overwrite a password the other one used.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(32))
+                f.write(_generate(key))
         paths[key] = path.resolve()
     return paths
 

@@ -144,6 +144,7 @@ SECRET_KEYS = {
     "replication-password": "password of the Postgres replication user",
     "admin-token": "the API's admin bearer token",
     "redis-password": "requirepass of both Redis (the queue and the streams)",
+    "secrets-keyring": "the keyring that seals the API's secrets (core/sealing.py)",
 }
 
 # Sized for a small box shared with other work: reservations are what the scheduler
@@ -184,6 +185,9 @@ REDIS_UID = 999  # images/redis.Dockerfile's redis user
 # The runner's work directory: the same path on the host and in the runner, since task
 # containers bind-mount files from it (runners/workspace.py).
 WORK_DIR = "/var/lib/homerun/work"
+# Where the runner places tasks' secret files: a tmpfs on every runner node (scripts/up.sh
+# mounts it; docs/operations.md), the same path on the host and in the runner.
+SECRETS_DIR = "/run/homerun-secrets"
 
 
 @dataclass(frozen=True)
@@ -608,6 +612,7 @@ def _api(config: StackConfig) -> Service:
             **_task_types_env(config),
             **_egress_env(config),
             "HOMERUN_ADMIN_TOKEN_FILE": _secret("admin-token").path,
+            "HOMERUN_SECRETS_KEYRING_FILE": _secret("secrets-keyring").path,
             "HOMERUN_HOST": "0.0.0.0",
             "HOMERUN_PORT": str(APP_PORT),
             # The edge adds X-Forwarded-For (the client's address, for the per-source
@@ -623,7 +628,7 @@ def _api(config: StackConfig) -> Service:
         },
         networks=("public", "data"),
         replicas=config.api_replicas,
-        secrets=(*_app_secrets(), _secret("admin-token")),
+        secrets=(*_app_secrets(), _secret("admin-token"), _secret("secrets-keyring")),
         healthcheck=_APP_HEALTHCHECK,
         # The new task must be healthy before an old one stops; a task that never gets
         # healthy rolls the whole service back to the previous spec.
@@ -656,6 +661,9 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
             "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),
             "HOMERUN_DOCKER_URL": f"unix://{DOCKER_SOCKET}",
             "HOMERUN_WORK_DIR": WORK_DIR,
+            # The runner opens a task's secrets just before its run (runners/secretfiles.py).
+            "HOMERUN_SECRETS_KEYRING_FILE": _secret("secrets-keyring").path,
+            "HOMERUN_SECRETS_DIR": SECRETS_DIR,
             # Task types name their images unqualified (homerun/task-shell:<tag>); on a
             # multi-node Swarm they come from where the stack's own images do.
             **(
@@ -666,11 +674,12 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
         },
         networks=("data",),
         replicas=config.runner_replicas if group is None else group.replicas,
-        secrets=_app_secrets(),
+        secrets=(*_app_secrets(), _secret("secrets-keyring")),
         # The runner starts task containers next to itself on the node's engine.
         mounts=(
             Mount("bind", config.docker_socket, DOCKER_SOCKET),
             Mount("bind", WORK_DIR, WORK_DIR),
+            Mount("bind", SECRETS_DIR, SECRETS_DIR),
         ),
         # Started as root only to join the socket's group; the image's entrypoint then drops
         # to its unprivileged user (images/app-entrypoint.sh).

@@ -34,6 +34,7 @@ from wire.jobs import (
     TaskDetail,
 )
 from wire.schedules import Catchup, Overlap, Schedule, SchedulePage, Tick, TickOutcome
+from wire.secrets import SecretInfo, SecretList
 from wire.statuses import (
     TERMINAL_JOB,
     TERMINAL_TASK,
@@ -72,6 +73,8 @@ __all__ = [
     "Result",
     "Schedule",
     "SchedulePage",
+    "SecretInfo",
+    "SecretList",
     "Task",
     "TaskDetail",
     "TaskStatus",

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from core import handoff, metrics, reruns, transitions, views
 from core.auth import require_token
 from core.cursor import decode_cursor, encode_cursor
+from core.endpoints import secrets as secret_names
 from core.errors import ApiError, Detail
 from core.models import TERMINAL_JOB, JobStatus
 from core.openapi import Document
@@ -86,6 +87,7 @@ async def create_job(request: Request) -> Response:
     _require_json(request)
     body = parse_json(await request.body())
     job = state.validator.validate(body)
+    await secret_names.require_known(state, principal.id, job)
     try:
         created = await transitions.create_job(
             state.db.primary,
@@ -259,6 +261,7 @@ async def rerun_job(request: Request) -> Response:
         )
     # Validated as any new job is: the task types or the limits may have changed since.
     job = state.validator.validate(reruns.body_of(original))
+    await secret_names.require_known(state, principal.id, job)
     try:
         rerun = reruns.plan(original, job, from_failed=from_failed)
     except reruns.NothingToRerun as exc:

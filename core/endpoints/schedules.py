@@ -23,6 +23,7 @@ from core.auth import require_token
 from core.cron import Cron, CronError
 from core.cursor import decode_cursor, encode_cursor
 from core.db import Row
+from core.endpoints import secrets as secret_names
 from core.errors import ApiError, Detail
 from core.openapi import Document
 from core.responses import ModelResponse
@@ -192,6 +193,9 @@ async def create_schedule(request: Request) -> Response:
     principal = await require_token(request)
     state = get_state(request)
     fields = _checked(state, parse_json(await request.body()), partial=False)
+    await secret_names.require_known(
+        state, principal.id, state.validator.validate(fields["job"]), ("body", "job")
+    )
     cron = _cron(fields["cron"], fields["timezone"])
     try:
         schedule_id = await store.create(
@@ -260,6 +264,9 @@ async def _change(request: Request, changes: dict[str, Any] | None) -> Response:
     schedule_id: uuid.UUID = request.path_params["schedule_id"]
     if changes is None:
         changes = _checked(state, parse_json(await request.body()), partial=True)
+        if "job" in changes:
+            job = state.validator.validate(changes["job"])
+            await secret_names.require_known(state, principal.id, job, ("body", "job"))
     if "cron" in changes or "timezone" in changes:
         current = await store.get(state.reads, principal.id, str(schedule_id))
         if current is None:

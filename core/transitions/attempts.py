@@ -47,7 +47,7 @@ async def claim_attempt(
         task = await conn.fetch_one(
             "SELECT t.id, t.job_id, t.name, t.type, t.payload, t.status, t.attempts,"
             " t.timeout_s, t.not_before, t.runs_on, t.cpus, t.memory_mb, t.network,"
-            " j.status AS job_status, j.token_id"
+            " j.status AS job_status, j.token_id, t.secrets"
             " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = :id FOR UPDATE OF t",
             {"id": task_id},
         )
@@ -115,6 +115,7 @@ async def claim_attempt(
             row["name"]: (json.loads(row["output"]) if row["output"] is not None else None)
             for row in upstream
         },
+        secrets=tuple(task["secrets"] or ()),
     )
 
 

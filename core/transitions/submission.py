@@ -90,12 +90,12 @@ async def insert_job(
         await conn.execute(
             "INSERT INTO tasks (id, job_id, name, type, payload, status, priority,"
             " timeout_s, max_attempts, reused_from, output, output_bytes, finished_at,"
-            " runs_on, cpus, memory_mb, network)"
+            " runs_on, cpus, memory_mb, network, secrets)"
             " VALUES (:id, :job_id, :name, :type, CAST(:payload AS jsonb), :status,"
             " :priority, :timeout_s, :max_attempts, :reused_from, CAST(:output AS jsonb),"
             " octet_length(CAST(:output AS jsonb)::text), CASE WHEN"
             " CAST(:reused_from AS uuid) IS NULL THEN NULL ELSE clock_timestamp() END,"
-            " :runs_on, :cpus, :memory_mb, :network)",
+            " :runs_on, :cpus, :memory_mb, :network, :secrets)",
             {
                 "id": ids[task.name],
                 "job_id": job_id,
@@ -112,6 +112,7 @@ async def insert_job(
                 "cpus": task.cpus,
                 "memory_mb": task.memory_mb,
                 "network": task.network,
+                "secrets": list(task.secrets),
             },
         )
     for task in job.tasks:

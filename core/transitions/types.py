@@ -48,6 +48,7 @@ class NewTask:
     # "none" (the default: loopback only) or "egress" (through the egress proxy, where the
     # operator allows it: core/egress.py).
     network: str = "none"
+    secrets: Sequence[str] = ()  # names of the token's secrets it reads
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class Claim:
     cpus: float | None = None
     memory_mb: int | None = None
     network: str = "none"  # what the submission asked for (NewTask.network)
+    secrets: tuple[str, ...] = ()  # the runner opens them just before the run
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from core.app import create_app
+from core.sealing import generate_line
 from tests.integration.api.conftest import ReplicatedDb
 from tests.integration.api.support import plugin_manager, settings_for
 
@@ -55,6 +56,7 @@ def test_every_operation_conforms_to_the_openapi_document(
         events_redis_url,
         database_replica_url=replicated_db.replica,
         sse_heartbeat_seconds=0.05,
+        secrets_keyring=generate_line("k1"),
     )
     app = create_app(settings, plugin_manager=plugin_manager())
     auth = {"Authorization": f"Bearer {token}"}
@@ -87,6 +89,9 @@ def test_every_operation_conforms_to_the_openapi_document(
             "GET /metrics",
             "GET /v1/jobs/{job_id}/events",
             "GET /v1/events",
+            "GET /v1/secrets",
+            "PUT /v1/secrets/{name}",
+            "DELETE /v1/secrets/{name}",
         }
         statuses: dict[str, set[int]] = {}
         for operation in operations:

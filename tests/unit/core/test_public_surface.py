@@ -33,6 +33,15 @@ SURFACE = {
     },
     "core.openapi": {"RETRY_AFTER", "Document", "build_openapi"},
     "core.responses": {"ModelResponse"},
+    "core.sealing": {
+        "KEY_ID_PATTERN",
+        "Keyring",
+        "KeyringError",
+        "Sealed",
+        "TamperedSecret",
+        "UnknownKey",
+        "generate_line",
+    },
     "core.server": {"serve"},
     "core.state": {"AppState", "get_state"},
     "core.tokens": {
@@ -49,6 +58,9 @@ SURFACE = {
         "set_retention",
     },
     "core.validation": {
+        "MAX_TASK_SECRETS",
+        "SECRET_NAME_MESSAGE",
+        "SECRET_NAME_PATTERN",
         "JobSchemas",
         "JobValidator",
         "find_cycle",

@@ -25,6 +25,7 @@ SECRET_VALUES = {
     "replicationPassword": "repl-s3cret-value-XYZ",
     "adminToken": "admin-s3cret-token-XYZ",
     "redisPassword": "redis-s3cret-value-XYZ",
+    "secretsKeyring": "k1 a2V5cmluZy1zM2NyZXQtdmFsdWUtWFlaLTMyYnl0ZXM=",
 }
 
 

@@ -26,6 +26,7 @@ SECRET_FILES = {
     "replication-password": SECRET_VALUES["replicationPassword"],
     "admin-token": SECRET_VALUES["adminToken"],
     "redis-password": SECRET_VALUES["redisPassword"],
+    "secrets-keyring": SECRET_VALUES["secretsKeyring"],
 }
 
 # (compose CLI arguments, the same deployment as Pulumi config)

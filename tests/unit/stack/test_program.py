@@ -125,6 +125,7 @@ def test_secrets_are_swarm_secrets_with_secret_data(default_run):
         "hrunit_db-password",
         "hrunit_redis-password",
         "hrunit_replication-password",
+        "hrunit_secrets-keyring",
     ]
     data = by_name["hrunit_db-password"]["data"]
     assert _unsecret(data) != data, "the secret's data must travel as a Pulumi secret"
@@ -301,6 +302,7 @@ def test_secrets_fall_back_to_files(tmp_path: Path) -> None:
         "replication-password": "from-file-r",
         "admin-token": "from-file-t",
         "redis-password": "from-file-rp",
+        "secrets-keyring": "k1 from-file-k",
     }.items():
         (tmp_path / key).write_text(value + "\n")
     resources = run_program({"secretsDir": str(tmp_path)}, secrets=False)
@@ -336,7 +338,7 @@ def test_pulumi_runs_the_directory_as_a_script(tmp_path: Path) -> None:
         "pulumi.runtime.set_mocks(M(), project='homerun', stack='script', preview=False)\n"
         f"pulumi.runtime.set_all_config({{'homerun:dbPassword': 'a', "
         f"'homerun:replicationPassword': 'b', 'homerun:adminToken': 'c', "
-        f"'homerun:redisPassword': 'd'}})\n"
+        f"'homerun:redisPassword': 'd', 'homerun:secretsKeyring': 'e'}})\n"
         f"assert {str(root)!r} not in sys.path\n"
         f"pulumi.runtime.test(lambda: runpy.run_path({str(root / 'stack')!r}, "
         "run_name='__main__'))()\n"

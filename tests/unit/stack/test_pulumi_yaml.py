@@ -11,7 +11,13 @@ import yaml
 from stack.config import read
 
 ROOT = Path(__file__).resolve().parents[3]
-SECRETS = {"dbPassword": "a", "replicationPassword": "b", "adminToken": "c", "redisPassword": "d"}
+SECRETS = {
+    "dbPassword": "a",
+    "replicationPassword": "b",
+    "adminToken": "c",
+    "redisPassword": "d",
+    "secretsKeyring": "e",
+}
 
 
 class RecordingConfig:

@@ -157,6 +157,10 @@ def schedules() -> list[wire.Schedule]:
     ]
 
 
+def secret_infos() -> list[wire.SecretInfo]:
+    return [wire.SecretInfo(name="backup-key", key_id="k1", created_at=T0, updated_at=T0)]
+
+
 def samples() -> dict[str, list[Any]]:
     done = job_row(status="succeeded", finished_at=T0 + timedelta(seconds=9), labels="{}")
     detail = task_detail()
@@ -180,6 +184,8 @@ def samples() -> dict[str, list[Any]]:
             wire.SchedulePage(schedules=[], next_cursor=None),
         ],
         "Tick": schedules()[0].recent_ticks,
+        "SecretInfo": secret_infos(),
+        "SecretList": [wire.SecretList(secrets=secret_infos()), wire.SecretList(secrets=[])],
         "JobPage": [
             wire.JobPage(jobs=[views.to_summary(job_row())], next_cursor="abc"),
             wire.JobPage(jobs=[], next_cursor=None),
@@ -395,6 +401,7 @@ def test_public_surface() -> None:
         *("TaskDetail", "JOB_VIEW_OUTPUT_BYTES"),
         *("Error", "ErrorBody", "ErrorDetail", "Health", "Probe", "Readiness", "ReplicaState"),
         *("TaskTypeInfo", "TaskTypeList"),
+        *("SecretInfo", "SecretList"),
         *("Schedule", "SchedulePage", "Tick", "TickOutcome", "Catchup", "Overlap"),
         *("AttemptStatus", "FailureKind", "JobStatus", "TaskStatus"),
         *("TERMINAL_JOB", "TERMINAL_TASK"),
