@@ -144,6 +144,7 @@ def _token_retention(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     what = "the default" if seconds is None else "forever" if seconds == 0 else f"{seconds}s"
     print(f"token {args.token_id}: finished jobs kept {what}")
+    return EXIT_OK
 
 
 def _cmd_rekey_secrets(args: argparse.Namespace) -> int:
