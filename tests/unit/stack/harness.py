@@ -24,16 +24,23 @@ SECRET_VALUES = {
     "dbPassword": "db-s3cret-value-XYZ",
     "replicationPassword": "repl-s3cret-value-XYZ",
     "adminToken": "admin-s3cret-token-XYZ",
+    "secretNamingKey": "naming-k3y-value-XYZ",
 }
 
 
 GET_LOCAL_IMAGE = "docker:index/getRemoteImage:getRemoteImage"
+GET_REGISTRY_IMAGE = "docker:index/getRegistryImage:getRegistryImage"
 PUSH = "docker:index/registryImage:RegistryImage"
 
 
 def local_image_id(name: str) -> str:
     """The image ID the mocks answer for a local image ``name``."""
     return f"sha256:local-{name}"
+
+
+def registry_digest(name: str) -> str:
+    """The digest the mocks answer for the tag ``name`` in its registry."""
+    return "sha256:" + hashlib.sha256(f"registry {name}".encode()).hexdigest()
 
 
 def pushed_digest(name: str, source_id: str) -> str:
@@ -74,6 +81,10 @@ class CaptureMocks(pulumi.runtime.Mocks):
         if args.token == GET_LOCAL_IMAGE:
             # The provider would inspect the image on this machine's engine.
             return {"id": local_image_id(args.args["name"]), "name": args.args["name"]}, []
+        if args.token == GET_REGISTRY_IMAGE:
+            # The provider would ask the registry for the tag's manifest digest.
+            name = args.args["name"]
+            return {"id": name, "name": name, "sha256Digest": registry_digest(name)}, []
         raise NotImplementedError(f"no mock for {args.token}")
 
 

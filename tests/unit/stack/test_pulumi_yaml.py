@@ -11,7 +11,12 @@ import yaml
 from stack.config import read
 
 ROOT = Path(__file__).resolve().parents[3]
-SECRETS = {"dbPassword": "a", "replicationPassword": "b", "adminToken": "c"}
+SECRETS = {
+    "dbPassword": "a",
+    "replicationPassword": "b",
+    "adminToken": "c",
+    "secretNamingKey": "k",
+}
 
 
 class RecordingConfig:
