@@ -12,7 +12,6 @@ from pathlib import Path
 
 def main() -> None:
     import pulumi
-
     import pulumi_docker as docker
 
     from stack.components import converge, pins

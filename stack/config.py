@@ -5,8 +5,8 @@ default, in the root ``Pulumi.yaml``; the defaults here are the same ones.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -38,7 +38,8 @@ def converge_policy(
         return None
     extra = pulumi.ResourceOptions(
         delete_before_replace=True if args.type_ in DELETE_FIRST else None,
-        ignore_changes=[*(args.opts.ignore_changes or []), *IGNORED.get(args.type_, [])] or None,
+        ignore_changes=sorted({*(args.opts.ignore_changes or []), *IGNORED.get(args.type_, [])})
+        or None,
         # Services pull with the registry credentials of this provider, if any.
         provider=provider if args.type_ == SERVICE and args.opts.provider is None else None,
     )
@@ -48,5 +49,20 @@ def converge_policy(
 
 
 def register(provider: pulumi.ProviderResource | None = None) -> None:
-    """Before any resource is made: transformations only see resources registered after."""
-    pulumi.runtime.register_stack_transformation(lambda args: converge_policy(args, provider))
+    """Before any resource is made: transformations only see resources registered after.
+
+    Once per stack: a process that runs the program more than once on one root resource
+    (the unit tests' mocks do) replaces the earlier policy instead of stacking another."""
+
+    def policy(
+        args: pulumi.ResourceTransformationArgs,
+    ) -> pulumi.ResourceTransformationResult | None:
+        return converge_policy(args, provider)
+
+    policy._homerun_converge = True  # type: ignore[attr-defined]
+    root = pulumi.runtime.get_root_resource()
+    if root is not None and root._transformations:
+        root._transformations = [
+            t for t in root._transformations if not getattr(t, "_homerun_converge", False)
+        ]
+    pulumi.runtime.register_stack_transformation(policy)

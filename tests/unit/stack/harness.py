@@ -59,6 +59,11 @@ class Captured:
     # URNs the engine is told this resource waits for: depends_on (a component expanded to
     # its children) and the resources its inputs came from.
     dependencies: tuple[str, ...] = ()
+    # The resource options the engine is sent (RegisterResourceRequest), which the mocks'
+    # new_resource never sees: deleteBeforeReplace, ignoreChanges, provider.
+    delete_before_replace: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    provider: str = ""
 
 
 class CaptureMocks(pulumi.runtime.Mocks):
@@ -95,6 +100,7 @@ class CaptureMonitor(MockMonitor):
     def __init__(self, mocks: CaptureMocks) -> None:
         super().__init__(mocks)
         self.graph: dict[tuple[str, str], tuple[str, str | None, tuple[str, ...]]] = {}
+        self.options: dict[tuple[str, str], tuple[bool, tuple[str, ...], str]] = {}
         self._lock = threading.Lock()
 
     def RegisterResource(self, request: Any) -> Any:  # the gRPC method it stands in for
@@ -103,6 +109,11 @@ class CaptureMonitor(MockMonitor):
             key = (request.type, request.name)
             assert key not in self.graph, f"two resources named {key}"
             self.graph[key] = (urn, request.parent or None, tuple(request.dependencies))
+            self.options[key] = (
+                bool(request.deleteBeforeReplace),
+                tuple(request.ignoreChanges),
+                str(request.provider),
+            )
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
@@ -149,7 +160,18 @@ def run_program(config: dict[str, Any] | None = None, secrets: bool = True) -> R
     out = Run()
     for r in mocks.resources:
         urn, parent, dependencies = monitor.graph[(r.typ, r.name)]
-        out.append(replace(r, urn=urn, parent=parent, dependencies=dependencies))
+        dbr, ignored, provider = monitor.options[(r.typ, r.name)]
+        out.append(
+            replace(
+                r,
+                urn=urn,
+                parent=parent,
+                dependencies=dependencies,
+                delete_before_replace=dbr,
+                ignore_changes=ignored,
+                provider=provider,
+            )
+        )
     out.waited = waited
     return out
 
