@@ -417,7 +417,7 @@ def prune(stack: str) -> list[str]:
         spec = svc.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
         used |= {r["SecretName"] for r in spec.get("Secrets") or ()}
         used |= {r["ConfigName"] for r in spec.get("Configs") or ()}
-    if not any(s.startswith(f"{stack}_") for s in client.services.list()):
+    if not any(s.name.startswith(f"{stack}_") for s in client.services.list()):
         return []  # no stack: `make down` removes objects, this only tidies after an update
     removed = []
     kinds: list[tuple[str, Callable[[str], Any]]] = [
