@@ -20,6 +20,9 @@ from tests.e2e.conftest import ROOT, Stack
 from tests.e2e.test_make_up import _snapshot
 
 
+PACE_S = 0.05
+
+
 def _secrets_dir(root: Path, stack: Stack) -> Path:
     return root / ".homerun" / "stacks" / stack.name / "secrets"
 
@@ -104,8 +107,10 @@ def test_rotate_the_admin_token_with_requests_flowing(
     def traffic() -> None:
         # The previous admin token stays a valid token (core/tokens.py: a new secret is a new
         # admin row), so every request must succeed while the API tasks are replaced.
+        # Paced at 20/s, under the token's rate limit (HOMERUN_RATE_LIMIT_PER_SECOND, 50):
+        # a 429 would be the limit's answer, not the rollout's.
         with stack.http(timeout=10.0) as http:
-            while not stop.is_set():
+            while not stop.wait(PACE_S):
                 try:
                     outcomes.append(http.get("/v1/jobs", params={"limit": 1}).status_code)
                 except httpx.HTTPError as exc:
