@@ -19,7 +19,6 @@ from tests.conftest import wait_for
 from tests.e2e.conftest import ROOT, Stack
 from tests.e2e.test_make_up import _snapshot
 
-
 PACE_S = 0.05
 
 
@@ -96,8 +95,31 @@ def test_up_from_a_second_checkout_converges_with_the_running_stack(
     assert _snapshot(docker_client, stack.name) == before
 
 
+def _rotate(stack: Stack, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ROOT / "scripts" / "rotate.sh")],
+        cwd=ROOT,
+        env={**stack.env, "SECRET": "admin-token", **env},
+        text=True,
+        capture_output=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.fixture
+def restore_admin_token(stack: Stack, tmp_path: Path) -> Iterator[None]:
+    """Afterwards the session's stack has its first admin token again, by the same
+    operation (VALUE_FILE): other tests find their jobs by it."""
+    yield
+    previous = tmp_path / "previous-admin-token"
+    previous.write_text(stack.token)
+    back = _rotate(stack, VALUE_FILE=str(previous))
+    assert back.returncode == 0, back.stderr[-4000:]
+
+
 def test_rotate_the_admin_token_with_requests_flowing(
-    stack: Stack, docker_client: docker.DockerClient
+    stack: Stack, docker_client: docker.DockerClient, restore_admin_token: None
 ) -> None:
     api = stack.service("api")
     old_names = _secret_names(docker_client, api)
@@ -119,15 +141,7 @@ def test_rotate_the_admin_token_with_requests_flowing(
     worker = threading.Thread(target=traffic, daemon=True)
     worker.start()
     try:
-        rotated = subprocess.run(
-            [str(ROOT / "scripts" / "rotate.sh")],
-            cwd=ROOT,
-            env={**stack.env, "SECRET": "admin-token"},
-            text=True,
-            capture_output=True,
-            timeout=900,
-            check=False,
-        )
+        rotated = _rotate(stack)
     finally:
         stop.set()
         worker.join(timeout=30)

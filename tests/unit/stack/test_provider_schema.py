@@ -177,3 +177,25 @@ def test_every_volume_mount_labels_the_volume_a_node_creates(run: Run) -> None:
                     "label": "com.docker.stack.namespace",
                     "value": r.inputs["name"].split("_")[0],
                 } in labels
+
+
+def test_registry_credentials_reach_every_service_through_the_provider() -> None:
+    # Not the service's own `auth`: it is replace-on-change.
+    assert SCHEMA["resources"][SERVICE]["auth"].get("replaceOnChanges")
+    run = run_program(
+        {
+            "registry": "reg.example:5000",
+            "registryUsername": "deployer",
+            "registryPassword": "hunter2-XYZ",
+        }
+    )
+    (provider,) = [r for r in run if r.typ == "pulumi:providers:docker"]
+    # The whole block travels as a Pulumi secret: it holds the password.
+    wrapped = provider.inputs["registryAuth"]
+    assert plain(wrapped) != wrapped
+    auth = json.loads(plain(wrapped))
+    assert [(a["address"], a["username"]) for a in auth] == [("reg.example:5000", "deployer")]
+    for r in _of(run, SERVICE):
+        assert r.provider.startswith(provider.urn), r.name
+    # Without credentials: the default provider, as before.
+    assert not [r for r in run_program({}) if r.typ == "pulumi:providers:docker"]
