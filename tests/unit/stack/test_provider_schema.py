@@ -199,3 +199,12 @@ def test_registry_credentials_reach_every_service_through_the_provider() -> None
         assert r.provider.startswith(provider.urn), r.name
     # Without credentials: the default provider, as before.
     assert not [r for r in run_program({}) if r.typ == "pulumi:providers:docker"]
+
+
+def test_every_content_derived_name_fits_swarms_64_characters() -> None:
+    from stack.topology import StackConfig, build_topology
+
+    topology = build_topology(StackConfig(stack="s" * 31, run_registry=True))
+    named = secretfiles.named(topology, {s.key: "v" for s in topology.secrets}, b"k")
+    for name in [s.name for s in named.secrets] + [c.name for c in topology.configs]:
+        assert len(name) <= 64, name
