@@ -4,11 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: up down test test-cluster cluster cluster-down lint images bench venv deps
+.PHONY: up down rotate test test-cluster cluster cluster-down lint images bench venv deps
 
 ## up: install what is missing, build images, deploy the stack, run a sample job
 up: deps
 	scripts/up.sh
+
+## rotate: a new value for one secret, rolled out with no failed request (SECRET=admin-token)
+rotate: venv
+	SECRET=$(SECRET) VALUE_FILE=$(VALUE_FILE) PG_ALTERED=$(PG_ALTERED) scripts/rotate.sh
 
 ## down: remove the stack (PURGE=1 also removes its volumes)
 down:

@@ -6,6 +6,12 @@
     python scripts/stackctl.py sample-job URL TOKEN_FILE       submit the sample job, wait for it
     python scripts/stackctl.py leftovers STACK                 list the stack's objects, if any
     python scripts/stackctl.py remove STACK [--purge]          remove them all (and its volumes)
+    python scripts/stackctl.py preflight STACK SECRETS_DIR [--rotate KEY]
+                                                               before a deploy: stop if this
+                                                               machine's secrets are not the
+                                                               running stack's
+    python scripts/stackctl.py prune STACK                     remove the stack's secrets and
+                                                               configs no service uses any more
 
 Everything here finds a stack's objects by the label `docker stack deploy` puts on each
 (com.docker.stack.namespace) or by the exact names stack/topology.py gives them (what the
@@ -31,7 +37,8 @@ from docker.errors import APIError, NotFound
 
 # Run as a script from anywhere: the project root holds the `stack` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from stack.model import EndpointMode, PublishMode
+from stack import secretfiles
+from stack.model import EndpointMode, PublishMode, converge_timeout_s
 from stack.topology import StackConfig, build_topology
 
 NAMESPACE = "com.docker.stack.namespace"
@@ -258,7 +265,7 @@ def leftovers(stack: str) -> dict[str, list[str]]:
     }
     # Objects made by the Pulumi program carry the topology's names but not Docker's label.
     # Every optional part included (the registry and its per-node proxy), whatever this
-    # stack was deployed with.
+    # stack was deployed with. Secrets are named <stack>_<key>-<digest> (stack.secretfiles).
     topo = build_topology(
         StackConfig(
             stack=stack,
@@ -277,7 +284,11 @@ def leftovers(stack: str) -> dict[str, list[str]]:
     config_prefixes = tuple(f"{stack}_{c.key}-" for c in topo.configs)
     found["services"] += [s.name for s in client.services.list() if s.name in names["services"]]
     found["networks"] += [n.name for n in client.networks.list() if n.name in names["networks"]]
-    found["secrets"] += [s.name for s in client.secrets.list() if s.name in names["secrets"]]
+    found["secrets"] += [
+        s.name
+        for s in client.secrets.list()
+        if secretfiles.base_name(s.name, names["secrets"]) is not None
+    ]
     found["volumes"] += [v.name for v in client.volumes.list() if v.name in names["volumes"]]
     found["configs"] += [
         c.name for c in client.configs.list() if c.name.startswith(config_prefixes)
@@ -336,6 +347,99 @@ def _remove_with_retry(rm: Callable[[str], Any], name: str, timeout: float) -> N
     raise SystemExit(f"could not remove {name}: {last}")
 
 
+# --------------------------------------------------------------------------- converging
+
+
+def default_timeout(stack: str) -> float:
+    """The slowest first start of any service of the stack (stack.model.converge_timeout_s),
+    the budget the Pulumi program gives the provider too."""
+    topo = build_topology(StackConfig(stack=stack, run_registry=True))
+    return max(converge_timeout_s(svc) for svc in topo.services)
+
+
+def _secret_bases(stack: str) -> dict[str, str]:
+    """Secret key -> its base name <stack>_<key>; the secrets are the same in every config."""
+    return {s.key: s.name for s in build_topology(StackConfig(stack=stack)).secrets}
+
+
+def _in_use(client: docker.DockerClient, stack: str) -> dict[str, set[str]]:
+    """Base name -> the names of the secrets of that key the stack's services use now."""
+    bases = list(_secret_bases(stack).values())
+    used: dict[str, set[str]] = {}
+    for svc in client.services.list():
+        if not svc.name.startswith(f"{stack}_"):
+            continue
+        spec = svc.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+        for ref in spec.get("Secrets") or ():
+            base = secretfiles.base_name(ref["SecretName"], bases)
+            if base:
+                used.setdefault(base, set()).add(ref["SecretName"])
+    return used
+
+
+def preflight(stack: str, secrets_dir: Path, rotate: str | None) -> list[str]:
+    """Why deploying from this machine would break the running stack, if it would: secret
+    files missing here (a lost .homerun/, a second checkout), or holding other values than
+    the running services use (which would roll, say, a new database password onto a
+    Postgres that has the old one). Nothing is changed either way; [] means go ahead."""
+    client = _client()
+    used = _in_use(client, stack)
+    if not used:
+        return []  # a new stack (or one using no secrets yet): nothing to agree with
+    naming_key = secretfiles.read_naming_key(secrets_dir)
+    values = secretfiles.read(secrets_dir)
+    problems: list[str] = []
+    for key, base in _secret_bases(stack).items():
+        names = used.get(base)
+        if not names or key == rotate:
+            continue
+        if key not in values or naming_key is None:
+            missing = key if key not in values else secretfiles.NAMING_KEY
+            problems.append(f"{secrets_dir / missing} is missing; the stack uses {sorted(names)}")
+            continue
+        want = secretfiles.versioned_name(base, naming_key, secretfiles.normalize(values[key]))
+        if names == {base}:
+            continue  # deployed before names carried a digest: nothing to compare with
+        if names != {want}:
+            problems.append(
+                f"{secrets_dir / key} holds another value than the stack's {sorted(names)}"
+            )
+    return problems
+
+
+def prune(stack: str) -> list[str]:
+    """Remove the stack's secrets and configs that no service refers to any more: what a
+    rotation or a changed config left behind (Swarm keeps them; one in use cannot go)."""
+    client = _client()
+    objects = leftovers(stack)
+    used: set[str] = set()
+    for svc in client.services.list():
+        spec = svc.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+        used |= {r["SecretName"] for r in spec.get("Secrets") or ()}
+        used |= {r["ConfigName"] for r in spec.get("Configs") or ()}
+    if not any(s.name.startswith(f"{stack}_") for s in client.services.list()):
+        return []  # no stack: `make down` removes objects, this only tidies after an update
+    removed = []
+    kinds: list[tuple[str, Callable[[str], Any]]] = [
+        ("secrets", lambda n: client.secrets.get(n).remove()),
+        ("configs", lambda n: client.configs.get(n).remove()),
+    ]
+    for kind, rm in kinds:
+        for name in objects[kind]:
+            if name in used:
+                continue
+            try:
+                rm(name)
+            except NotFound:
+                continue
+            except APIError as exc:  # taken into use meanwhile: it stays
+                _say(f"kept {kind[:-1]} {name}: {exc.explanation}")
+                continue
+            removed.append(name)
+            _say(f"pruned {kind[:-1]} {name} (no service uses it)")
+    return removed
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -344,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("wait")
     w.add_argument("stack")
-    w.add_argument("--timeout", type=float, default=300.0)
+    w.add_argument("--timeout", type=float, help="default: the slowest first start")
     r = sub.add_parser("refresh")
     r.add_argument("stack")
     j = sub.add_parser("sample-job")
@@ -357,10 +461,31 @@ def main(argv: list[str] | None = None) -> int:
     rm.add_argument("stack")
     rm.add_argument("--purge", action="store_true")
     rm.add_argument("--timeout", type=float, default=120.0)
+    pf = sub.add_parser("preflight")
+    pf.add_argument("stack")
+    pf.add_argument("secrets_dir", type=Path)
+    pf.add_argument("--rotate", help="the secret key being rotated: its change is expected")
+    pr = sub.add_parser("prune")
+    pr.add_argument("stack")
     args = p.parse_args(argv)
 
     if args.cmd == "wait":
-        wait_healthy(args.stack, args.timeout)
+        wait_healthy(args.stack, args.timeout or default_timeout(args.stack))
+    elif args.cmd == "preflight":
+        problems = preflight(args.stack, args.secrets_dir, args.rotate)
+        if problems:
+            for problem in problems:
+                _say(f"STOP: {problem}")
+            _say(
+                f"stack {args.stack} is running with secrets this machine does not have; "
+                "nothing was changed. Copy the secrets directory from the machine that "
+                f"deployed it into {args.secrets_dir} (all of it, naming-key too) and run "
+                "make up again; to change a value on purpose: make rotate SECRET=<key> "
+                "(docs/operations.md, Upgrades and rotation)"
+            )
+            return 3
+    elif args.cmd == "prune":
+        prune(args.stack)
     elif args.cmd == "refresh":
         refresh(args.stack)
     elif args.cmd == "sample-job":

@@ -17,7 +17,12 @@
 #   HOMERUN_SKIP_PUSH=1   do not push the images to HOMERUN_REGISTRY (they are there already)
 #   HOMERUN_ENV_FILE      where URL and token go, default .homerun/env for the default stack,
 #                         .homerun/stacks/<stack>/env for any other
-#   HOMERUN_UP_TIMEOUT    seconds to wait for a healthy stack, default 300
+#   HOMERUN_UP_TIMEOUT    seconds to wait for a healthy stack, default the slowest first
+#                         start of any service (stack.model.converge_timeout_s)
+#   HOMERUN_REGISTRY_USERNAME, HOMERUN_REGISTRY_PASSWORD  credentials for HOMERUN_REGISTRY:
+#                         `docker login` here, and the nodes get them with each service
+#                         (--with-registry-auth; Pulumi: registryUsername/registryPassword)
+#   HOMERUN_ROTATE        a secret key whose new value is deployed on purpose (make rotate)
 #   HOMERUN_COMPOSE_ARGS  extra arguments for `python -m stack.compose` (e.g. --api-replicas 3)
 #   HOMERUN_SKIP_IMAGES=1 do not run scripts/images.sh (the caller just did)
 #   HOMERUN_SKIP_SAMPLE=1 do not run the sample job
@@ -37,7 +42,9 @@ if [ "$STACK" = homerun ]; then
 else
     ENV_FILE="${HOMERUN_ENV_FILE:-$STATE/env}"
 fi
-TIMEOUT="${HOMERUN_UP_TIMEOUT:-300}"
+TIMEOUT_ARGS=()
+[ -z "${HOMERUN_UP_TIMEOUT:-}" ] || TIMEOUT_ARGS=(--timeout "$HOMERUN_UP_TIMEOUT")
+SECRETS_DIR="$STATE/secrets"
 
 log() { printf '[up] %s\n' "$*" >&2; }
 
@@ -53,8 +60,18 @@ use_pulumi() {
 }
 
 # shellcheck disable=SC2206 # word splitting of the extra arguments is the point
-compose_args=(--stack "$STACK" --port "$PORT" --auto-modes ${HOMERUN_COMPOSE_ARGS:-})
+compose_args=(--stack "$STACK" --port "$PORT" --auto-modes --pin-images ${HOMERUN_COMPOSE_ARGS:-})
 [ -z "${HOMERUN_REGISTRY:-}" ] || compose_args+=(--registry "$HOMERUN_REGISTRY")
+# Credentials reach the nodes with the services (docker stack deploy --with-registry-auth
+# sends this machine's login for the registry along).
+auth_args=()
+if [ -n "${HOMERUN_REGISTRY:-}" ]; then
+    auth_args=(--with-registry-auth)
+    if [ -n "${HOMERUN_REGISTRY_USERNAME:-}" ]; then
+        printf '%s' "${HOMERUN_REGISTRY_PASSWORD:-}" \
+            | docker login --username "$HOMERUN_REGISTRY_USERNAME" --password-stdin "$HOMERUN_REGISTRY" >/dev/null
+    fi
+fi
 
 # Every node pulls the images, so a Swarm of several nodes needs a registry: with none
 # configured, the stack runs its own (stack/topology.py, `registry` and `registry-proxy`).
@@ -103,6 +120,9 @@ if use_pulumi; then
     mkdir -p "$STATE"
     echo pulumi >"$STATE/deployer"
 else
+    # A stack already running with secrets this machine does not have (a lost .homerun/, a
+    # second checkout) stops here, before anything is generated or changed.
+    "$PY" scripts/stackctl.py preflight "$STACK" "$SECRETS_DIR" ${HOMERUN_ROTATE:+--rotate "$HOMERUN_ROTATE"}
     # The preflight (stack/modes.py) picks dnsrr + host-mode ports where the kernel has no
     # IPVS, and prints what it chose.
     "$PY" -m stack.compose "${compose_args[@]}" -o "$STATE/compose.yml"
@@ -119,9 +139,9 @@ else
         # leaves it be), then the images into it, then everything that pulls them.
         "$PY" -m stack.compose "${compose_args[@]}" --registry-only -o "$STATE/registry.yml"
         log "docker stack deploy $STACK: its registry"
-        docker stack deploy --resolve-image "$resolve" -c "$STATE/registry.yml" "$STACK" \
+        docker stack deploy --resolve-image "$resolve" ${auth_args[@]+"${auth_args[@]}"} -c "$STATE/registry.yml" "$STACK" \
             | { grep -v '^Updating service' || true; } | sed 's/^/[up]   /' >&2
-        "$PY" scripts/stackctl.py wait "$STACK" --timeout "$TIMEOUT"
+        "$PY" scripts/stackctl.py wait "$STACK" ${TIMEOUT_ARGS[@]+"${TIMEOUT_ARGS[@]}"}
         push="${HOMERUN_REGISTRY_PUSH:-127.0.0.1:$REGISTRY_PORT}"
         deadline=$((SECONDS + 60))
         until curl -fs -o /dev/null "http://$push/v2/"; do
@@ -133,13 +153,16 @@ else
     log "docker stack deploy $STACK"
     # Docker says "Updating service" for every existing service even when its spec is
     # unchanged (and then nothing restarts); only creations and removals are news.
-    docker stack deploy --prune --resolve-image "$resolve" -c "$STATE/compose.yml" "$STACK" \
+    docker stack deploy --prune --resolve-image "$resolve" ${auth_args[@]+"${auth_args[@]}"} -c "$STATE/compose.yml" "$STACK" \
         | { grep -v '^Updating service' || true; } | sed 's/^/[up]   /' >&2
 fi
 
 # An unchanged spec is not redeployed, so roll out images rebuilt under the same tag.
 "$PY" scripts/stackctl.py refresh "$STACK"
-"$PY" scripts/stackctl.py wait "$STACK" --timeout "$TIMEOUT"
+"$PY" scripts/stackctl.py wait "$STACK" ${TIMEOUT_ARGS[@]+"${TIMEOUT_ARGS[@]}"}
+# Secrets and configs the services moved off (a rotation, a changed config) go once the
+# update is through; Swarm keeps them otherwise.
+"$PY" scripts/stackctl.py prune "$STACK"
 
 # HOMERUN_API_URL: where this machine reaches the API when not on its own loopback (the
 # test cluster of scripts/cluster.sh, whose nodes have addresses of their own).

@@ -12,7 +12,9 @@ from pathlib import Path
 
 def main() -> None:
     import pulumi
+    import pulumi_docker as docker
 
+    from stack.components import converge, pins
     from stack.components.edge import Edge
     from stack.components.egress import EgressProxy
     from stack.components.images import Images
@@ -24,16 +26,45 @@ def main() -> None:
     from stack.components.secrets import Secrets
     from stack.components.services import App
     from stack.config import read
-    from stack.topology import build_topology
+    from stack.topology import IMAGE_NAMES, build_topology
 
     deployment = read(pulumi.Config())
     config = deployment.stack
-    topology = build_topology(config)
+    # Secrets named after their values (stack.secretfiles): a new value is a new secret.
+    topology = build_topology(config).with_secret_names(deployment.secret_names)
     name = topology.stack
+    # Registry credentials (registryUsername/registryPassword) reach the nodes through the
+    # provider the services are created with (their `auth` would be replace-on-change).
+    provider = None
+    if deployment.registry_auth is not None:
+        auth = deployment.registry_auth
+        provider = docker.Provider(
+            f"{name}-docker",
+            registry_auth=[
+                docker.ProviderRegistryAuthArgs(
+                    address=auth.address, username=auth.username, password=auth.password
+                )
+            ],
+        )
+    converge.register(provider)
 
     networks = Networks(f"{name}-networks", topology)
     secrets = Secrets(f"{name}-secrets", topology, deployment.secrets)
-    refs = Refs(networks=networks.networks, secrets=secrets.secrets, configs={}, volumes={})
+    service_images = {svc.image for svc in topology.services}
+    own = {config.image(image) for image in IMAGE_NAMES}
+    if not config.image_registry:
+        images_pinned = pins.local(service_images & own)
+    elif config.registry:
+        images_pinned = pins.remote(service_images, provider)
+    else:  # the stack's own registry: its public images here, its pushes below
+        images_pinned = pins.remote(service_images - own, provider)
+    refs = Refs(
+        networks=networks.networks,
+        secrets=secrets.secrets,
+        configs={},
+        volumes={},
+        images=images_pinned,
+    )
     # With its own registry the stack's images must be in it before any service pulls them.
     pushed: list[pulumi.Resource] = []
     if config.run_registry:

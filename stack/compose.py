@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from stack.model import (
 from stack.modes import detect_modes
 from stack.topology import (
     DEFAULT_TAG,
+    IMAGE_NAMES,
     REGISTRY_SERVICE_KEYS,
     RunnerGroup,
     StackConfig,
@@ -65,6 +67,7 @@ def render(
                 "attachable": n.attachable,
                 "internal": n.internal,
                 **({"driver_opts": {"encrypted": ""}} if n.encrypted else {}),
+                "labels": n.labels,
             }
             for n in topology.networks
         },
@@ -82,6 +85,66 @@ def render(
 
 def render_yaml(document: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False, width=1000)
+
+
+def write_secret_data(
+    topology: Topology, values: Mapping[str, Path], directory: Path
+) -> dict[str, Path]:
+    """A copy of each secret's bytes as both renderings store them (secretfiles.normalize),
+    named like the Swarm secret; ``docker stack deploy`` reads a secret's file verbatim."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths: dict[str, Path] = {}
+    for secret in topology.secrets:
+        data = secretfiles.normalize(values[secret.key].read_bytes())
+        path = directory / secret.name
+        if not path.exists() or path.read_bytes() != data:
+            path.touch(mode=0o600)
+            path.write_bytes(data)
+        paths[secret.key] = path.resolve()
+    return paths
+
+
+def named_secrets(topology: Topology, files: Mapping[str, Path], naming_key: bytes) -> Topology:
+    """The topology with its secrets named after the files' contents."""
+    values = {key: path.read_bytes() for key, path in files.items()}
+    return secretfiles.named(topology, values, naming_key)
+
+
+def pin_images(topology: Topology, config: StackConfig) -> dict[str, str]:
+    """Image -> what the compose file names instead: as stack.components.pins does, each
+    local homerun image by its ID on this engine (Swarm neither resolves nor pulls an image
+    named so), each image of a registry by ``name@digest`` when this engine has pulled it."""
+    import docker
+    from docker.errors import ImageNotFound
+
+    client = docker.from_env(timeout=30)
+    own = {config.image(name) for name in IMAGE_NAMES}
+    out: dict[str, str] = {}
+    try:
+        for image in {svc.image for svc in topology.services}:
+            try:
+                attrs = client.images.get(image).attrs
+            except ImageNotFound:
+                continue
+            if not config.image_registry and image in own:
+                out[image] = str(attrs["Id"])
+                continue
+            repo = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+            for digest in attrs.get("RepoDigests") or ():
+                if digest.split("@", 1)[0] in (repo, f"docker.io/library/{repo}"):
+                    out[image] = f"{image}@{digest.split('@', 1)[1]}"
+    finally:
+        client.close()
+    return out
+
+
+def with_images(topology: Topology, images: Mapping[str, str]) -> Topology:
+    return replace(
+        topology,
+        services=tuple(
+            replace(svc, image=images.get(svc.image, svc.image)) for svc in topology.services
+        ),
+    )
 
 
 def write_configs(topology: Topology, directory: Path) -> dict[str, Path]:
@@ -340,6 +403,12 @@ def _parser() -> argparse.ArgumentParser:
         help="fail instead of generating missing secret files",
     )
     p.add_argument("--config-dir", type=Path, help="default .homerun/stacks/<stack>/configs")
+    p.add_argument(
+        "--pin-images",
+        action="store_true",
+        help="name each image by what this engine has: a local homerun image by its ID, a "
+        "registry's image by its digest (asks the engine, never a registry)",
+    )
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     return p
 
@@ -403,15 +472,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         topology = topology.only(s.key for s in topology.services if s.key in REGISTRY_SERVICE_KEYS)
     state = Path(".homerun") / "stacks" / config.stack
     secret_files: dict[str, Path] = {}
+    secrets_dir = args.secrets_dir or secretfiles.default_dir(config.stack)
     try:
         if topology.secrets:
-            secret_files = secretfiles.ensure(
-                args.secrets_dir or secretfiles.default_dir(config.stack),
-                generate=not args.no_generate_secrets,
-            )
+            secret_files = secretfiles.ensure(secrets_dir, generate=not args.no_generate_secrets)
     except FileNotFoundError as exc:
         print(f"stack.compose: {exc}", file=sys.stderr)
         return 1
+    if topology.secrets:
+        naming_key = secretfiles.read_naming_key(secrets_dir)
+        assert naming_key is not None  # ensure() made or found it
+        topology = named_secrets(topology, secret_files, naming_key)
+        secret_files = write_secret_data(topology, secret_files, state / "secret-data")
+    if args.pin_images:
+        topology = with_images(topology, pin_images(topology, config))
     config_files = write_configs(topology, args.config_dir or state / "configs")
     text = render_yaml(render(topology, secret_files, config_files))
     if args.output:

@@ -5,8 +5,9 @@ default, in the root ``Pulumi.yaml``; the defaults here are the same ones.
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -19,6 +20,7 @@ from stack.topology import (
     SECRET_KEYS,
     RunnerGroup,
     StackConfig,
+    build_topology,
     parse_resources,
     parse_runner_groups,
 )
@@ -38,6 +40,18 @@ class Deployment:
     stack: StackConfig
     # Secret key -> base64 of its value, always wrapped as a Pulumi secret.
     secrets: Mapping[str, pulumi.Output[str]]
+    # Secret key -> its Swarm name, derived from the value (stack.secretfiles.named).
+    secret_names: Mapping[str, str] = field(default_factory=dict)
+    # Credentials for the image registry (registry, registryUsername/registryPassword or
+    # HOMERUN_REGISTRY_USERNAME/HOMERUN_REGISTRY_PASSWORD); None: pull anonymously.
+    registry_auth: RegistryAuth | None = None
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    address: str
+    username: str
+    password: pulumi.Output[str]
 
 
 def read(cfg: pulumi.Config) -> Deployment:
@@ -78,7 +92,13 @@ def read(cfg: pulumi.Config) -> Deployment:
         egress_denied_networks=tuple(_strings(cfg, "egressDeniedNetworks")),
     )
     secrets_dir = Path(cfg.get("secretsDir") or secretfiles.default_dir(stack.stack))
-    return Deployment(stack, _secrets(cfg, secrets_dir))
+    values = _secret_values(cfg, secrets_dir)
+    return Deployment(
+        stack,
+        {key: pulumi.Output.secret(_b64(value)) for key, value in values.items()},
+        _secret_names(cfg, secrets_dir, stack, values),
+        _registry_auth(cfg, stack),
+    )
 
 
 def _modes(endpoint: str, publish: str) -> tuple[EndpointMode, PublishMode]:
@@ -122,27 +142,52 @@ def _runner_groups(cfg: pulumi.Config) -> tuple[RunnerGroup, ...]:
         raise pulumi.RunError(f"config runnerGroups: {exc}") from None
 
 
-def _secrets(cfg: pulumi.Config, directory: Path) -> dict[str, pulumi.Output[str]]:
-    """A config secret wins; otherwise the file the compose CLI (or `make up`) generated."""
+def _secret_values(cfg: pulumi.Config, directory: Path) -> dict[str, str]:
+    """A config secret wins; otherwise the file the compose CLI (or `make up`) generated.
+    Plain text here only to derive the names; it leaves this module as a Pulumi secret."""
     from_files = secretfiles.read(directory)
-    out: dict[str, pulumi.Output[str]] = {}
+    out: dict[str, str] = {}
     for key, config_key in SECRET_CONFIG_KEYS.items():
         # get() not get_secret(): an empty default must read as "unset", and the value is
-        # wrapped as a secret below whichever way it came.
+        # wrapped as a secret by read() whichever way it came.
         plain = cfg.get(config_key)
         if plain:
-            value = pulumi.Output.secret(plain)
+            out[key] = plain
         else:
             if key not in from_files:
                 raise pulumi.RunError(
                     f"no value for {SECRET_KEYS[key]}: `pulumi config set --secret {config_key} "
                     f"...` or put it in {directory / key}"
                 )
-            value = pulumi.Output.secret(from_files[key])
-        out[key] = pulumi.Output.secret(value.apply(_b64))
+            out[key] = from_files[key]
     return out
 
 
+def _secret_names(
+    cfg: pulumi.Config, directory: Path, stack: StackConfig, values: Mapping[str, str]
+) -> dict[str, str]:
+    plain = cfg.get("secretNamingKey")
+    key = secretfiles.normalize(plain) if plain else secretfiles.read_naming_key(directory)
+    if not key:
+        raise pulumi.RunError(
+            "no key to name the secrets with: `pulumi config set --secret secretNamingKey "
+            f"...` or put it in {directory / secretfiles.NAMING_KEY} (make up generates it)"
+        )
+    topology = build_topology(stack)
+    return {s.key: s.name for s in secretfiles.named(topology, values, key).secrets}
+
+
+def _registry_auth(cfg: pulumi.Config, stack: StackConfig) -> RegistryAuth | None:
+    """Credentials for ``registry`` (the stack's own registry needs none): Pulumi config
+    first, then the environment the compose path reads too."""
+    username = cfg.get("registryUsername") or os.environ.get("HOMERUN_REGISTRY_USERNAME", "")
+    password = cfg.get("registryPassword") or os.environ.get("HOMERUN_REGISTRY_PASSWORD", "")
+    if not (stack.registry and username):
+        return None
+    return RegistryAuth(stack.registry, username, pulumi.Output.secret(password))
+
+
 def _b64(value: str) -> str:
-    # pulumi-docker takes a secret's data base64-encoded.
-    return base64.b64encode(value.strip().encode()).decode()
+    # pulumi-docker takes a secret's data base64-encoded; the bytes are the ones compose
+    # stores too (secretfiles.normalize).
+    return base64.b64encode(secretfiles.normalize(value)).decode()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeVar
 
 # Secrets are mounted here by Swarm; a relative ``target`` lands in this directory.
 SECRETS_DIR = "/run/secrets"
+NETWORK_ENCRYPTED_LABEL = "homerun.network.encrypted"
 
 
 class EndpointMode(StrEnum):
@@ -51,6 +52,13 @@ class Network:
     encrypted: bool  # IPsec between nodes
     attachable: bool = True  # tests and operators may attach a container to look inside
     driver: str = "overlay"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        # Encryption as a label too: the engine's `options` never settle (it adds its own),
+        # so Pulumi ignores them after creation, and a change of encryption is this label's
+        # change, which replaces the network (stack.components.converge).
+        return {NETWORK_ENCRYPTED_LABEL: "true" if self.encrypted else "false"}
 
 
 @dataclass(frozen=True)
@@ -194,6 +202,13 @@ class Topology:
     def volume(self, key: str) -> Volume:
         return _by_key(self.volumes, key)
 
+    def with_secret_names(self, names: Mapping[str, str]) -> Topology:
+        """The same topology with the given secrets (by key) renamed: services refer to
+        secrets by key, so they follow (stack.secretfiles.named)."""
+        return replace(
+            self, secrets=tuple(replace(s, name=names.get(s.key, s.name)) for s in self.secrets)
+        )
+
     def only(self, keys: Iterable[str]) -> Topology:
         """The named services and exactly the objects they refer to, unchanged: a part of the
         stack that can be deployed first and then again, identically, with the rest."""
@@ -235,8 +250,63 @@ def check_stack_name(name: str) -> str:
     return name
 
 
+# How long a first start may spend pulling the image before the health check even begins.
+PULL_ALLOWANCE_S = 300.0
+
+
+def converge_timeout_s(svc: Service) -> float:
+    """How long a deployment waits for ``svc`` to converge: twice its slowest first start
+    (the pull, the health check's start period, then every retry failing but the last),
+    in whole minutes, and never under 5 minutes. The Postgres replica's (a base backup of
+    the primary within a 180 s start period) comes to 18 minutes. Both renderings wait this
+    long: the provider's converge_config, and scripts/stackctl.py wait."""
+    h = svc.healthcheck
+    first_start = PULL_ALLOWANCE_S + h.start_period_s + h.retries * (h.interval_s + h.timeout_s)
+    return max(300.0, 60.0 * -(-2 * first_start // 60))
+
+
 def duration(seconds: float) -> str:
-    """A Docker/Go duration string: ``10s``, ``1.5s``, ``500ms``."""
-    if seconds < 1 and seconds != 0:
-        return f"{round(seconds * 1000)}ms"
-    return f"{seconds:g}s"
+    """A duration as the Docker provider reads it back: Go's ``time.Duration.String()`` with a
+    trailing ``0s`` after minutes and ``0m`` after hours dropped (kreuzwerker/terraform-provider-
+    docker ``shortDur``, internal/provider/resource_docker_service_structures.go), e.g. ``10s``,
+    ``1.5s``, ``250ms``, ``1m``, ``3m``, ``1m30s``, ``2h``.
+
+    The one spelling of a duration in both renderings: the provider stores what it reads from
+    Swarm in this form and has no diff suppression for durations, so ``60s`` would be a change
+    on every ``pulumi up``; compose parses either.
+    """
+    ns = round(seconds * 1_000_000_000)
+    if ns < 0:
+        raise ValueError(f"a negative duration: {seconds}")
+    text = _go_duration(ns)
+    if text.endswith("m0s"):
+        text = text[:-2]
+    if text.endswith("h0m"):
+        text = text[:-2]
+    return text
+
+
+def _go_duration(ns: int) -> str:
+    """Go's ``time.Duration(ns).String()`` for ns >= 0."""
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("\u00b5s", 1_000), ("ns", 1)):
+            if ns >= size:
+                return _fraction(ns, size) + unit
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    text = _fraction(rest, 1_000_000_000) + "s"
+    if hours or minutes:
+        text = f"{minutes}m{text}"
+    if hours:
+        text = f"{hours}h{text}"
+    return text
+
+
+def _fraction(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    digits = len(str(unit)) - 1
+    return f"{whole}.{frac:0{digits}d}".rstrip("0")

@@ -27,7 +27,7 @@ class Networks(pulumi.ComponentResource):
                 options={"encrypted": ""} if n.encrypted else None,
                 labels=[
                     docker.NetworkLabelArgs(label=k, value=v)
-                    for k, v in stack_labels(topology.stack).items()
+                    for k, v in stack_labels(topology.stack, n.labels).items()
                 ],
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -14,11 +14,20 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from stack.model import Healthcheck, Resources, Service, Topology, UpdatePolicy, duration
+from stack.model import (
+    Healthcheck,
+    Resources,
+    Service,
+    Topology,
+    UpdatePolicy,
+    converge_timeout_s,
+    duration,
+)
 
 # Docker's own stack label: `docker stack ls/services/ps/rm <stack>` find objects by it, so
 # they work the same on a stack Pulumi created as on one `docker stack deploy` created.
 STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
+STACK_IMAGE_LABEL = "com.docker.stack.image"
 _NANO = 1_000_000_000
 _MIB = 1024 * 1024
 
@@ -51,8 +60,9 @@ def stack_labels(stack: str, extra: Mapping[str, str] | None = None) -> dict[str
 
 
 def service_args(stack: str, svc: Service, refs: Refs) -> docker.ServiceArgs:
+    image = refs.images.get(svc.image, svc.image)
     container = docker.ServiceTaskSpecContainerSpecArgs(
-        image=refs.images.get(svc.image, svc.image),
+        image=image,
         args=list(svc.command) or None,
         env=dict(svc.env) or None,
         user=svc.user,
@@ -88,6 +98,18 @@ def service_args(stack: str, svc: Service, refs: Refs) -> docker.ServiceArgs:
                 source=refs.volumes[m.source].name if m.type == "volume" else m.source,
                 target=m.target,
                 read_only=m.read_only,
+                # A node other than the one Pulumi talks to creates the volume when its task
+                # starts: with these labels, as docker stack deploy's are.
+                volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(
+                    labels=[
+                        docker.ServiceTaskSpecContainerSpecMountVolumeOptionsLabelArgs(
+                            label=k, value=v
+                        )
+                        for k, v in stack_labels(stack).items()
+                    ]
+                )
+                if m.type == "volume"
+                else None,
             )
             for m in svc.mounts
         ]
@@ -125,14 +147,19 @@ def service_args(stack: str, svc: Service, refs: Refs) -> docker.ServiceArgs:
             replicated=docker.ServiceModeReplicatedArgs(replicas=svc.replicas)
         )
         # `pulumi up` returns once every task runs (health checks passed), like a deploy script
-        # waiting for the stack; the replica's first base backup sets the time-out.
-        converge = docker.ServiceConvergeConfigArgs(delay="5s", timeout="5m")
+        # waiting for the stack. The provider deletes a service that misses this on creation,
+        # so it is the service's slowest first start (model.converge_timeout_s).
+        converge = docker.ServiceConvergeConfigArgs(
+            delay=duration(5), timeout=duration(converge_timeout_s(svc))
+        )
     return docker.ServiceArgs(
         name=svc.name,
         labels=[
             docker.ServiceLabelArgs(label=k, value=v)
             for k, v in stack_labels(stack, svc.labels).items()
-        ],
+        ]
+        # What docker stack deploy records as the image the service was asked to run.
+        + [docker.ServiceLabelArgs(label=STACK_IMAGE_LABEL, value=image)],
         task_spec=task,
         mode=mode,
         endpoint_spec=docker.ServiceEndpointSpecArgs(

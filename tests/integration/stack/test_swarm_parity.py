@@ -53,6 +53,7 @@ def _deploy(stack: str, args: list[str], workdir: Path) -> None:
         ("db-password", SECRET_VALUES["dbPassword"]),
         ("replication-password", SECRET_VALUES["replicationPassword"]),
         ("admin-token", SECRET_VALUES["adminToken"]),
+        ("naming-key", SECRET_VALUES["secretNamingKey"]),
     ):
         (secrets_dir / key).write_text(value)
     from stack import compose
@@ -68,6 +69,7 @@ def _deploy(stack: str, args: list[str], workdir: Path) -> None:
                 str(secrets_dir),
                 "--config-dir",
                 str(workdir / "configs"),
+                "--pin-images",
                 "-o",
                 str(out),
             ]
@@ -123,6 +125,7 @@ def from_swarm(client: docker.DockerClient, stack: str) -> dict[str, Any]:
                 n["Attachable"],
                 n["Internal"],
                 "encrypted" in (n.get("Options") or {}),
+                tuple(sorted((k, v) for k, v in (n.get("Labels") or {}).items() if k != NAMESPACE)),
             )
             for n in networks.values()
         },
@@ -144,7 +147,6 @@ def from_swarm(client: docker.DockerClient, stack: str) -> dict[str, Any]:
         mounts = container.get("Mounts", [])
         volumes |= {m["Source"] for m in mounts if m["Type"] == "volume"}
         labels = dict(spec.get("Labels", {}))
-        labels.pop("com.docker.stack.image", None)  # docker's own record of the image
         out["services"][spec["Name"]] = {
             "image": container["Image"],
             "args": tuple(container.get("Args", ())),
@@ -249,6 +251,12 @@ def test_docker_stack_deploy_creates_what_pulumi_would(client, tmp_path):
     finally:
         _remove(client, stack)
     pulumied = from_pulumi(run_program(config))
+    # The mocks answer "sha256:local-<image>" for a local image's ID; this engine, the real one.
+    for svc in pulumied["services"].values():
+        for where in (svc, svc["labels"]):
+            field = "image" if where is svc else "com.docker.stack.image"
+            if where[field].startswith("sha256:local-"):
+                where[field] = client.images.get(where[field].removeprefix("sha256:local-")).id
 
     assert sorted(real["services"]) == sorted(pulumied["services"])
     for name, spec in real["services"].items():

@@ -61,6 +61,7 @@ def from_compose(doc: dict[str, Any], stack: str) -> dict[str, Any]:
                 n.get("attachable", False),
                 n.get("internal", False),
                 "encrypted" in (n.get("driver_opts") or {}),
+                tuple(sorted((n.get("labels") or {}).items())),
             )
             for n in networks.values()
         },
@@ -140,8 +141,12 @@ def from_compose(doc: dict[str, Any], stack: str) -> dict[str, Any]:
             "update": _compose_update(deploy.get("update_config", {})),
             "rollback": _compose_update(deploy.get("rollback_config", {})),
             "constraints": tuple(deploy.get("placement", {}).get("constraints", ())),
-            # docker stack deploy labels every service with its namespace.
-            "labels": {**deploy.get("labels", {}), NAMESPACE: stack},
+            # docker stack deploy labels every service with its namespace and its image.
+            "labels": {
+                **deploy.get("labels", {}),
+                NAMESPACE: stack,
+                "com.docker.stack.image": svc.get("image"),
+            },
             "stop_grace": seconds(svc.get("stop_grace_period")),
         }
     return out
@@ -186,6 +191,13 @@ def from_pulumi(resources: list[Captured]) -> dict[str, Any]:
                 n.get("attachable", False),
                 n.get("internal", False),
                 "encrypted" in (n.get("options") or {}),
+                tuple(
+                    sorted(
+                        (lbl["label"], lbl["value"])
+                        for lbl in n.get("labels", ())
+                        if lbl["label"] != NAMESPACE
+                    )
+                ),
             )
             for n in networks.values()
         },

@@ -26,16 +26,23 @@ SECRET_VALUES = {
     "adminToken": "admin-s3cret-token-XYZ",
     "redisPassword": "redis-s3cret-value-XYZ",
     "secretsKeyring": "k1 a2V5cmluZy1zM2NyZXQtdmFsdWUtWFlaLTMyYnl0ZXM=",
+    "secretNamingKey": "naming-k3y-value-XYZ",
 }
 
 
 GET_LOCAL_IMAGE = "docker:index/getRemoteImage:getRemoteImage"
+GET_REGISTRY_IMAGE = "docker:index/getRegistryImage:getRegistryImage"
 PUSH = "docker:index/registryImage:RegistryImage"
 
 
 def local_image_id(name: str) -> str:
     """The image ID the mocks answer for a local image ``name``."""
     return f"sha256:local-{name}"
+
+
+def registry_digest(name: str) -> str:
+    """The digest the mocks answer for the tag ``name`` in its registry."""
+    return "sha256:" + hashlib.sha256(f"registry {name}".encode()).hexdigest()
 
 
 def pushed_digest(name: str, source_id: str) -> str:
@@ -54,6 +61,11 @@ class Captured:
     # URNs the engine is told this resource waits for: depends_on (a component expanded to
     # its children) and the resources its inputs came from.
     dependencies: tuple[str, ...] = ()
+    # The resource options the engine is sent (RegisterResourceRequest), which the mocks'
+    # new_resource never sees: deleteBeforeReplace, ignoreChanges, provider.
+    delete_before_replace: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    provider: str = ""
 
 
 class CaptureMocks(pulumi.runtime.Mocks):
@@ -76,6 +88,10 @@ class CaptureMocks(pulumi.runtime.Mocks):
         if args.token == GET_LOCAL_IMAGE:
             # The provider would inspect the image on this machine's engine.
             return {"id": local_image_id(args.args["name"]), "name": args.args["name"]}, []
+        if args.token == GET_REGISTRY_IMAGE:
+            # The provider would ask the registry for the tag's manifest digest.
+            name = args.args["name"]
+            return {"id": name, "name": name, "sha256Digest": registry_digest(name)}, []
         raise NotImplementedError(f"no mock for {args.token}")
 
 
@@ -86,6 +102,7 @@ class CaptureMonitor(MockMonitor):
     def __init__(self, mocks: CaptureMocks) -> None:
         super().__init__(mocks)
         self.graph: dict[tuple[str, str], tuple[str, str | None, tuple[str, ...]]] = {}
+        self.options: dict[tuple[str, str], tuple[bool, tuple[str, ...], str]] = {}
         self._lock = threading.Lock()
 
     def RegisterResource(self, request: Any) -> Any:  # the gRPC method it stands in for
@@ -94,6 +111,11 @@ class CaptureMonitor(MockMonitor):
             key = (request.type, request.name)
             assert key not in self.graph, f"two resources named {key}"
             self.graph[key] = (urn, request.parent or None, tuple(request.dependencies))
+            self.options[key] = (
+                bool(request.deleteBeforeReplace),
+                tuple(request.ignoreChanges),
+                str(request.provider),
+            )
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
@@ -140,7 +162,18 @@ def run_program(config: dict[str, Any] | None = None, secrets: bool = True) -> R
     out = Run()
     for r in mocks.resources:
         urn, parent, dependencies = monitor.graph[(r.typ, r.name)]
-        out.append(replace(r, urn=urn, parent=parent, dependencies=dependencies))
+        dbr, ignored, provider = monitor.options[(r.typ, r.name)]
+        out.append(
+            replace(
+                r,
+                urn=urn,
+                parent=parent,
+                dependencies=dependencies,
+                delete_before_replace=dbr,
+                ignore_changes=ignored,
+                provider=provider,
+            )
+        )
     out.waited = waited
     return out
 

@@ -13,13 +13,16 @@ import copy
 import re
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
 
 from stack import compose
+from stack.model import Topology
+from stack.topology import IMAGE_NAMES, StackConfig
 from tests.unit.stack.forms import from_compose, from_pulumi
-from tests.unit.stack.harness import SECRET_VALUES, run_program
+from tests.unit.stack.harness import SECRET_VALUES, local_image_id, registry_digest, run_program
 
 SECRET_FILES = {
     "db-password": SECRET_VALUES["dbPassword"],
@@ -27,6 +30,8 @@ SECRET_FILES = {
     "admin-token": SECRET_VALUES["adminToken"],
     "redis-password": SECRET_VALUES["redisPassword"],
     "secrets-keyring": SECRET_VALUES["secretsKeyring"],
+    # The key the secrets' names are derived with (stack.secretfiles), as Pulumi has it.
+    "naming-key": SECRET_VALUES["secretNamingKey"],
 }
 
 # (compose CLI arguments, the same deployment as Pulumi config)
@@ -165,16 +170,33 @@ CASES: dict[str, tuple[list[str], dict[str, Any]]] = {
 # --------------------------------------------------------------------------- tests
 
 
+def _engine_pins(topology: Topology, config: StackConfig) -> dict[str, str]:
+    """What compose.pin_images would find on an engine holding what the mocks answer for:
+    the local images' IDs, and the digests of the images the registry answers for (the
+    stack's own pushes are pinned at deploy time, see _unpinned)."""
+    own = {config.image(name) for name in IMAGE_NAMES}
+    pins: dict[str, str] = {}
+    for image in {svc.image for svc in topology.services}:
+        if not config.image_registry:
+            if image in own:
+                pins[image] = local_image_id(image)
+        elif config.registry or image not in own:
+            pins[image] = f"{image}@{registry_digest(image)}"
+    return pins
+
+
 def render_compose(tmp_path: Path, args: list[str]) -> dict[str, Any]:
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir()
     for key, value in SECRET_FILES.items():
-        (secrets_dir / key).write_text(value)
+        # A final newline, as an editor leaves it: both renderings store the value without.
+        (secrets_dir / key).write_text(value + "\n")
     out = tmp_path / "compose.yml"
-    assert (
-        compose.main(
+    with mock.patch("stack.compose.pin_images", _engine_pins):
+        rc = compose.main(
             [
                 *args,
+                "--pin-images",
                 "--secrets-dir",
                 str(secrets_dir),
                 "--config-dir",
@@ -183,12 +205,12 @@ def render_compose(tmp_path: Path, args: list[str]) -> dict[str, Any]:
                 str(out),
             ]
         )
-        == 0
-    )
+    assert rc == 0
     document: dict[str, Any] = yaml.safe_load(out.read_text())
     return document
 
 
+STACK_IMAGE = "com.docker.stack.image"
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
@@ -200,14 +222,27 @@ def _unpinned(form: dict[str, Any], pinned: bool) -> dict[str, Any]:
     comparison is of the names without the digest."""
     services = form["services"]
     digests = {name: _DIGEST.search(svc["image"]) for name, svc in services.items()}
-    # Only images the program pushed are pinned, so the removal cannot hide another image.
-    assert {n for n, d in digests.items() if d} == (
-        {n for n, svc in services.items() if "/homerun/" in svc["image"]} if pinned else set()
+    # Every registry image is pinned (stack.components.pins), the pushed ones included.
+    assert all(d for n, d in digests.items() if "/" in services[n]["image"].split("@")[0]) or not (
+        pinned
+    )
+    own = (
+        {name for name, svc in services.items() if "/homerun/" in svc["image"]} if pinned else set()
     )
     return {
         **form,
         "services": {
-            name: {**svc, "image": _DIGEST.sub("", svc["image"])} for name, svc in services.items()
+            name: {
+                **svc,
+                "image": _DIGEST.sub("", svc["image"]),
+                "labels": {
+                    **svc["labels"],
+                    STACK_IMAGE: _DIGEST.sub("", svc["labels"][STACK_IMAGE]),
+                },
+            }
+            if name in own
+            else svc
+            for name, svc in services.items()
         },
     }
 

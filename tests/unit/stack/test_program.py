@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from stack import secretfiles
 from stack.model import EndpointMode, PublishMode
 from stack.topology import IMAGE_NAMES, SERVICE_KEYS
 
@@ -20,6 +21,7 @@ from tests.unit.stack.harness import (
     local_image_id,
     of_type,
     pushed_digest,
+    registry_digest,
     run_program,
     services,
     waits_for,
@@ -120,14 +122,20 @@ def test_secret_values_never_appear_in_any_environment(default_run, default_serv
 
 def test_secrets_are_swarm_secrets_with_secret_data(default_run):
     by_name = {r.inputs["name"]: r.inputs for r in of_type(default_run, SECRET)}
-    assert sorted(by_name) == [
-        "hrunit_admin-token",
-        "hrunit_db-password",
-        "hrunit_redis-password",
-        "hrunit_replication-password",
-        "hrunit_secrets-keyring",
-    ]
-    data = by_name["hrunit_db-password"]["data"]
+    # Named after their values under the stack's naming key (stack.secretfiles).
+    key = secretfiles.normalize(SECRET_VALUES["secretNamingKey"])
+    names = {
+        base: secretfiles.versioned_name(f"hrunit_{base}", key, secretfiles.normalize(value))
+        for base, value in (
+            ("admin-token", SECRET_VALUES["adminToken"]),
+            ("db-password", SECRET_VALUES["dbPassword"]),
+            ("replication-password", SECRET_VALUES["replicationPassword"]),
+            ("redis-password", SECRET_VALUES["redisPassword"]),
+            ("secrets-keyring", SECRET_VALUES["secretsKeyring"]),
+        )
+    }
+    assert sorted(by_name) == sorted(names.values())
+    data = by_name[names["db-password"]]["data"]
     assert _unsecret(data) != data, "the secret's data must travel as a Pulumi secret"
     assert base64.b64decode(_unsecret(data)).decode() == SECRET_VALUES["dbPassword"]
 
@@ -263,12 +271,12 @@ def test_images_registry_tag_and_resources_from_config():
             }
         )
     )
-    assert run["homerun_api"]["taskSpec"]["containerSpec"]["image"] == (
-        "registry.example:5000/homerun/app:9.9.9"
-    )
-    assert run["homerun_postgres-primary"]["taskSpec"]["containerSpec"]["image"] == (
-        "registry.example:5000/homerun/postgres:9.9.9"
-    )
+    # Pinned to the digest the registry answers for the tag (stack.components.pins).
+    for key, image in (("api", "app"), ("postgres-primary", "postgres")):
+        name = f"registry.example:5000/homerun/{image}:9.9.9"
+        assert run[f"homerun_{key}"]["taskSpec"]["containerSpec"]["image"] == (
+            f"{name}@{registry_digest(name)}"
+        )
     api = run["homerun_api"]["taskSpec"]["resources"]
     assert api["limits"] == {"nanoCpus": 2_000_000_000, "memoryBytes": 2048 * 1024 * 1024}
     runner = run["homerun_runner"]["taskSpec"]["resources"]["reservation"]
@@ -285,6 +293,10 @@ def test_volumes_survive_destroy_and_are_mounted(default_run, default_services):
             "source": "hrunit_pg-primary",
             "target": "/var/lib/postgresql/data",
             "readOnly": False,
+            # Created by whichever node runs the task, labelled like docker stack deploy's.
+            "volumeOptions": {
+                "labels": [{"label": "com.docker.stack.namespace", "value": "hrunit"}]
+            },
         }
     ]
 
@@ -305,9 +317,11 @@ def test_secrets_fall_back_to_files(tmp_path: Path) -> None:
         "secrets-keyring": "k1 from-file-k",
     }.items():
         (tmp_path / key).write_text(value + "\n")
+    (tmp_path / "naming-key").write_text("from-file-key")
     resources = run_program({"secretsDir": str(tmp_path)}, secrets=False)
     data = {r.inputs["name"]: _unsecret(r.inputs["data"]) for r in of_type(resources, SECRET)}
-    assert base64.b64decode(data["homerun_db-password"]).decode() == "from-file-db"
+    name = secretfiles.versioned_name("homerun_db-password", b"from-file-key", b"from-file-db")
+    assert base64.b64decode(data[name]).decode() == "from-file-db"
 
 
 def test_a_missing_secret_is_an_error(tmp_path: Path) -> None:
@@ -334,11 +348,12 @@ def test_pulumi_runs_the_directory_as_a_script(tmp_path: Path) -> None:
         "        created.append(args.typ)\n"
         "        return args.name + '-id', dict(args.inputs)\n"
         "    def call(self, args):\n"
-        "        return {}, None\n"
+        "        return {'id': 'sha256:x'}, []\n"
         "pulumi.runtime.set_mocks(M(), project='homerun', stack='script', preview=False)\n"
         f"pulumi.runtime.set_all_config({{'homerun:dbPassword': 'a', "
         f"'homerun:replicationPassword': 'b', 'homerun:adminToken': 'c', "
-        f"'homerun:redisPassword': 'd', 'homerun:secretsKeyring': 'e'}})\n"
+        f"'homerun:redisPassword': 'd', 'homerun:secretsKeyring': 'e',"
+        f" 'homerun:secretNamingKey': 'k'}})\n"
         f"assert {str(root)!r} not in sys.path\n"
         f"pulumi.runtime.test(lambda: runpy.run_path({str(root / 'stack')!r}, "
         "run_name='__main__'))()\n"
@@ -381,23 +396,27 @@ def test_a_default_stack_runs_no_registry_and_pushes_nothing(default_run, defaul
     assert not of_type(default_run, TAG) and not of_type(default_run, PUSH)
     assert "homerun:stack:Registry" not in {r.typ for r in default_run}
     assert default_run.waited == []
-    # Nothing pushed, nothing pinned: the images as the topology names them.
+    # Nothing pushed: each local image by its ID on this engine (stack.components.pins), which
+    # Swarm neither resolves at a registry nor pulls.
     for key in SERVICE_KEYS:
         image = default_services[f"hrunit_{key}"]["taskSpec"]["containerSpec"]["image"]
-        assert image == f"homerun/{IMAGE_OF[key]}:0.1.0", key
+        assert image == local_image_id(f"homerun/{IMAGE_OF[key]}:0.1.0"), key
 
 
 def test_the_registry_and_its_proxy_in_host_mode(registry_run):
     run = services(registry_run)
     registry, proxy = run["hrreg_registry"], run["hrreg_registry-proxy"]
     spec = registry["taskSpec"]["containerSpec"]
-    assert spec["image"] == "registry:2"
+    assert spec["image"] == f"registry:2@{registry_digest('registry:2')}"
     assert spec["env"] == {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
     assert spec["mounts"][0]["source"] == "hrreg_registry"
     assert registry["mode"] == {"replicated": {"replicas": 1}}
     assert not registry["endpointSpec"].get("ports")
     assert proxy["mode"] == {"global": True}
-    assert proxy["taskSpec"]["containerSpec"]["image"] == "haproxy:2.6"
+    assert (
+        proxy["taskSpec"]["containerSpec"]["image"]
+        == f"haproxy:2.6@{registry_digest('haproxy:2.6')}"
+    )
     (port,) = proxy["endpointSpec"]["ports"]
     assert (port["targetPort"], port["publishedPort"], port["publishMode"]) == (5000, 5077, "host")
     (ref,) = proxy["taskSpec"]["containerSpec"]["configs"]

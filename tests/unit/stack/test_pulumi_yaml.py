@@ -17,6 +17,7 @@ SECRETS = {
     "adminToken": "c",
     "redisPassword": "d",
     "secretsKeyring": "e",
+    "secretNamingKey": "k",
 }
 
 
