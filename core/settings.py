@@ -148,6 +148,11 @@ class Settings:
     # --- plugins
     disabled_plugins: tuple[str, ...] = ()
 
+    # --- fan-out (map tasks: core/transitions/fanout.py)
+    # Items one map task may fan out over: over_items above it is a 422, an upstream list
+    # above it fails the map task (failure kind map). Also the bound on max_parallel.
+    max_map_items: int = 10_000
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Every field from ``HOMERUN_<FIELD NAME>``; unset or empty keeps the default."""
@@ -278,6 +283,7 @@ _AT_LEAST_ONE = frozenset(
         "sse_retry_after_seconds",
         "sse_streams_per_token",
         "sse_streams_per_process",
+        "max_map_items",
     }
 )
 

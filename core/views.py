@@ -16,6 +16,7 @@ from typing import Any
 
 from core.consistency import Reads
 from core.db import Row
+from core.instances import MAP_COLUMNS, map_fields
 from core.jsondepth import TOO_DEEP, too_deep_sql
 from wire import (
     JOB_VIEW_OUTPUT_BYTES,
@@ -57,7 +58,8 @@ _TASK_FIELDS = (
     " t.started_at, t.finished_at, t.reused_from,"
     " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
     "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
-    "   WHERE d.task_id = t.id), '{}') AS depends_on"
+    "   WHERE d.task_id = t.id), '{}') AS depends_on,"
+    f" {MAP_COLUMNS}"
 )
 # A job's view leaves large outputs in Postgres: its size is bounded by the task count.
 # Whether an output nests too deep to decode is asked only of the outputs it shows.
@@ -148,6 +150,7 @@ def _task_fields(row: Row) -> dict[str, Any]:
         "updated_at": row["updated_at"],
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
+        **map_fields(row),
     }
 
 
@@ -214,7 +217,7 @@ async def _job_rows(
         return None
     tasks = await reads.db.read_all(
         f"SELECT {_JOB_TASK_COLUMNS} FROM tasks t WHERE t.job_id = :id"
-        " ORDER BY t.created_at, t.name",
+        " AND t.map_parent IS NULL ORDER BY t.created_at, t.name",
         {"id": job_id},
         primary=primary,
     )

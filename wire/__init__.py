@@ -20,6 +20,7 @@ from wire.codec import (
     to_builtins,
 )
 from wire.errors import Error, ErrorBody, ErrorDetail
+from wire.fanout import Instance, InstancePage, MapState
 from wire.health import Health, Probe, Readiness, ReplicaState
 from wire.jobs import (
     JOB_VIEW_OUTPUT_BYTES,
@@ -83,4 +84,8 @@ __all__ = [
     "decode",
     "dumps",
     "to_builtins",
+    # fan-out
+    "Instance",
+    "InstancePage",
+    "MapState",
 ]

@@ -31,6 +31,16 @@ class Reused:
 
 
 @dataclass(frozen=True)
+class MapSpec:
+    """A map task's fan-out: over an upstream task's output list, or over given items."""
+
+    over: str | None = None  # the upstream task whose output is the list
+    items: Sequence[JSON] | None = None  # ``over_items``, given in the body
+    max_parallel: int | None = None  # instances queued or running at once; None: no cap
+    max_items: int | None = None  # the deployment's bound when the job was accepted
+
+
+@dataclass(frozen=True)
 class NewTask:
     name: str
     type: str
@@ -40,6 +50,7 @@ class NewTask:
     max_attempts: int = 3
     priority: int = 0
     reused: Reused | None = None  # not run: succeeded already, in the job re-run
+    map: MapSpec | None = None  # a map task: one instance per item (core.transitions.fanout)
 
 
 @dataclass(frozen=True)

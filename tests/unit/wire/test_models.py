@@ -386,4 +386,5 @@ def test_public_surface() -> None:
         *("TERMINAL_JOB", "TERMINAL_TASK"),
         *("REF_PREFIX", "AnyJson", "DecodeError", "Timestamp", "Uuid"),
         *("components", "decode", "dumps", "to_builtins"),
+        *("Instance", "InstancePage", "MapState"),
     }
