@@ -38,9 +38,9 @@ MAP_COLUMNS = (
 
 
 def map_fields(row: Row) -> dict[str, Any]:
-    """A task's ``map``, ``map_of`` and ``map_index`` from ``MAP_COLUMNS`` (absent: none)."""
-    fields: dict[str, Any] = {"map_of": row.get("map_of"), "map_index": row.get("map_index")}
-    if row.get("is_map"):
+    """A task's ``map``, ``map_of`` and ``map_index`` from ``MAP_COLUMNS``."""
+    fields: dict[str, Any] = {"map_of": row["map_of"], "map_index": row["map_index"]}
+    if row["is_map"]:
         raw = row["map_counts"]
         counts = {str(k): int(v) for k, v in (json.loads(raw) if raw else {}).items()}
         fields["map"] = MapState(

@@ -276,7 +276,7 @@ def _message(error: jsonschema.ValidationError) -> str:
     if setting and error.validator == "maxItems":
         return (
             f"must have at most {error.validator_value} items on this deployment"
-            f" ({setting}; got {len(error.instance)})"
+            f" ({setting}; got {len(error.instance) if isinstance(error.instance, list) else 0})"
         )
     if setting:
         bound = "at most" if error.validator == "maximum" else "at least"

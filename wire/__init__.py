@@ -60,10 +60,14 @@ __all__ = [
     "ErrorDetail",
     "FailureKind",
     "Health",
+    # fan-out
+    "Instance",
+    "InstancePage",
     "Job",
     "JobPage",
     "JobStatus",
     "JobSummary",
+    "MapState",
     "Overlap",
     "Probe",
     "Readiness",
@@ -84,8 +88,4 @@ __all__ = [
     "decode",
     "dumps",
     "to_builtins",
-    # fan-out
-    "Instance",
-    "InstancePage",
-    "MapState",
 ]

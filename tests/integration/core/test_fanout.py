@@ -33,7 +33,9 @@ def ok(output: Any) -> tr.Outcome:
 
 
 def failed() -> tr.Outcome:
-    return tr.Outcome(AttemptStatus.FAILED, exit_code=1, error="boom", failure_kind=FailureKind.TASK)
+    return tr.Outcome(
+        AttemptStatus.FAILED, exit_code=1, error="boom", failure_kind=FailureKind.TASK
+    )
 
 
 def map_job(
@@ -120,7 +122,9 @@ async def run_all(
                     # A retry's back-off (10 ms here): claiming before it is due is refused.
                     delay = (entry.not_before - now()).total_seconds()
                     await asyncio.sleep(max(0.0, delay) + 0.01)
-                claim = await tr.claim_attempt(db, entry.task_id, runner_id=f"r{n}", lease_seconds=30)
+                claim = await tr.claim_attempt(
+                    db, entry.task_id, runner_id=f"r{n}", lease_seconds=30
+                )
                 if claim is None:
                     continue
                 seen[claim.task_name] = claim
@@ -132,7 +136,11 @@ async def run_all(
                     index = claim.inputs.get(MAP_INPUT, {}).get("index")
                     outcome = ok({"i": index} if index is not None else [1, 2, 3])
                 after = await tr.finish_attempt(
-                    db, claim.task_id, claim.attempt, outcome, retry_base_seconds=0.01,
+                    db,
+                    claim.task_id,
+                    claim.attempt,
+                    outcome,
+                    retry_base_seconds=0.01,
                     retry_max_seconds=0.02,
                 )
                 pending.extend(after.ready)

@@ -69,6 +69,13 @@ def task_row(**changes: Any) -> dict[str, Any]:
         "finished_at": None,
         "depends_on": ["fetch"],
         "payload": '{"script": "echo hi"}',
+        "is_map": False,
+        "max_parallel": None,
+        "map_over": None,
+        "map_over_items": None,
+        "map_index": None,
+        "map_of": None,
+        "map_counts": None,
     }
     return {**row, **changes}
 
