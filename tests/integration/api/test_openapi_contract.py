@@ -86,6 +86,7 @@ def test_every_operation_conforms_to_the_openapi_document(
             "GET /metrics",
             "GET /v1/jobs/{job_id}/events",
             "GET /v1/events",
+            "GET /v1/jobs/{job_id}/tasks/{task_id}/instances",
         }
         statuses: dict[str, set[int]] = {}
         for operation in operations:
