@@ -43,13 +43,21 @@ def test_a_map_over_an_upstream_list_on_the_swarm(stack: Stack) -> None:
             {"index": i, "sq": n * n} for i, n in enumerate([3, 1, 4, 1, 5, 9])
         ]
         assert tasks["total"]["output"] == 9 + 1 + 16 + 1 + 25 + 81
-        first = http.get(
-            f"/v1/jobs/{job['id']}/tasks/{tasks['sq']['id']}/instances", params={"limit": 4}
-        ).raise_for_status().json()
+        first = (
+            http.get(
+                f"/v1/jobs/{job['id']}/tasks/{tasks['sq']['id']}/instances", params={"limit": 4}
+            )
+            .raise_for_status()
+            .json()
+        )
         assert [i["item"] for i in first["instances"]] == [3, 1, 4, 1]
-        rest = http.get(
-            f"/v1/jobs/{job['id']}/tasks/{tasks['sq']['id']}/instances",
-            params={"cursor": first["next_cursor"]},
-        ).raise_for_status().json()
+        rest = (
+            http.get(
+                f"/v1/jobs/{job['id']}/tasks/{tasks['sq']['id']}/instances",
+                params={"cursor": first["next_cursor"]},
+            )
+            .raise_for_status()
+            .json()
+        )
         assert [i["name"] for i in rest["instances"]] == ["sq[4]", "sq[5]"]
         assert rest["next_cursor"] is None

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 SQUARE = (
     "i=$(sed -n 's/.*\"index\": *\\([0-9]*\\).*/\\1/p' /homerun/inputs/_map.json)\n"
-    "if [ \"$i\" = 2 ] && [ \"$HOMERUN_ATTEMPT\" = 1 ]; then exit 3; fi\n"
+    'if [ "$i" = 2 ] && [ "$HOMERUN_ATTEMPT" = 1 ]; then exit 3; fi\n'
     "echo $((i * i)) > /homerun/output.json"
 )
 JOB = {
