@@ -31,6 +31,7 @@ from core import metrics
 from core.consistency import Reads
 from core.db import Databases
 from core.endpoints import events, health, jobs, schedules, secrets, task_types
+from core.endpoints import instances as map_instances
 from core.errors import (
     UNAVAILABLE_ERRORS,
     ApiError,
@@ -55,7 +56,10 @@ __all__ = ["ROUTE_MODULES", "create_app"]
 
 log = logging.getLogger(__name__)
 
-ROUTE_MODULES: Sequence[ModuleType] = (health, jobs, schedules, task_types, events, secrets)
+ROUTE_MODULES: Sequence[ModuleType] = (
+    *(health, jobs, schedules, task_types, events, secrets),
+    map_instances,
+)
 
 # A dead queue Redis must cost a request milliseconds, not the default minutes.
 REDIS_TIMEOUT_SECONDS = 0.5

@@ -47,6 +47,9 @@ class EventType(StrEnum):
     TASK_SUCCEEDED = "task.succeeded"
     TASK_FAILED = "task.failed"
     TASK_CANCELLED = "task.cancelled"
+    # A map task made its instances (data: count, max_parallel); each instance's own
+    # events follow under its own task id, named <map task>[<index>].
+    TASK_MAPPED = "task.mapped"
     # One live output line: on the job's log stream and in its SSE feed, never in Postgres.
     TASK_LOG = "task.log"
 

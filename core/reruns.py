@@ -54,6 +54,9 @@ class OriginalTask:
     memory_mb: int | None = None
     network: str = "none"
     secrets: tuple[str, ...] = ()
+    # A map task's body ``map`` (its instances are not tasks of the body): a re-run from
+    # failed runs a failed map task again whole, every instance (docs/api.md).
+    map: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,9 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
         " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
         "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
         "   WHERE d.task_id = t.id), '{}') AS depends_on"
-        " FROM tasks t WHERE t.job_id = :id ORDER BY t.created_at, t.name",
+        ", t.map_spec - 'max_items' AS map_spec, t.max_parallel"
+        " FROM tasks t WHERE t.job_id = :id AND t.map_parent IS NULL"
+        " ORDER BY t.created_at, t.name",
         {"id": job_id},
     )
     return Original(
@@ -115,10 +120,20 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
                 memory_mb=r["memory_mb"],
                 network=r["network"],
                 secrets=tuple(r["secrets"] or ()),
+                map=_map_body(r["map_spec"], r["max_parallel"]),
             )
             for r in rows
         ],
     )
+
+
+def _map_body(spec: Any, max_parallel: int | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    body: dict[str, Any] = dict(_json(spec))
+    if max_parallel is not None:
+        body["max_parallel"] = max_parallel
+    return body
 
 
 def body_of(original: Original) -> dict[str, Any]:
@@ -148,6 +163,8 @@ def body_of(original: Original) -> dict[str, Any]:
             body["network"] = task.network
         if task.secrets:
             body["secrets"] = list(task.secrets)
+        if task.map is not None:
+            body["map"] = task.map
         tasks.append(body)
     job: dict[str, Any] = {"tasks": tasks, "labels": original.labels}
     if original.name is not None:

@@ -213,6 +213,10 @@ class Settings:
     # The deployment's runner groups, name=label+label each (name= for no labels), which
     # the API checks a task's runs_on against; the stack writes it from its topology.
     runner_groups: tuple[str, ...] = ("runner=",)
+    # --- fan-out (map tasks: core/transitions/fanout.py)
+    # Items one map task may fan out over: over_items above it is a 422, an upstream list
+    # above it fails the map task (failure kind map). Also the bound on max_parallel.
+    max_map_items: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -385,6 +389,7 @@ _AT_LEAST_ONE = frozenset(
         "retention_lock_timeout_ms",
         "secret_max_bytes",
         "max_secrets_per_token",
+        "max_map_items",
     }
 )
 

@@ -24,8 +24,8 @@ from core import metrics, runnergroups
 from core.errors import ApiError, Detail
 from core.models import PRIORITY_BOUND
 from core.settings import Settings, env_name
-from core.transitions import NewJob, NewTask
-from plugins.tasktypes import PayloadError, TaskContext, TaskType
+from core.transitions import MapSpec, NewJob, NewTask
+from plugins.tasktypes import MAP_INPUT, PayloadError, TaskContext, TaskType
 
 __all__ = [
     "MAX_TASK_SECRETS",
@@ -189,6 +189,7 @@ def _task_schema(settings: Settings) -> dict[str, Any]:
                 "description": "Secrets the task reads, each at /run/secrets/<name> (a file only"
                 " the task's user can read); unknown names are refused.",
             },
+            "map": _map_schema(settings, task_name),
         },
     }
 
@@ -221,6 +222,41 @@ def _resources_schema(settings: Settings) -> dict[str, Any]:
             },
         },
     }
+
+
+def _map_schema(settings: Settings, task_name: dict[str, Any]) -> dict[str, Any]:
+    """A map task: one instance per item, of ``over``'s output or of ``over_items``."""
+    most = settings.max_map_items
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Run this task once per item of a list (exactly one of over and"
+        " over_items). Each instance reads /homerun/inputs/_map.json, {index, item};"
+        " dependents receive the instances' outputs as one list, in item order.",
+        "properties": {
+            "over": {
+                **task_name,
+                "description": "A task of this job whose output is the list (it becomes a"
+                f" dependency). A list longer than {most} fails the task (failure kind map).",
+            },
+            "over_items": {
+                "type": "array",
+                "maxItems": most,
+                "description": f"The list itself; at most {most} items on this deployment.",
+                "x-limits": {"maxItems": env_name("max_map_items")},
+            },
+            "max_parallel": _capped(
+                1, most, "max_map_items", "How many instances run at once; default: no cap."
+            ),
+        },
+    }
+
+
+def _map_dependencies(task: Mapping[str, Any]) -> list[str]:
+    """``depends_on``, and a map's ``over`` task if it is not named there already."""
+    depends_on = list(task.get("depends_on", ()))
+    over = task.get("map", {}).get("over")
+    return depends_on if over is None or over in depends_on else [*depends_on, over]
 
 
 @dataclass(frozen=True)
@@ -325,6 +361,11 @@ def _message(error: jsonschema.ValidationError) -> str:
         return f"{custom} (got {_short(error.instance)})"
     limits = error.schema.get("x-limits") if isinstance(error.schema, Mapping) else None
     setting = limits.get(str(error.validator)) if isinstance(limits, Mapping) else None
+    if setting and error.validator == "maxItems":
+        return (
+            f"must have at most {error.validator_value} items on this deployment"
+            f" ({setting}; got {len(error.instance) if isinstance(error.instance, list) else 0})"
+        )
     if setting:
         bound = "at most" if error.validator == "maximum" else "at least"
         return (
@@ -429,7 +470,8 @@ class JobValidator:
                     name=names[i],
                     type=task["type"],
                     payload=task["payload"],
-                    depends_on=list(task.get("depends_on", ())),
+                    depends_on=_map_dependencies(task),
+                    map=self._map(task),
                     timeout_s=int(task["timeout_s"]) if task.get("timeout_s") is not None else None,
                     max_attempts=int(task.get("max_attempts", self.settings.default_max_attempts)),
                     priority=int(task.get("priority", 0)),
@@ -441,6 +483,17 @@ class JobValidator:
                 )
                 for i, task in enumerate(tasks)
             ],
+        )
+
+    def _map(self, task: Mapping[str, Any]) -> MapSpec | None:
+        spec = task.get("map")
+        if spec is None:
+            return None
+        return MapSpec(
+            over=spec.get("over"),
+            items=spec.get("over_items"),
+            max_parallel=spec.get("max_parallel"),
+            max_items=self.settings.max_map_items,
         )
 
     @staticmethod
@@ -519,12 +572,17 @@ class JobValidator:
         details += self._runs_on_details(at, task.get("runs_on", ()))
         if details:
             return details
+        if "map" in task and ("over" in task["map"]) == ("over_items" in task["map"]):
+            return [Detail([*at, "map"], "give exactly one of over and over_items")]
+        inputs: dict[str, Any] = {dep: None for dep in _map_dependencies(task)}
+        if "map" in task:
+            inputs[MAP_INPUT] = {"index": 0, "item": None}
         context = TaskContext(
             job_id=_TRIAL_ID,
             task_id=_TRIAL_ID,
             task_name=name,
             attempt=1,
-            inputs={dep: None for dep in task.get("depends_on", ())},
+            inputs=inputs,
             allowed_images=self.settings.allowed_images,
         )
         try:
@@ -591,9 +649,18 @@ class JobValidator:
                             f" (tasks: {', '.join(names)})",
                         )
                     )
+            over = task.get("map", {}).get("over")
+            if over is not None and over not in known:
+                details.append(
+                    Detail(
+                        ["body", "tasks", i, "map", "over"],
+                        f"unknown task {over!r}: no task of this job has that name"
+                        f" (tasks: {', '.join(names)})",
+                    )
+                )
         if details:
             return details
-        edges = {names[i]: list(task.get("depends_on", ())) for i, task in enumerate(tasks)}
+        edges = {names[i]: _map_dependencies(task) for i, task in enumerate(tasks)}
         cycle = find_cycle(edges)
         if cycle is None:
             return []

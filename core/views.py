@@ -17,6 +17,7 @@ from typing import Any
 from core import runnergroups
 from core.consistency import Reads
 from core.db import Row
+from core.instances import MAP_COLUMNS, map_fields
 from core.jsondepth import TOO_DEEP, too_deep_sql
 from wire import (
     JOB_VIEW_OUTPUT_BYTES,
@@ -60,7 +61,8 @@ _TASK_FIELDS = (
     " t.started_at, t.finished_at, t.reused_from, t.runs_on, t.cpus, t.memory_mb,"
     " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
     "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
-    "   WHERE d.task_id = t.id), '{}') AS depends_on"
+    "   WHERE d.task_id = t.id), '{}') AS depends_on,"
+    f" {MAP_COLUMNS}"
 )
 # A job's view leaves large outputs in Postgres: its size is bounded by the task count.
 # Whether an output nests too deep to decode is asked only of the outputs it shows.
@@ -153,6 +155,7 @@ def _task_fields(row: Row) -> dict[str, Any]:
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
         **_group_fields(row),
+        **map_fields(row),
     }
 
 
@@ -230,7 +233,7 @@ async def _job_rows(
         return None
     tasks = await reads.db.read_all(
         f"SELECT {_JOB_TASK_COLUMNS} FROM tasks t WHERE t.job_id = :id"
-        " ORDER BY t.created_at, t.name",
+        " AND t.map_parent IS NULL ORDER BY t.created_at, t.name",
         {"id": job_id},
         primary=primary,
     )

@@ -333,6 +333,9 @@ def _cmd_get(args: argparse.Namespace) -> int:
         # A task for a runner group says what it waits for (its group may be down).
         waiting = f"  ({task.waiting_for})" if task.runs_on and task.waiting_for else ""
         print(f"  {task.name:<20} {task.status:<10} {task.id}{reused}{waiting}")
+        if task.map is not None:  # a map task: its instances by status, never each one
+            counts = " ".join(f"{k} {v}" for k, v in sorted(task.map.counts.items()))
+            print(f"    map: {task.map.instances} instance(s): {counts or 'none yet'}")
     for rerun in job.reruns:
         print(f"  re-run as {rerun}")
     return EXIT_OK
@@ -390,6 +393,27 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                     sys.stdout.write(text if text.endswith("\n") else text + "\n")
                 if truncated:
                     print(f"[{stream} truncated]")
+    return EXIT_OK
+
+
+def _cmd_instances(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.get_job(args.job_id)
+        task = next((t for t in job.tasks if args.task in (t.name, t.id)), None)
+        if task is None:
+            print(f"homerun: job {job.id} has no task {args.task!r}", file=sys.stderr)
+            return EXIT_USAGE
+        page = client.instances(
+            job.id, task.id, status=args.status, limit=args.limit, cursor=args.cursor
+        )
+    if args.json:
+        _print_json(page)
+        return EXIT_OK
+    for instance in page.instances:
+        error = f"  {instance.error}" if instance.error else ""
+        print(f"  {instance.name:<20} {instance.status:<10} {instance.id}{error}")
+    if page.next_cursor:
+        print(f"  more: --cursor {page.next_cursor}")
     return EXIT_OK
 
 
@@ -542,6 +566,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rerun.add_argument("--watch", action="store_true", help="follow the new job live")
     rerun.add_argument("--no-logs", action="store_true", help="with --watch: hide task logs")
+
+    instances = client_command("instances", _cmd_instances, "list a map task's instances")
+    instances.add_argument("job_id")
+    instances.add_argument("task", help="the map task's name or id")
+    instances.add_argument("--status", action="append", help="queued, running, ... (repeatable)")
+    instances.add_argument("--limit", type=int)
+    instances.add_argument("--cursor")
 
     cancel = client_command("cancel", _cmd_cancel, "cancel a job")
     cancel.add_argument("job_id")

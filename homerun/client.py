@@ -190,6 +190,29 @@ class Client:
             wire.AttemptDetail, "GET", f"/v1/jobs/{job_id}/tasks/{task_id}/attempts/{number}"
         )
 
+    def instances(
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        status: str | Iterable[str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> wire.InstancePage:
+        """A page of a map task's instances, in item order (any of the statuses)."""
+        statuses = [status] if isinstance(status, str) else list(status or ())
+        params: list[tuple[str, str]] = [("status", s) for s in statuses]
+        if limit is not None:
+            params.append(("limit", str(limit)))
+        if cursor:
+            params.append(("cursor", cursor))
+        return self._call(
+            wire.InstancePage,
+            "GET",
+            f"/v1/jobs/{job_id}/tasks/{task_id}/instances",
+            params=params,
+        )
+
     def rerun(self, job_id: str, *, failed_only: bool = False) -> wire.Job:
         """A new job from ``job_id``'s body; ``failed_only``: only what did not succeed."""
         params = {"from": "failed"} if failed_only else {}

@@ -20,6 +20,7 @@ from wire.codec import (
     to_builtins,
 )
 from wire.errors import Error, ErrorBody, ErrorDetail
+from wire.fanout import Instance, InstancePage, MapState
 from wire.health import Health, Probe, Readiness, ReplicaState
 from wire.jobs import (
     JOB_VIEW_OUTPUT_BYTES,
@@ -61,10 +62,14 @@ __all__ = [
     "ErrorDetail",
     "FailureKind",
     "Health",
+    # fan-out
+    "Instance",
+    "InstancePage",
     "Job",
     "JobPage",
     "JobStatus",
     "JobSummary",
+    "MapState",
     "Overlap",
     "Probe",
     "Readiness",

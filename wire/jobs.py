@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import msgspec
 
 from wire.codec import AnyJson, Timestamp, Uuid
+from wire.fanout import MapState
 from wire.statuses import AttemptStatus, FailureKind, JobStatus, TaskStatus
 
 __all__ = [
@@ -86,6 +87,17 @@ class Task(msgspec.Struct, kw_only=True):
             ' with labels [bigdisk]" (a group that is down leaves it queued).'
         ),
     ]
+    map: Annotated[
+        MapState | None,
+        msgspec.Meta(description="A map task's fan-out and its instances' counts."),
+    ] = None
+    map_of: Annotated[
+        str | None,
+        msgspec.Meta(description="An instance: the name of its map task (see map_index)."),
+    ] = None
+    map_index: Annotated[int | None, msgspec.Meta(description="An instance: its item's index.")] = (
+        None
+    )
 
 
 class Result(msgspec.Struct, kw_only=True):

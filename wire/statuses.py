@@ -63,6 +63,9 @@ class FailureKind(StrEnum):
     # range): the same command writes it again, so it is never retried.
     OUTPUT = "output"
     INFRASTRUCTURE = "infrastructure"  # engine error, lost lease, runner shutdown
+    # A map task's list is not a list, or longer than the deployment allows: the map task
+    # fails before any instance runs (core/transitions/fanout.py).
+    MAP = "map"
 
 
 TERMINAL_JOB = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})

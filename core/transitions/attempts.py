@@ -18,11 +18,12 @@ from databases.core import Connection
 
 from core import storable
 from core.events import EventType
-from core.models import AttemptStatus, FailureKind, JobStatus, TaskStatus
+from core.models import JSON, AttemptStatus, FailureKind, JobStatus, TaskStatus
 from core.outbox import record_event
 from core.transitions.common import lock_job_of_task, now
 from core.transitions.settle import conclude_attempt
 from core.transitions.types import Aftermath, Claim, Heartbeat, Outcome
+from plugins.tasktypes import MAP_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ async def claim_attempt(
         task = await conn.fetch_one(
             "SELECT t.id, t.job_id, t.name, t.type, t.payload, t.status, t.attempts,"
             " t.timeout_s, t.not_before, t.runs_on, t.cpus, t.memory_mb, t.network,"
+            " t.map_parent, t.map_index, t.map_item,"
             " j.status AS job_status, j.token_id, t.secrets"
             " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = :id FOR UPDATE OF t",
             {"id": task_id},
@@ -93,11 +95,19 @@ async def claim_attempt(
             task_id=task_id,
             attempt=attempt,
         )
+        # A map instance sees its map task's upstream outputs, and its own item.
         upstream = await conn.fetch_all(
             "SELECT t.name, t.output FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on"
             " WHERE d.task_id = :id",
-            {"id": task_id},
+            {"id": str(task["map_parent"] or task_id)},
         )
+    inputs: dict[str, JSON] = {
+        row["name"]: (json.loads(row["output"]) if row["output"] is not None else None)
+        for row in upstream
+    }
+    if task["map_parent"] is not None:
+        item = json.loads(task["map_item"]) if task["map_item"] is not None else None
+        inputs[MAP_INPUT] = {"index": int(task["map_index"]), "item": item}
     return Claim(
         job_id=job_id,
         token_id=str(task["token_id"]),
@@ -111,10 +121,7 @@ async def claim_attempt(
         lease_expires_at=lease,
         cpus=task["cpus"],
         memory_mb=task["memory_mb"],
-        inputs={
-            row["name"]: (json.loads(row["output"]) if row["output"] is not None else None)
-            for row in upstream
-        },
+        inputs=inputs,
         secrets=tuple(task["secrets"] or ()),
     )
 
@@ -286,7 +293,8 @@ async def _lock_running_attempt(
     await lock_job_of_task(conn, task_id)
     task = await conn.fetch_one(
         "SELECT t.id, t.job_id, t.name, t.status, t.attempts, t.max_attempts, t.priority,"
-        " t.runs_on, j.cancel_requested, j.token_id FROM tasks t JOIN jobs j ON j.id = t.job_id"
+        " t.runs_on, t.map_parent, j.cancel_requested, j.token_id"
+        " FROM tasks t JOIN jobs j ON j.id = t.job_id"
         " WHERE t.id = :id FOR UPDATE OF t",
         {"id": task_id},
     )

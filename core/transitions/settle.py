@@ -13,6 +13,7 @@ from core import backoff
 from core.events import EventType
 from core.models import JSON, AttemptStatus, FailureKind, JobStatus, TaskStatus
 from core.outbox import record_event
+from core.transitions import fanout
 from core.transitions.common import now, output_summary
 from core.transitions.types import MAX_INFRASTRUCTURE_RETRIES, Aftermath, ReadyTask
 
@@ -70,7 +71,7 @@ async def conclude_attempt(
             task_id=task_id,
             attempt=attempt,
         )
-    elif await _may_retry(conn, task, failure_kind):
+    elif await _may_retry(conn, task, failure_kind) and not await fanout.parent_ended(conn, task):
         delay = backoff.delay(attempt, retry_base_seconds, retry_max_seconds, jitter=RETRY_JITTER)
         not_before = now() + timedelta(seconds=delay)
         await conn.execute(
@@ -118,6 +119,8 @@ async def conclude_attempt(
             attempt=attempt,
         )
         await _cancel_downstream(conn, job_id, task_id, reason=f"dependency {task['name']} failed")
+    if task.get("map_parent") is not None:  # an instance ended: its map task moves on
+        after.ready += await fanout.advance(conn, str(task["map_parent"]), job_id, token_id)
     after.job_status = await settle_job(conn, job_id)
     return after
 
@@ -170,7 +173,8 @@ async def _promote_dependents(
 ) -> list[ReadyTask]:
     """Queue every pending dependent whose dependencies have all succeeded."""
     rows = await conn.fetch_all(
-        "SELECT t.id, t.name, t.priority, t.runs_on FROM tasks t"
+        "SELECT t.id, t.name, t.priority, t.runs_on, t.map_spec IS NOT NULL AS is_map"
+        " FROM tasks t"
         " JOIN task_dependencies d ON d.task_id = t.id"
         " WHERE d.depends_on = :id AND t.status = :pending"
         " AND NOT EXISTS (SELECT 1 FROM task_dependencies d2 JOIN tasks u ON u.id = d2.depends_on"
@@ -184,6 +188,9 @@ async def _promote_dependents(
     )
     ready = []
     for row in rows:
+        if row["is_map"]:  # a map task is not run itself: its instances are
+            ready += await fanout.expand(conn, str(row["id"]), job_id, token_id)
+            continue
         await conn.execute(
             "UPDATE tasks SET status = :queued, updated_at = clock_timestamp() WHERE id = :id",
             {"queued": TaskStatus.QUEUED.value, "id": row["id"]},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 from databases import Database
 from databases.core import Connection
@@ -11,6 +12,8 @@ from databases.core import Connection
 from core.events import EventType
 from core.models import JobStatus, TaskStatus
 from core.outbox import record_event
+from core.transitions import fanout
+from core.transitions.settle import settle_job
 from core.transitions.types import Created, IdempotencyConflict, NewJob, NewTask, ReadyTask
 
 
@@ -90,12 +93,12 @@ async def insert_job(
         await conn.execute(
             "INSERT INTO tasks (id, job_id, name, type, payload, status, priority,"
             " timeout_s, max_attempts, reused_from, output, output_bytes, finished_at,"
-            " runs_on, cpus, memory_mb, network, secrets)"
+            " runs_on, cpus, memory_mb, network, secrets, map_spec, max_parallel)"
             " VALUES (:id, :job_id, :name, :type, CAST(:payload AS jsonb), :status,"
             " :priority, :timeout_s, :max_attempts, :reused_from, CAST(:output AS jsonb),"
             " octet_length(CAST(:output AS jsonb)::text), CASE WHEN"
             " CAST(:reused_from AS uuid) IS NULL THEN NULL ELSE clock_timestamp() END,"
-            " :runs_on, :cpus, :memory_mb, :network, :secrets)",
+            " :runs_on, :cpus, :memory_mb, :network, :secrets, map_spec, max_parallel)",
             {
                 "id": ids[task.name],
                 "job_id": job_id,
@@ -113,6 +116,8 @@ async def insert_job(
                 "memory_mb": task.memory_mb,
                 "network": task.network,
                 "secrets": list(task.secrets),
+                "map_spec": _map_spec(task),
+                "max_parallel": None if task.map is None else task.map.max_parallel,
             },
         )
     for task in job.tasks:
@@ -140,8 +145,12 @@ async def insert_job(
         },
     )
     ready = []
+    mapped = False
     for task in job.tasks:
-        if status[task.name] is TaskStatus.QUEUED:
+        if status[task.name] is TaskStatus.QUEUED and task.map is not None:
+            ready += await fanout.expand(conn, ids[task.name], job_id, token_id)
+            mapped = True
+        elif status[task.name] is TaskStatus.QUEUED:
             await record_event(
                 conn,
                 job_id,
@@ -152,4 +161,19 @@ async def insert_job(
             ready.append(
                 ReadyTask(ids[task.name], token_id, task.priority, runs_on=tuple(task.runs_on))
             )
+    if mapped:  # a map over a re-run's taken-over list may have ended (and the job with it)
+        await settle_job(conn, job_id)
     return Created(job_id=job_id, created=True, ready=ready)
+
+
+def _map_spec(task: NewTask) -> str | None:
+    """A map task's spec as stored: where its list comes from and the bound it was
+    accepted under (``core.transitions.fanout`` reads it)."""
+    if task.map is None:
+        return None
+    spec: dict[str, Any] = {"max_items": task.map.max_items}
+    if task.map.items is not None:
+        spec["over_items"] = list(task.map.items)
+    else:
+        spec["over"] = task.map.over
+    return json.dumps(spec)

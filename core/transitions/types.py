@@ -31,6 +31,16 @@ class Reused:
 
 
 @dataclass(frozen=True)
+class MapSpec:
+    """A map task's fan-out: over an upstream task's output list, or over given items."""
+
+    over: str | None = None  # the upstream task whose output is the list
+    items: Sequence[JSON] | None = None  # ``over_items``, given in the body
+    max_parallel: int | None = None  # instances queued or running at once; None: no cap
+    max_items: int | None = None  # the deployment's bound when the job was accepted
+
+
+@dataclass(frozen=True)
 class NewTask:
     name: str
     type: str
@@ -49,6 +59,7 @@ class NewTask:
     # operator allows it: core/egress.py).
     network: str = "none"
     secrets: Sequence[str] = ()  # names of the token's secrets it reads
+    map: MapSpec | None = None  # a map task: one instance per item (core.transitions.fanout)
 
 
 @dataclass(frozen=True)

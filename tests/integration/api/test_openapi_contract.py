@@ -92,6 +92,7 @@ def test_every_operation_conforms_to_the_openapi_document(
             "GET /v1/secrets",
             "PUT /v1/secrets/{name}",
             "DELETE /v1/secrets/{name}",
+            "GET /v1/jobs/{job_id}/tasks/{task_id}/instances",
         }
         statuses: dict[str, set[int]] = {}
         for operation in operations:

@@ -81,3 +81,34 @@ def test_logs_can_be_hidden() -> None:
     view = Watch(out, show_logs=False)
     view.handle(log("t1", "hello"))
     assert out.getvalue() == ""
+
+
+def test_a_map_is_shown_compactly() -> None:
+    out = io.StringIO()
+    view = Watch(out)
+    tasks = [{"id": "m", "name": "sq", "type": "shell", "status": "queued"}]
+    events = [
+        status("job.queued", 1, {"status": "queued", "tasks": tasks}),
+        status("task.mapped", 2, {"status": "running", "name": "sq", "count": 40}, "m"),
+    ]
+    seq = 3
+    for i in range(40):
+        name, tid = f"sq[{i}]", f"i{i}"
+        events.append(status("task.running", seq, {"status": "running", "name": name}, tid, 1))
+        if i == 7:
+            retry = {"status": "queued", "name": name, "error": "exit 3"}
+            events.append(status("task.retrying", seq + 1, retry, tid, 1))
+        events.append(status("task.succeeded", seq + 2, {"status": "succeeded", "name": name}, tid))
+        seq += 3
+    events.append(status("task.succeeded", seq, {"status": "succeeded", "name": "sq"}, "m"))
+    for event in events:
+        view.handle(event)
+    lines = out.getvalue().splitlines()
+    assert lines[1] == "sq: mapped over 40 item(s)"
+    assert "sq[7]: attempt 1 failed (exit 3); retrying" in lines
+    assert not any("sq[3]" in line for line in lines)  # no line per instance that did well
+    # A progress line at each twentieth: 20 of them for 40 instances, not 120 lines.
+    maps = [line for line in lines if "sq running (" in line and "✓" in line]
+    assert len(maps) == 20 and maps[-1].endswith("sq running (40/40 ✓40)")
+    assert lines[-1].endswith("✓ sq succeeded (40/40 ✓40)")
+    assert len(lines) < 30

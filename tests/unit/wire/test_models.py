@@ -73,6 +73,13 @@ def task_row(**changes: Any) -> dict[str, Any]:
         "runs_on": [],
         "cpus": None,
         "memory_mb": None,
+        "is_map": False,
+        "max_parallel": None,
+        "map_over": None,
+        "map_over_items": None,
+        "map_index": None,
+        "map_of": None,
+        "map_counts": None,
     }
     return {**row, **changes}
 
@@ -192,6 +199,8 @@ def samples() -> dict[str, list[Any]]:
         ],
         "Task": [
             views.to_task(task_row()),
+            views.to_task(task_row(**map_columns())),
+            views.to_task(task_row(name="sq[3]", map_of="sq", map_index=3)),
             views.to_task(task_row(output='{"a": 1}', output_bytes=8, not_before=T0, timeout_s=30)),
             views.to_task(task_row(status="queued", runs_on=["bigdisk"], cpus=1.5, memory_mb=512)),
         ],
@@ -230,7 +239,55 @@ def samples() -> dict[str, list[Any]]:
         "Readiness": [readiness(True), readiness(False)],
         "Probe": [wire.Probe(up=True), wire.Probe(up=False, error="x")],
         "ReplicaState": [readiness(True).replica],
+        "MapState": [m for m in [views.to_task(task_row(**map_columns())).map] if m],
+        "Instance": instances(),
+        "InstancePage": [
+            wire.InstancePage(instances=instances(), next_cursor="abc"),
+            wire.InstancePage(instances=[], next_cursor=None),
+        ],
     }
+
+
+def map_columns() -> dict[str, Any]:
+    return {
+        "is_map": True,
+        "max_parallel": 4,
+        "map_over": None,
+        "map_over_items": 200,
+        "map_counts": '{"running": 4, "pending": 196}',
+    }
+
+
+def instances() -> list[wire.Instance]:
+    common: dict[str, Any] = {
+        "id": str(TASK_ID),
+        "attempt_count": 1,
+        "retry_at": None,
+        "error": None,
+        "started_at": T0,
+    }
+    return [
+        wire.Instance(
+            index=0,
+            name="sq[0]",
+            status=wire.TaskStatus.SUCCEEDED,
+            item={"n": 1},
+            output=[1],
+            output_bytes=3,
+            finished_at=T0,
+            **common,
+        ),
+        wire.Instance(
+            index=1,
+            name="sq[1]",
+            status=wire.TaskStatus.RUNNING,
+            item=None,
+            output=None,
+            output_bytes=None,
+            finished_at=None,
+            **common,
+        ),
+    ]
 
 
 def body_of(model: msgspec.Struct) -> Any:
@@ -313,6 +370,9 @@ def test_a_job_renders_exactly_as_it_always_has() -> None:
                 "runs_on": [],
                 "resources": {"cpus": None, "memory_mb": None},
                 "waiting_for": None,
+                "map": None,
+                "map_of": None,
+                "map_index": None,
             }
         ],
         "reruns": [],
@@ -407,4 +467,5 @@ def test_public_surface() -> None:
         *("TERMINAL_JOB", "TERMINAL_TASK"),
         *("REF_PREFIX", "AnyJson", "DecodeError", "Timestamp", "Uuid"),
         *("components", "decode", "dumps", "to_builtins"),
+        *("Instance", "InstancePage", "MapState"),
     }
