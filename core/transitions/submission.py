@@ -98,7 +98,8 @@ async def insert_job(
             " :priority, :timeout_s, :max_attempts, :reused_from, CAST(:output AS jsonb),"
             " octet_length(CAST(:output AS jsonb)::text), CASE WHEN"
             " CAST(:reused_from AS uuid) IS NULL THEN NULL ELSE clock_timestamp() END,"
-            " :runs_on, :cpus, :memory_mb, :network, :secrets, map_spec, max_parallel)",
+            " :runs_on, :cpus, :memory_mb, :network, :secrets,"
+            " CAST(:map_spec AS jsonb), :max_parallel)",
             {
                 "id": ids[task.name],
                 "job_id": job_id,
