@@ -7,6 +7,7 @@ from typing import Any
 
 import docker
 
+from stack.topology import SERVICE_KEYS
 from tests.e2e.conftest import NAMESPACE, Stack, run_script
 
 
@@ -31,7 +32,9 @@ def _snapshot(client: docker.DockerClient, stack: str) -> dict[str, Any]:
 
 def test_up_again_changes_nothing(stack: Stack, docker_client: docker.DockerClient) -> None:
     before = _snapshot(docker_client, stack.name)
-    assert len(before["specs"]) == 8, sorted(before["specs"])
+    # The session's stack: the default services, a runner group and the egress proxy.
+    keys = (*SERVICE_KEYS, "runner-big", "egress-proxy")
+    assert sorted(before["specs"]) == sorted(f"{stack.name}_{k}" for k in keys)
 
     again = run_script("up.sh", stack.env, 900)
 

@@ -49,12 +49,12 @@ def client() -> Iterator[docker.DockerClient]:
 def _deploy(stack: str, args: list[str], workdir: Path) -> None:
     secrets_dir = workdir / "secrets"
     secrets_dir.mkdir()
-    for key, value in (
-        ("db-password", SECRET_VALUES["dbPassword"]),
-        ("replication-password", SECRET_VALUES["replicationPassword"]),
-        ("admin-token", SECRET_VALUES["adminToken"]),
-        ("naming-key", SECRET_VALUES["secretNamingKey"]),
-    ):
+    # Every secret with the value the Pulumi side has in its config: the same names.
+    from stack.config import SECRET_CONFIG_KEYS
+
+    values = {key: SECRET_VALUES[config_key] for key, config_key in SECRET_CONFIG_KEYS.items()}
+    values["naming-key"] = SECRET_VALUES["secretNamingKey"]
+    for key, value in values.items():
         (secrets_dir / key).write_text(value)
     from stack import compose
 
