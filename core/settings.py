@@ -148,6 +148,11 @@ class Settings:
     # --- plugins
     disabled_plugins: tuple[str, ...] = ()
 
+    # --- dashboard (core/ui/): off without a session key (a Swarm secret, shared by replicas)
+    ui_session_key: str | None = None
+    # A signed-in browser session lasts this long; the token is re-checked on every request.
+    ui_session_seconds: int = 12 * 3600
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Every field from ``HOMERUN_<FIELD NAME>``; unset or empty keeps the default."""
@@ -248,7 +253,10 @@ def _write_secret(field_name: str, value: str, secrets_dir: Path | None) -> str:
 
 
 # Secrets are read from the file a variable names (a Swarm secret), never from its value.
-SECRET_FILES = {"admin_token": "HOMERUN_ADMIN_TOKEN_FILE"}
+SECRET_FILES = {
+    "admin_token": "HOMERUN_ADMIN_TOKEN_FILE",
+    "ui_session_key": "HOMERUN_UI_SESSION_KEY_FILE",
+}
 DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
 
 # The OCI runtimes a task may run under (runners/runtimes.py says what each means).
@@ -278,6 +286,7 @@ _AT_LEAST_ONE = frozenset(
         "sse_retry_after_seconds",
         "sse_streams_per_token",
         "sse_streams_per_process",
+        "ui_session_seconds",
     }
 )
 

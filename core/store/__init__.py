@@ -14,7 +14,8 @@ Who may write SQL, and where:
   ``events``    the history outside its appends: feeds' replays, the relay's batches and
                 marks, where a token's numbering stands;
   ``webhooks``  webhook deliveries and their attempts;
-  ``jobs``      ownership checks.
+  ``jobs``      ownership checks;
+  ``runners``   the live leases by runner (the dashboard's system page).
 
 Functions take the connection they run on (a ``Database``, a transaction's ``Connection``,
 or ``Databases``/``Reads`` for replica-aware reads) and return plain values or rows; they
