@@ -21,6 +21,7 @@ SECRET_CONFIG_KEYS = {
     "db-password": "dbPassword",
     "replication-password": "replicationPassword",
     "admin-token": "adminToken",
+    "ui-session-key": "uiSessionKey",
 }
 
 

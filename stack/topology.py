@@ -124,6 +124,7 @@ SECRET_KEYS = {
     "db-password": "password of the homerun database user",
     "replication-password": "password of the Postgres replication user",
     "admin-token": "the API's admin bearer token",
+    "ui-session-key": "the key that signs the dashboard's session cookies (every API replica)",
 }
 
 # Sized for a small box shared with other work: reservations are what the scheduler
@@ -468,6 +469,7 @@ def _api(config: StackConfig) -> Service:
             **_app_env(config),
             **_task_types_env(config),
             "HOMERUN_ADMIN_TOKEN_FILE": _secret("admin-token").path,
+            "HOMERUN_UI_SESSION_KEY_FILE": _secret("ui-session-key").path,
             "HOMERUN_HOST": "0.0.0.0",
             "HOMERUN_PORT": str(APP_PORT),
             # The edge adds X-Forwarded-For (the client's address, for the per-source
@@ -476,7 +478,7 @@ def _api(config: StackConfig) -> Service:
         },
         networks=("public", "data"),
         replicas=config.api_replicas,
-        secrets=(_secret("db-password"), _secret("admin-token")),
+        secrets=(_secret("db-password"), _secret("admin-token"), _secret("ui-session-key")),
         healthcheck=_APP_HEALTHCHECK,
         # The new task must be healthy before an old one stops; a task that never gets
         # healthy rolls the whole service back to the previous spec.

@@ -155,8 +155,8 @@ async def list_jobs(request: Request) -> Response:
             raise _query_error("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
     rerun_of = _id_query(params.get("rerun_of"), "rerun_of", "job")
     schedule = _id_query(params.get("schedule"), "schedule", "schedule")
-    name = params.get("name") or None
-    if name is not None and (len(name) > MAX_NAME_FILTER or "\x00" in name):
+    name_filter = params.get("name") or None
+    if name_filter is not None and (len(name_filter) > MAX_NAME_FILTER or "\x00" in name_filter):
         raise _query_error("name", f"at most {MAX_NAME_FILTER} characters, no NUL")
     after = None
     cursor = params.get("cursor")
@@ -174,7 +174,7 @@ async def list_jobs(request: Request) -> Response:
         labels=labels,
         rerun_of=rerun_of,
         schedule_id=schedule,
-        name=name,
+        name=name_filter,
         limit=limit,
         after=after,
     )

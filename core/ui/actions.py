@@ -59,7 +59,7 @@ async def signin(request: Request) -> Response:
             if exc.status not in (401, 429):
                 raise
             error = exc.message
-    if error is not None:
+    if error is not None or not isinstance(token, str):
         return render(
             request,
             "signin.html",

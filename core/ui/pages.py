@@ -28,8 +28,8 @@ from core.store import events as event_store
 from core.store import runners
 from core.ui.calls import read
 from core.ui.web import render, signed_in
-from wire import JobPage, JobStatus, SchedulePage, TaskDetail, TaskTypeList
 from wire import Job as JobModel
+from wire import JobPage, JobStatus, SchedulePage, TaskDetail, TaskTypeList
 
 __all__ = ["routes"]
 

@@ -34,8 +34,8 @@ __all__ = [
     "NAV",
     "UI",
     "Handler",
-    "form_fields",
     "SecurityHeaders",
+    "form_fields",
     "model_of",
     "render",
     "signed_in",
@@ -213,7 +213,9 @@ async def _csrf_given(request: Request) -> str | None:
 async def form_fields(request: Request) -> dict[str, str]:
     """A urlencoded form's fields (the dashboard's forms are all small and urlencoded, so
     this needs no multipart parser); the last value of a repeated field wins."""
-    return dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+    return dict(
+        parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    )
 
 
 def _csrf_refused() -> Response:

@@ -51,6 +51,7 @@ def _deploy(stack: str, args: list[str], workdir: Path) -> None:
         ("db-password", SECRET_VALUES["dbPassword"]),
         ("replication-password", SECRET_VALUES["replicationPassword"]),
         ("admin-token", SECRET_VALUES["adminToken"]),
+        ("ui-session-key", SECRET_VALUES["uiSessionKey"]),
     ):
         (secrets_dir / key).write_text(value)
     from stack import compose

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from tests.harness.stack import Stack, new_token, private_stack
 
 pytestmark = pytest.mark.integration
 
 SHOTS = Path(__file__).resolve().parents[3] / "test-output" / "ui"
-XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>']
+XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,12 @@ def browser() -> Iterator[Browser]:
 
 def _page(browser: Browser, dialogs: list[str]) -> Page:
     page = browser.new_page()
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     return page
 
 
@@ -61,7 +66,11 @@ def test_submit_pipeline_watch_it_and_xss_stays_text(stack: Stack, browser: Brow
         "name": "xss pipeline",
         "labels": {"x": XSS[0], "y": XSS[1]},
         "tasks": [
-            {"name": "a", "type": "shell", "payload": {"script": f"echo '{XSS[0]}'; echo '{XSS[1]}'; sleep 2"}},
+            {
+                "name": "a",
+                "type": "shell",
+                "payload": {"script": f"echo '{XSS[0]}'; echo '{XSS[1]}'; sleep 2"},
+            },
             {"name": "b", "type": "shell", "payload": {"script": "echo b"}, "depends_on": ["a"]},
             {"name": "c", "type": "shell", "payload": {"script": "echo c"}, "depends_on": ["b"]},
         ],
@@ -91,7 +100,8 @@ def test_post_without_csrf_is_refused(stack: Stack, browser: Browser) -> None:
     page = _page(browser, [])
     _sign_in(page, stack, stack.token)
     answer = page.request.post(
-        f"{stack.url}/ui/submit", data=json.dumps({"tasks": []}),
+        f"{stack.url}/ui/submit",
+        data=json.dumps({"tasks": []}),
         headers={"Content-Type": "application/json"},
     )
     assert answer.status == 403
@@ -114,7 +124,9 @@ def test_revoked_token_is_signed_out(stack: Stack, browser: Browser) -> None:
         db = Database(stack.settings.database_url)
         await db.connect()
         try:
-            await db.execute("UPDATE tokens SET revoked_at = now() WHERE id = :id", {"id": token_id})
+            await db.execute(
+                "UPDATE tokens SET revoked_at = now() WHERE id = :id", {"id": token_id}
+            )
         finally:
             await db.disconnect()
 

@@ -24,6 +24,7 @@ SECRET_VALUES = {
     "dbPassword": "db-s3cret-value-XYZ",
     "replicationPassword": "repl-s3cret-value-XYZ",
     "adminToken": "admin-s3cret-token-XYZ",
+    "uiSessionKey": "ui-session-key-for-tests",
 }
 
 

@@ -68,14 +68,14 @@ def test_secret_files_are_generated_once_private_and_never_inlined(tmp_path):
     rc, doc, text = _run(tmp_path)
     assert rc == 0
     files = {key: Path(s["file"]) for key, s in doc["secrets"].items()}
-    assert sorted(files) == ["admin-token", "db-password", "replication-password"]
+    assert sorted(files) == ["admin-token", "db-password", "replication-password", "ui-session-key"]
     values = {}
     for key, path in files.items():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         values[key] = path.read_text()
         assert len(values[key]) >= 32
         assert values[key] not in text
-    assert len(set(values.values())) == 3
+    assert len(set(values.values())) == 4
     # A second run keeps them: the database was initialised with these passwords.
     assert _run(tmp_path)[0] == 0
     assert {k: p.read_text() for k, p in files.items()} == values

@@ -25,6 +25,7 @@ SECRET_FILES = {
     "db-password": SECRET_VALUES["dbPassword"],
     "replication-password": SECRET_VALUES["replicationPassword"],
     "admin-token": SECRET_VALUES["adminToken"],
+    "ui-session-key": SECRET_VALUES["uiSessionKey"],
 }
 
 # (compose CLI arguments, the same deployment as Pulumi config)

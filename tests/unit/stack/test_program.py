@@ -124,6 +124,7 @@ def test_secrets_are_swarm_secrets_with_secret_data(default_run):
         "hrunit_admin-token",
         "hrunit_db-password",
         "hrunit_replication-password",
+        "hrunit_ui-session-key",
     ]
     data = by_name["hrunit_db-password"]["data"]
     assert _unsecret(data) != data, "the secret's data must travel as a Pulumi secret"
@@ -299,6 +300,7 @@ def test_secrets_fall_back_to_files(tmp_path: Path) -> None:
         "db-password": "from-file-db",
         "replication-password": "from-file-r",
         "admin-token": "from-file-t",
+        "ui-session-key": "from-file-u",
     }.items():
         (tmp_path / key).write_text(value + "\n")
     resources = run_program({"secretsDir": str(tmp_path)}, secrets=False)
@@ -333,7 +335,8 @@ def test_pulumi_runs_the_directory_as_a_script(tmp_path: Path) -> None:
         "        return {}, None\n"
         "pulumi.runtime.set_mocks(M(), project='homerun', stack='script', preview=False)\n"
         f"pulumi.runtime.set_all_config({{'homerun:dbPassword': 'a', "
-        f"'homerun:replicationPassword': 'b', 'homerun:adminToken': 'c'}})\n"
+        f"'homerun:replicationPassword': 'b', 'homerun:adminToken': 'c',"
+        f" 'homerun:uiSessionKey': 'd'}})\n"
         f"assert {str(root)!r} not in sys.path\n"
         f"pulumi.runtime.test(lambda: runpy.run_path({str(root / 'stack')!r}, "
         "run_name='__main__'))()\n"

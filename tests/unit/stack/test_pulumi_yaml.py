@@ -11,7 +11,7 @@ import yaml
 from stack.config import read
 
 ROOT = Path(__file__).resolve().parents[3]
-SECRETS = {"dbPassword": "a", "replicationPassword": "b", "adminToken": "c"}
+SECRETS = {"dbPassword": "a", "replicationPassword": "b", "adminToken": "c", "uiSessionKey": "d"}
 
 
 class RecordingConfig:

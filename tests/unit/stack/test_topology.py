@@ -30,7 +30,7 @@ def test_every_object_carries_the_stack_name():
     names = [o.name for o in topology.services] + [o.name for o in topology.networks]
     names += [o.name for o in topology.secrets] + [o.name for o in topology.configs]
     names += [o.name for o in topology.volumes]
-    assert len(names) == 8 + 2 + 3 + 1 + 3
+    assert len(names) == 8 + 2 + 4 + 1 + 3
     assert all(name.startswith("hrtopo_") for name in names), names
 
 
