@@ -49,6 +49,7 @@ from core.sealing import Keyring
 from core.settings import Settings
 from core.state import AppState
 from core.tokens import AdminTokenRefused, ensure_admin_token
+from core.ui import mount as dashboard
 from core.validation import JobValidator
 from plugins.manager import collect_task_types, make_plugin_manager
 
@@ -206,7 +207,8 @@ def create_app(
         **{error: unavailable_handler for error in UNAVAILABLE_ERRORS},
     }
     return Starlette(
-        routes=_routes(route_modules),
+        # The dashboard (core/ui/) under /ui, beside the API it reads through.
+        routes=[*_routes(route_modules), dashboard(settings)],
         middleware=[
             Middleware(RequestMetricsMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),

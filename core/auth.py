@@ -21,7 +21,7 @@ from core.errors import UNAVAILABLE_ERRORS, ApiError, Detail
 from core.state import get_state
 from core.tokens import hash_token
 
-__all__ = ["Principal", "require_token"]
+__all__ = ["Principal", "authenticate", "require_token"]
 
 PRIMARY_TIMEOUT_SECONDS = 2.0
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="homerun"'}
@@ -77,6 +77,13 @@ async def require_token(request: Request) -> Principal:
     value = value.strip()
     if scheme.lower() != "bearer" or not value:
         raise _unauthorized("malformed Authorization header", "expected 'Bearer <token>'")
+    return await authenticate(request, value)
+
+
+async def authenticate(request: Request, value: str) -> Principal:
+    """The principal of a plaintext token however it arrived (the header, or the UI's
+    session cookie: ``core.ui.session``), with the same failure accounting and rate limit;
+    401/429 as ``ApiError``."""
     state = get_state(request)
     source = request.client.host if request.client is not None else "unknown"
     held = state.source_failures.blocked(source)

@@ -17,6 +17,8 @@ class ModelResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
+        # Kept so an in-process caller (the dashboard, core/ui/) reads the model itself.
+        self.model = content
         return wire.dumps(
             content, ensure_ascii=False, allow_nan=False, separators=(",", ":")
         ).encode("utf-8")

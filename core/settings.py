@@ -217,6 +217,10 @@ class Settings:
     # Items one map task may fan out over: over_items above it is a 422, an upstream list
     # above it fails the map task (failure kind map). Also the bound on max_parallel.
     max_map_items: int = 10_000
+    # --- dashboard (core/ui/): off without a session key (a Swarm secret, shared by replicas)
+    ui_session_key: str | None = None
+    # A signed-in browser session lasts this long; the token is re-checked on every request.
+    ui_session_seconds: int = 12 * 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -353,6 +357,7 @@ def _write_secret(field_name: str, value: str, secrets_dir: Path | None) -> str:
 SECRET_FILES = {
     "admin_token": "HOMERUN_ADMIN_TOKEN_FILE",
     "secrets_keyring": "HOMERUN_SECRETS_KEYRING_FILE",
+    "ui_session_key": "HOMERUN_UI_SESSION_KEY_FILE",
 }
 DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
 REDIS_PASSWORD_FILE = "HOMERUN_REDIS_PASSWORD_FILE"
@@ -390,6 +395,7 @@ _AT_LEAST_ONE = frozenset(
         "secret_max_bytes",
         "max_secrets_per_token",
         "max_map_items",
+        "ui_session_seconds",
     }
 )
 

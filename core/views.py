@@ -332,6 +332,7 @@ async def list_jobs(
     labels: Mapping[str, str] | None = None,
     rerun_of: str | None = None,
     schedule_id: str | None = None,
+    name: str | None = None,
     limit: int,
     after: tuple[datetime, str] | None = None,
 ) -> tuple[list[JobSummary], tuple[datetime, str] | None]:
@@ -352,6 +353,10 @@ async def list_jobs(
     if schedule_id is not None:
         where.append("j.schedule_id = CAST(:schedule_id AS uuid)")
         values["schedule_id"] = schedule_id
+    if name:
+        # A case-insensitive substring (strpos, so % and _ in it are plain characters).
+        where.append("strpos(lower(j.name), lower(:name)) > 0")
+        values["name"] = name
     if after is not None:
         where.append("(j.created_at, j.id) < (:after_at, CAST(:after_id AS uuid))")
         values["after_at"], values["after_id"] = after

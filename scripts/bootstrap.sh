@@ -14,6 +14,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v dockerd >/dev/null || need+=(docker.io)
 # The registry the image-pull tests (and scripts/cluster.sh) run.
 command -v docker-registry >/dev/null || need+=(docker-registry)
+# The browser the dashboard's tests drive (Playwright with executable_path=/usr/bin/chromium).
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
     echo "bootstrap: installing ${need[*]}"
     apt-get update -qq

@@ -32,6 +32,7 @@ SECRET_CONFIG_KEYS = {
     "admin-token": "adminToken",
     "redis-password": "redisPassword",
     "secrets-keyring": "secretsKeyring",
+    "ui-session-key": "uiSessionKey",
 }
 
 

@@ -145,6 +145,7 @@ SECRET_KEYS = {
     "admin-token": "the API's admin bearer token",
     "redis-password": "requirepass of both Redis (the queue and the streams)",
     "secrets-keyring": "the keyring that seals the API's secrets (core/sealing.py)",
+    "ui-session-key": "the key that signs the dashboard's session cookies (every API replica)",
 }
 
 # Sized for a small box shared with other work: reservations are what the scheduler
@@ -613,6 +614,7 @@ def _api(config: StackConfig) -> Service:
             **_egress_env(config),
             "HOMERUN_ADMIN_TOKEN_FILE": _secret("admin-token").path,
             "HOMERUN_SECRETS_KEYRING_FILE": _secret("secrets-keyring").path,
+            "HOMERUN_UI_SESSION_KEY_FILE": _secret("ui-session-key").path,
             "HOMERUN_HOST": "0.0.0.0",
             "HOMERUN_PORT": str(APP_PORT),
             # The edge adds X-Forwarded-For (the client's address, for the per-source
@@ -628,7 +630,12 @@ def _api(config: StackConfig) -> Service:
         },
         networks=("public", "data"),
         replicas=config.api_replicas,
-        secrets=(*_app_secrets(), _secret("admin-token"), _secret("secrets-keyring")),
+        secrets=(
+            *_app_secrets(),
+            _secret("admin-token"),
+            _secret("secrets-keyring"),
+            _secret("ui-session-key"),
+        ),
         healthcheck=_APP_HEALTHCHECK,
         # The new task must be healthy before an old one stops; a task that never gets
         # healthy rolls the whole service back to the previous spec.

@@ -33,6 +33,7 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_IDEMPOTENCY_KEY = 255
 MAX_ATTEMPT_NUMBER = 2**31 - 1  # attempts.number is a Postgres integer
+MAX_NAME_FILTER = 200
 
 
 def _not_found(job_id: uuid.UUID, task_id: uuid.UUID | None = None) -> ApiError:
@@ -158,6 +159,9 @@ async def list_jobs(request: Request) -> Response:
             raise _query_error("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
     rerun_of = _id_query(params.get("rerun_of"), "rerun_of", "job")
     schedule = _id_query(params.get("schedule"), "schedule", "schedule")
+    name_filter = params.get("name") or None
+    if name_filter is not None and (len(name_filter) > MAX_NAME_FILTER or "\x00" in name_filter):
+        raise _query_error("name", f"at most {MAX_NAME_FILTER} characters, no NUL")
     after = None
     cursor = params.get("cursor")
     if cursor is not None:
@@ -174,6 +178,7 @@ async def list_jobs(request: Request) -> Response:
         labels=labels,
         rerun_of=rerun_of,
         schedule_id=schedule,
+        name=name_filter,
         limit=limit,
         after=after,
     )
@@ -428,6 +433,12 @@ def openapi_paths(doc: Document) -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "string", "format": "uuid"},
                         "description": "Only the jobs this schedule fired.",
+                    },
+                    {
+                        "name": "name",
+                        "in": "query",
+                        "schema": {"type": "string", "maxLength": MAX_NAME_FILTER},
+                        "description": "Only jobs whose name contains this (any case).",
                     },
                     {
                         "name": "limit",

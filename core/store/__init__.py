@@ -16,6 +16,7 @@ Who may write SQL, and where:
   ``webhooks``  webhook deliveries and their attempts;
   ``jobs``      ownership checks;
   ``retention`` the purger's: expired jobs, claimed and deleted in batches.
+  ``runners``   the live leases by runner (the dashboard's system page).
 
 Functions take the connection they run on (a ``Database``, a transaction's ``Connection``,
 or ``Databases``/``Reads`` for replica-aware reads) and return plain values or rows; they

@@ -8,7 +8,7 @@ import pytest
 
 SURFACE = {
     "core.app": {"ROUTE_MODULES", "create_app"},
-    "core.auth": {"Principal", "require_token"},
+    "core.auth": {"Principal", "authenticate", "require_token"},
     "core.consistency": {"Reads"},
     "core.cursor": {"decode_cursor", "encode_cursor"},
     "core.errors": {

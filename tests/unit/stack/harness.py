@@ -27,6 +27,7 @@ SECRET_VALUES = {
     "redisPassword": "redis-s3cret-value-XYZ",
     "secretsKeyring": "k1 a2V5cmluZy1zM2NyZXQtdmFsdWUtWFlaLTMyYnl0ZXM=",
     "secretNamingKey": "naming-k3y-value-XYZ",
+    "uiSessionKey": "ui-session-key-for-tests",
 }
 
 

@@ -32,6 +32,7 @@ SECRET_FILES = {
     "secrets-keyring": SECRET_VALUES["secretsKeyring"],
     # The key the secrets' names are derived with (stack.secretfiles), as Pulumi has it.
     "naming-key": SECRET_VALUES["secretNamingKey"],
+    "ui-session-key": SECRET_VALUES["uiSessionKey"],
 }
 
 # (compose CLI arguments, the same deployment as Pulumi config)

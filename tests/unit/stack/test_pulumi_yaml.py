@@ -18,6 +18,7 @@ SECRETS = {
     "redisPassword": "d",
     "secretsKeyring": "e",
     "secretNamingKey": "k",
+    "uiSessionKey": "u",
 }
 
 

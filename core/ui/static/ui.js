@@ -1,0 +1,118 @@
+// homerun dashboard: the few behaviours htmx does not cover. Loaded as a file (the CSP
+// allows no inline script); every untrusted string reaches the page as textContent only.
+"use strict";
+(function () {
+  const SVG = "http://www.w3.org/2000/svg";
+  const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+  const TERMINAL = ["job.succeeded", "job.failed", "job.cancelled"];
+
+  function taskNames() {
+    const box = document.getElementById("graph");
+    const names = {};
+    if (box) for (const n of JSON.parse(box.dataset.graph).nodes) names[n.task_id] = n.id;
+    return names;
+  }
+
+  // The task graph, laid out by dagre, drawn as SVG elements (no markup strings).
+  function drawGraph() {
+    const box = document.getElementById("graph");
+    if (!box || !box.dataset.graph || typeof dagre === "undefined") return;
+    const graph = JSON.parse(box.dataset.graph);
+    const g = new dagre.graphlib.Graph();
+    g.setGraph({ rankdir: "LR", nodesep: 20, ranksep: 40, marginx: 10, marginy: 10 });
+    g.setDefaultEdgeLabel(() => ({}));
+    for (const n of graph.nodes) g.setNode(n.id, { width: 120, height: 36, status: n.status });
+    for (const [from, to] of graph.edges) g.setEdge(from, to);
+    dagre.layout(g);
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("width", g.graph().width);
+    svg.setAttribute("height", g.graph().height);
+    for (const e of g.edges()) {
+      const line = document.createElementNS(SVG, "polyline");
+      line.setAttribute("points", g.edge(e).points.map((p) => p.x + "," + p.y).join(" "));
+      line.setAttribute("class", "edge");
+      svg.appendChild(line);
+    }
+    for (const id of g.nodes()) {
+      const n = g.node(id);
+      const rect = document.createElementNS(SVG, "rect");
+      rect.setAttribute("x", n.x - n.width / 2);
+      rect.setAttribute("y", n.y - n.height / 2);
+      rect.setAttribute("width", n.width);
+      rect.setAttribute("height", n.height);
+      rect.setAttribute("rx", 6);
+      rect.setAttribute("class", "node s-" + n.status);
+      const text = document.createElementNS(SVG, "text");
+      text.setAttribute("x", n.x);
+      text.setAttribute("y", n.y + 4);
+      text.setAttribute("class", "node-label");
+      text.textContent = id;
+      svg.append(rect, text);
+    }
+    box.replaceChildren(svg);
+  }
+
+  // Live log lines from the job's event stream (the stream htmx-ext-sse opened).
+  const seen = new WeakSet();
+  document.addEventListener("htmx:sseOpen", (ev) => {
+    const source = ev.detail.source;
+    const logs = document.getElementById("logs");
+    if (!logs || seen.has(source)) return;
+    seen.add(source);
+    const ids = new Set();
+    source.addEventListener("task.log", (msg) => {
+      if (msg.lastEventId && ids.has(msg.lastEventId)) return;
+      ids.add(msg.lastEventId);
+      const line = JSON.parse(msg.data);
+      const row = document.createElement("div");
+      row.className = "log-line log-" + line.stream;
+      const who = document.createElement("span");
+      who.className = "log-task";
+      who.textContent = (taskNames()[line.task_id] || line.task_id) + " ";
+      const text = document.createElement("span");
+      text.textContent = line.line;
+      row.append(who, text);
+      logs.appendChild(row);
+    });
+    for (const kind of TERMINAL) source.addEventListener(kind, () => source.close());
+  });
+
+  // Submit: the JSON body to POST /ui/submit; the API's errors shown at the field.
+  function wireSubmit() {
+    const form = document.querySelector("form[data-submit]");
+    if (!form) return;
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const errors = document.getElementById("errors");
+      errors.replaceChildren();
+      const resp = await fetch("/ui/submit", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+        body: form.elements.body.value,
+        credentials: "same-origin",
+      });
+      const answer = await resp.json();
+      if (resp.ok) {
+        window.location.assign("/ui/jobs/" + answer.id);
+        return;
+      }
+      const err = answer.error || { message: "HTTP " + resp.status, details: [] };
+      const head = document.createElement("p");
+      head.textContent = err.message;
+      errors.appendChild(head);
+      for (const d of err.details || []) {
+        const item = document.createElement("p");
+        item.className = "detail";
+        item.dataset.loc = d.loc.join(".");
+        item.textContent = d.loc.join(".") + ": " + d.msg;
+        errors.appendChild(item);
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    drawGraph();
+    wireSubmit();
+  });
+  document.addEventListener("htmx:afterSwap", drawGraph);
+})();
