@@ -122,60 +122,70 @@ def test_an_egress_task_reaches_the_allowed_host_and_none_of_the_stack(
         capture_output=True,
         timeout=180,
     )
-    vips = {
-        key: _vips(docker_client, stack.service(key))
-        for key in ("api", "postgres-primary", "redis-queue", "notifier")
-    }
-    targets = {
-        "proxied": [
-            "http://allowed.test:8080/",
-            "http://loopback.test:8080/",
-            f"http://{stand_in}:8080/",
-            "http://api:8000/healthz",
-            "http://169.254.169.254/latest/meta-data/",
-            *(f"http://{vip}:8000/healthz" for vip in vips["api"]),
-        ],
-        "tcp": [
-            [stand_in, 8080],
-            ["api", 8000],
-            *([vip, 8000] for vip in vips["api"]),
-            *([vip, 5432] for vip in vips["postgres-primary"]),
-            *([vip, 6379] for vip in vips["redis-queue"]),
-        ],
-        "resolve": ["allowed.test", "api", "postgres-primary", "redis-queue", "example.com"],
-    }
-    with stack.http() as http:
-        job = submit(
-            http,
-            {
-                "tasks": [
-                    {
-                        "name": "probe",
-                        "type": "python",
-                        "payload": {"code": PROBE, "input": targets},
-                        "network": "egress",
-                        "max_attempts": 1,
-                    }
-                ]
-            },
+    try:
+        vips = {
+            key: _vips(docker_client, stack.service(key))
+            for key in ("api", "postgres-primary", "redis-queue", "notifier")
+        }
+        targets = {
+            "proxied": [
+                "http://allowed.test:8080/",
+                "http://loopback.test:8080/",
+                f"http://{stand_in}:8080/",
+                "http://api:8000/healthz",
+                "http://169.254.169.254/latest/meta-data/",
+                *(f"http://{vip}:8000/healthz" for vip in vips["api"]),
+            ],
+            "tcp": [
+                [stand_in, 8080],
+                ["api", 8000],
+                *([vip, 8000] for vip in vips["api"]),
+                *([vip, 5432] for vip in vips["postgres-primary"]),
+                *([vip, 6379] for vip in vips["redis-queue"]),
+            ],
+            "resolve": ["allowed.test", "api", "postgres-primary", "redis-queue", "example.com"],
+        }
+        with stack.http() as http:
+            job = submit(
+                http,
+                {
+                    "tasks": [
+                        {
+                            "name": "probe",
+                            "type": "python",
+                            "payload": {"code": PROBE, "input": targets},
+                            "network": "egress",
+                            "max_attempts": 1,
+                        }
+                    ]
+                },
+            )
+            done = wait_job(http, job["id"])
+            [task] = done["tasks"]
+            detail = http.get(f"/v1/jobs/{job['id']}/tasks/{task['id']}").raise_for_status().json()
+        assert done["status"] == "succeeded", detail
+        seen = detail["output"]
+        assert seen.pop("proxied http://allowed.test:8080/") == "200 allowed", seen
+        for key, value in seen.items():
+            if key.startswith("proxied "):
+                assert value == "403", (key, value)
+            else:
+                assert value.startswith("error"), (key, value)
+        logs = subprocess.run(
+            ["docker", "service", "logs", "--raw", proxy],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert f"GET http://allowed.test:8080/ {stand_in}" in logs
+        assert "TCP_DENIED/403 GET http://loopback.test:8080/" in logs, json.dumps(seen)
+    finally:
+        # The session's stack goes back to the spec it was deployed with: later tests (make
+        # up again changes nothing) compare against it.
+        subprocess.run(
+            ["docker", "service", "rollback", "--quiet", proxy],
+            check=True,
+            capture_output=True,
+            timeout=180,
         )
-        done = wait_job(http, job["id"])
-        [task] = done["tasks"]
-        detail = http.get(f"/v1/jobs/{job['id']}/tasks/{task['id']}").raise_for_status().json()
-    assert done["status"] == "succeeded", detail
-    seen = detail["output"]
-    assert seen.pop("proxied http://allowed.test:8080/") == "200 allowed", seen
-    for key, value in seen.items():
-        if key.startswith("proxied "):
-            assert value == "403", (key, value)
-        else:
-            assert value.startswith("error"), (key, value)
-    logs = subprocess.run(
-        ["docker", "service", "logs", "--raw", proxy],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert f"GET http://allowed.test:8080/ {stand_in}" in logs
-    assert "TCP_DENIED/403 GET http://loopback.test:8080/" in logs, json.dumps(seen)

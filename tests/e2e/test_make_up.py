@@ -30,6 +30,16 @@ def _snapshot(client: docker.DockerClient, stack: str) -> dict[str, Any]:
     }
 
 
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where two specs differ, as paths: a failure says what changed, not just that."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        found: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            found += _differences(a.get(key), b.get(key), f"{path}/{key}")
+        return found
+    return [] if a == b else [f"{path}: {a!r} -> {b!r}"[:400]]
+
+
 def test_up_again_changes_nothing(stack: Stack, docker_client: docker.DockerClient) -> None:
     before = _snapshot(docker_client, stack.name)
     # The session's stack: the default services, a runner group and the egress proxy.
@@ -40,6 +50,7 @@ def test_up_again_changes_nothing(stack: Stack, docker_client: docker.DockerClie
 
     assert again.returncode == 0, again.stderr[-4000:]
     after = _snapshot(docker_client, stack.name)
+    assert _differences(before["specs"], after["specs"]) == []
     assert after == before
     # The sample job is found again by its Idempotency-Key, not submitted twice.
     assert "exists" in again.stderr, again.stderr[-2000:]
