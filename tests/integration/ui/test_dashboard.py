@@ -228,3 +228,29 @@ def test_output_json_shows_as_text(stack: Stack, browser: Browser) -> None:
     expect(page.locator("body")).to_contain_text("alert(1)")
     expect(page.locator("main img")).to_have_count(0)
     assert dialogs == []
+
+
+def test_submit_errors_are_shown_at_the_field_they_name(stack: Stack, browser: Browser) -> None:
+    page = _page(browser, [])
+    _sign_in(page, stack, stack.token)
+    page.goto(f"{stack.url}/ui/submit")
+    body = {
+        "tasks": [
+            {"name": "a", "type": "shell", "payload": {"script": "true"}},
+            {"name": "b", "type": "shell", "payload": {"script": "true"}, "max_attempts": 99},
+        ]
+    }
+    page.fill("#job-body", json.dumps(body))
+    page.click("form[data-submit] button[type=submit]")
+    detail = page.locator("#errors .detail[data-loc='body.tasks.1.max_attempts']")
+    expect(detail).to_be_visible()
+    line = detail.get_attribute("data-line")
+    assert line is not None
+    box = page.locator("#job-body")
+    lines = box.input_value().split("\n")
+    # The line the error names holds that field, and the editor selects it.
+    assert '"max_attempts": 99' in lines[int(line) - 1]
+    selected = box.evaluate("b => b.value.slice(b.selectionStart, b.selectionEnd)")
+    assert selected == '"max_attempts": 99'
+    expect(box).to_have_attribute("aria-invalid", "true")
+    assert page.url.endswith("/ui/submit")  # no job was made: the page stays
