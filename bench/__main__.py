@@ -6,7 +6,8 @@ start, wait, logs, remove, on the shell task's image) is measured right before h
 same machine load. Figures are printed, never asserted: timing on a shared machine is noisy;
 ``--repeat`` measures each pair again and prints the median ratio with its range.
 
-Then the API's p99 during a retention purge beside its p99 without one (``bench.retention``).
+Then the API's p99 during a retention purge beside its p99 without one (``bench.retention``),
+and the dashboard's jobs page p95 beside GET /v1/jobs over 10,000 jobs (``bench.dashboard``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         default=10_000,
         help="expired jobs the retention figure purges (0: leave that figure out)",
     )
+    parser.add_argument(
+        "--dashboard-jobs",
+        type=int,
+        default=10_000,
+        help="jobs the dashboard's jobs page lists (0: leave that figure out)",
+    )
     args = parser.parse_args(argv)
 
     floor: list[Figures] = []
@@ -68,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.retention import measure_retention
 
         print(measure_retention(args.retention_jobs).line(), flush=True)
+    if args.dashboard_jobs:
+        from bench.dashboard import measure_dashboard
+
+        print(measure_dashboard(args.dashboard_jobs).line(), flush=True)
     return 0
 
 

@@ -8,6 +8,7 @@
 #   scripts/bench.sh --floor-only            the Docker SDK floor alone
 #   scripts/bench.sh --wait poll             follow jobs by polling instead of SSE
 #   scripts/bench.sh --retention-jobs 0      leave out the API p99 during a retention purge
+#   scripts/bench.sh --dashboard-jobs 0      leave out the /ui/jobs p95 against /v1/jobs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"

@@ -77,6 +77,57 @@
     for (const kind of TERMINAL) source.addEventListener(kind, () => source.close());
   });
 
+  // JSON.stringify(value, null, 2), recording where each field (its path) starts and ends.
+  function layOut(value) {
+    const spans = {};
+    let text = "";
+    function walk(v, path, pad) {
+      const start = text.length;
+      if (Array.isArray(v) && v.length) {
+        text += "[\n";
+        v.forEach((x, i) => {
+          text += pad + "  ";
+          walk(x, path.concat([String(i)]), pad + "  ");
+          text += i < v.length - 1 ? ",\n" : "\n";
+        });
+        text += pad + "]";
+      } else if (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length) {
+        const keys = Object.keys(v);
+        text += "{\n";
+        keys.forEach((k, i) => {
+          const keyStart = text.length + pad.length + 2;
+          text += pad + "  " + JSON.stringify(k) + ": ";
+          walk(v[k], path.concat([k]), pad + "  ");
+          spans[path.concat([k]).join("\u0000")] = [keyStart, text.length];
+          text += i < keys.length - 1 ? ",\n" : "\n";
+        });
+        text += pad + "}";
+      } else {
+        text += JSON.stringify(v);
+      }
+      if (!(path.join("\u0000") in spans)) spans[path.join("\u0000")] = [start, text.length];
+    }
+    walk(value, [], "");
+    return { text: text, spans: spans };
+  }
+
+  // The span of the field an error's loc names (["body", "tasks", 0, ...]), or of its
+  // nearest enclosing field the body has (a missing field is reported at its parent).
+  function fieldSpan(spans, loc) {
+    if (!loc.length || loc[0] !== "body") return null;
+    const path = loc.slice(1).map(String);
+    for (let n = path.length; n > 0; n--) {
+      const key = path.slice(0, n).join("\u0000");
+      if (key in spans) return spans[key];
+    }
+    return null;
+  }
+
+  function selectSpan(box, span) {
+    box.focus();
+    box.setSelectionRange(span[0], span[1]);
+  }
+
   // Submit: the JSON body to POST /ui/submit; the API's errors shown at the field.
   function wireSubmit() {
     const form = document.querySelector("form[data-submit]");
@@ -85,6 +136,7 @@
       ev.preventDefault();
       const errors = document.getElementById("errors");
       errors.replaceChildren();
+      form.elements.body.removeAttribute("aria-invalid");
       const resp = await fetch("/ui/submit", {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
@@ -100,12 +152,39 @@
       const head = document.createElement("p");
       head.textContent = err.message;
       errors.appendChild(head);
+      // The body laid out again (same JSON) so each field's place in the editor is known.
+      const box = form.elements.body;
+      let spans = null;
+      try {
+        const laid = layOut(JSON.parse(box.value));
+        box.value = laid.text;
+        spans = laid.spans;
+      } catch (e) {
+        spans = null; // not JSON: the API's message says where it stopped parsing
+      }
+      let first = null;
       for (const d of err.details || []) {
         const item = document.createElement("p");
         item.className = "detail";
         item.dataset.loc = d.loc.join(".");
-        item.textContent = d.loc.join(".") + ": " + d.msg;
+        const span = spans && fieldSpan(spans, d.loc);
+        if (span) {
+          const line = box.value.slice(0, span[0]).split("\n").length;
+          item.dataset.line = String(line);
+          const at = document.createElement("button");
+          at.type = "button";
+          at.className = "at-field";
+          at.textContent = "line " + line;
+          at.addEventListener("click", () => selectSpan(box, span));
+          item.append(at, " ");
+          first = first || span;
+        }
+        item.append(d.loc.join(".") + ": " + d.msg);
         errors.appendChild(item);
+      }
+      if (first) {
+        box.setAttribute("aria-invalid", "true");
+        selectSpan(box, first);
       }
     });
   }

@@ -134,3 +134,123 @@ def test_revoked_token_is_signed_out(stack: Stack, browser: Browser) -> None:
     page.goto(f"{stack.url}/ui/jobs")
     expect(page.locator("input#token")).to_be_visible()
     expect(page.locator(".notice")).to_contain_text("session ended")
+
+
+def _submit(stack: Stack, body: dict[str, object]) -> str:
+    """POST /v1/jobs as a client would; the new job's id."""
+    answer = httpx.post(
+        f"{stack.url}/v1/jobs", json=body, headers={"Authorization": f"Bearer {stack.token}"}
+    )
+    assert answer.status_code in (200, 201), answer.text
+    job_id: str = answer.json()["id"]
+    return job_id
+
+
+def test_cancel_a_running_job_from_its_page(stack: Stack, browser: Browser) -> None:
+    page = _page(browser, [])
+    _sign_in(page, stack, stack.token)
+    job_id = _submit(
+        stack, {"tasks": [{"name": "long", "type": "shell", "payload": {"script": "sleep 30"}}]}
+    )
+    page.goto(f"{stack.url}/ui/jobs/{job_id}")
+    status = page.locator("#job-status")
+    expect(status).to_have_text("running", timeout=60_000)
+    page.click("#cancel")
+    page.wait_for_url(f"**/ui/jobs/{job_id}")
+    # The job's page follows it to cancelled over SSE: no reload here.
+    expect(status).to_have_text("cancelled", timeout=30_000)
+    expect(page.locator("#task-long")).to_have_attribute("data-status", "cancelled")
+    expect(page.locator("#cancel")).to_have_count(0)
+
+
+@pytest.mark.parametrize("button", ["rerun", "rerun-failed"])
+def test_rerun_a_failed_job_lands_on_the_new_job(
+    stack: Stack, browser: Browser, button: str
+) -> None:
+    page = _page(browser, [])
+    _sign_in(page, stack, stack.token)
+    job_id = _submit(
+        stack,
+        {
+            "tasks": [
+                {"name": "ok", "type": "shell", "payload": {"script": "echo ok"}},
+                {
+                    "name": "bad",
+                    "type": "shell",
+                    "payload": {"script": "exit 1"},
+                    "max_attempts": 1,
+                    "depends_on": ["ok"],
+                },
+            ]
+        },
+    )
+    page.goto(f"{stack.url}/ui/jobs/{job_id}")
+    expect(page.locator("#job-status")).to_have_text("failed", timeout=90_000)
+    page.click(f"#{button}")
+    page.wait_for_url(lambda url: "/ui/jobs/" in url and job_id not in url)
+    new_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    assert new_id != job_id
+    back = page.locator(f"a[href='/ui/jobs/{job_id}']")
+    expect(back).to_have_text(job_id[:8])
+    # The new job runs the failed task again and fails the same way.
+    expect(page.locator("#job-status")).to_have_text("failed", timeout=90_000)
+    expect(page.locator("#task-bad")).to_have_attribute("data-status", "failed")
+    back.click()
+    page.wait_for_url(f"**/ui/jobs/{job_id}")
+
+
+def test_output_json_shows_as_text(stack: Stack, browser: Browser) -> None:
+    dialogs: list[str] = []
+    page = _page(browser, dialogs)
+    _sign_in(page, stack, stack.token)
+    output = {"x": XSS[0], "y": XSS[1]}
+    script = f"cat > /homerun/output.json <<'JSON'\n{json.dumps(output)}\nJSON"
+    job_id = _submit(
+        stack, {"tasks": [{"name": "out", "type": "shell", "payload": {"script": script}}]}
+    )
+    page.goto(f"{stack.url}/ui/jobs/{job_id}")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=90_000)
+    page.reload()
+    shown = page.locator("pre.json")
+    for text in XSS:
+        expect(shown).to_contain_text(json.dumps(text)[1:-1])
+    expect(page.locator("#job-live img")).to_have_count(0)
+    expect(page.locator("#job-live script")).to_have_count(0)
+    # The task's own page shows the same output, as text too.
+    page.click("#task-out a")
+    panel = page.locator("#task-panel")
+    expect(panel).to_contain_text("alert(1)")
+    expect(panel.locator("img")).to_have_count(0)
+    expect(panel.locator("script")).to_have_count(0)
+    href = page.locator("#task-out a").get_attribute("href")
+    assert href is not None
+    page.goto(f"{stack.url}{href}")
+    expect(page.locator("body")).to_contain_text("alert(1)")
+    expect(page.locator("main img")).to_have_count(0)
+    assert dialogs == []
+
+
+def test_submit_errors_are_shown_at_the_field_they_name(stack: Stack, browser: Browser) -> None:
+    page = _page(browser, [])
+    _sign_in(page, stack, stack.token)
+    page.goto(f"{stack.url}/ui/submit")
+    body = {
+        "tasks": [
+            {"name": "a", "type": "shell", "payload": {"script": "true"}},
+            {"name": "b", "type": "shell", "payload": {"script": "true"}, "max_attempts": 99},
+        ]
+    }
+    page.fill("#job-body", json.dumps(body))
+    page.click("form[data-submit] button[type=submit]")
+    detail = page.locator("#errors .detail[data-loc='body.tasks.1.max_attempts']")
+    expect(detail).to_be_visible()
+    line = detail.get_attribute("data-line")
+    assert line is not None
+    box = page.locator("#job-body")
+    lines = box.input_value().split("\n")
+    # The line the error names holds that field, and the editor selects it.
+    assert '"max_attempts": 99' in lines[int(line) - 1]
+    selected = box.evaluate("b => b.value.slice(b.selectionStart, b.selectionEnd)")
+    assert selected == '"max_attempts": 99'
+    expect(box).to_have_attribute("aria-invalid", "true")
+    assert page.url.endswith("/ui/submit")  # no job was made: the page stays
