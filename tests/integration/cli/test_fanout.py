@@ -53,6 +53,7 @@ async def test_a_map_job_watched_read_and_listed(system: System) -> None:
     assert listed.code == 0, listed.stderr
     assert [line.split()[0] for line in listed.text[:3]] == ["sq[0]", "sq[1]", "sq[2]"]
     assert listed.text[3].startswith("  more: --cursor ")
-    final = system.client().get_job(job_id)
+    with system.client() as client:  # closed, or its socket outlives the test
+        final = client.get_job(job_id)
     sum_task = next(t for t in final.tasks if t.name == "sum")
     assert sum_task.output == [0, 1, 4, 9, 16]
