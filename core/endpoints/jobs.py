@@ -379,7 +379,23 @@ def openapi_paths(doc: Document) -> dict[str, Any]:
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": doc.submission()}},
+                    "content": {
+                        "application/json": {
+                            "schema": doc.submission(),
+                            # For people reading the document, and the contract test's
+                            # explicit case: a job every deployment accepts.
+                            "example": {
+                                "name": "hello",
+                                "tasks": [
+                                    {
+                                        "name": "greet",
+                                        "type": "shell",
+                                        "payload": {"script": "echo hello"},
+                                    }
+                                ],
+                            },
+                        }
+                    },
                 },
                 "responses": {
                     "201": doc.ok("Accepted; the job and its tasks.", Job),

@@ -74,11 +74,18 @@ async def run_and_lose_first_attempt(
     task_id = str((await jobs.tasks(created.job_id))["slow"]["id"])
     runner_a = spawn_runner("runner-a")
 
-    async def container_recorded() -> bool:
+    async def container_running() -> bool:
+        # Running, not only created: the runner records the container before it starts it,
+        # and one killed in between leaves a container that never ran (nothing to kill).
         attempts = await jobs.attempts(task_id)
-        return bool(attempts) and attempts[0]["container_id"] is not None
+        if not attempts or attempts[0]["container_id"] is None:
+            return False
+        state = await asyncio.to_thread(
+            lambda: docker.from_env().api.inspect_container(attempts[0]["container_id"])
+        )
+        return bool(state["State"]["Running"])
 
-    await eventually(container_recorded, 30, "attempt 1's container")
+    await eventually(container_running, 30, "attempt 1's container to run")
     runner_a.kill()
 
     async def lease_over() -> bool:
