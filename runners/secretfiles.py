@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from runners.workspace import parse_attempt_dir
+from runners import workspace
 
 __all__ = [
     "CONTAINER_DIR",
@@ -103,19 +103,13 @@ def prepare(root: Path, values: Mapping[str, bytes], uid: int) -> Path:
 
 
 def remove(root: Path) -> None:
-    shutil.rmtree(root, ignore_errors=True)
+    workspace.remove(root)
 
 
 def leftovers(secrets_dir: str, instance: str) -> list[tuple[str, int, Path]]:
-    """(task_id, attempt, path) of every attempt's secrets directory of this instance."""
-    base = Path(secrets_dir) / instance
+    """(task_id, attempt, path) of every attempt's secrets directory of this instance:
+    laid out as the workspaces are, so read the same way."""
     try:
-        entries = list(base.iterdir())
-    except (FileNotFoundError, NotADirectoryError):
+        return workspace.leftovers(secrets_dir, instance)
+    except NotADirectoryError:
         return []
-    found = []
-    for entry in entries:
-        parsed = parse_attempt_dir(entry.name)
-        if parsed is not None:
-            found.append((parsed[0], parsed[1], entry))
-    return found
