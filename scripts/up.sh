@@ -24,6 +24,10 @@
 #                         (--with-registry-auth; Pulumi: registryUsername/registryPassword)
 #   HOMERUN_ROTATE        a secret key whose new value is deployed on purpose (make rotate)
 #   HOMERUN_COMPOSE_ARGS  extra arguments for `python -m stack.compose` (e.g. --api-replicas 3)
+#   HOMERUN_TASK_RUNTIME  the OCI runtime of task containers: runc (default), runsc (gVisor,
+#                         installed and registered with this engine by scripts/ensure-runsc.sh;
+#                         up stops if it cannot run here) or auto (runsc where registered).
+#                         With Pulumi, the taskRuntime config key says it instead
 #   HOMERUN_SKIP_IMAGES=1 do not run scripts/images.sh (the caller just did)
 #   HOMERUN_SKIP_SAMPLE=1 do not run the sample job
 # With the Pulumi CLI installed and logged in (`pulumi whoami` works) and a Pulumi stack
@@ -54,13 +58,29 @@ mkdir -p "$STATE"
 scripts/ensure-docker.sh
 [ "${HOMERUN_SKIP_IMAGES:-0}" = 1 ] || scripts/images.sh
 
+TASK_RUNTIME="${HOMERUN_TASK_RUNTIME:-runc}"
+case "$TASK_RUNTIME" in
+    runc | auto) ;;
+    runsc)
+        # Asked for the stronger sandbox: never deploy the weaker one instead.
+        scripts/ensure-runsc.sh || {
+            log "HOMERUN_TASK_RUNTIME=runsc, but gVisor cannot be registered on this engine (above)"
+            exit 1
+        }
+        ;;
+    *)
+        log "HOMERUN_TASK_RUNTIME must be runc, runsc or auto, not '$TASK_RUNTIME'"
+        exit 2
+        ;;
+esac
+
 use_pulumi() {
     command -v pulumi >/dev/null && [ -f Pulumi.yaml ] && pulumi whoami >/dev/null 2>&1 \
         && pulumi stack --show-name >/dev/null 2>&1
 }
 
 # shellcheck disable=SC2206 # word splitting of the extra arguments is the point
-compose_args=(--stack "$STACK" --port "$PORT" --auto-modes --pin-images ${HOMERUN_COMPOSE_ARGS:-})
+compose_args=(--stack "$STACK" --port "$PORT" --auto-modes --pin-images --task-runtime "$TASK_RUNTIME" ${HOMERUN_COMPOSE_ARGS:-})
 [ -z "${HOMERUN_REGISTRY:-}" ] || compose_args+=(--registry "$HOMERUN_REGISTRY")
 # Credentials reach the nodes with the services (docker stack deploy --with-registry-auth
 # sends this machine's login for the registry along).
@@ -177,14 +197,21 @@ if [ "$(cat "$ENV_FILE" 2>/dev/null)" != "$new_env" ]; then
     (umask 077 && printf '%s\n' "$new_env" >"$ENV_FILE")
     log "wrote HOMERUN_URL and HOMERUN_TOKEN to $ENV_FILE"
 fi
-# The stack's runners keep HOMERUN_TASK_RUNTIME's default, runc (runners/runtimes.py); say so,
-# and whether this engine could offer gVisor instead.
+# Which runtime the runners' tasks run under, and why (runners/runtimes.py decides the same
+# way on each node; their logs say it too).
 if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
-    log "task runtime: runc, the stack's default (this engine has runsc registered:" \
-        "HOMERUN_TASK_RUNTIME=auto or runsc on the runner would use it)"
+    case "$TASK_RUNTIME" in
+        runc) log "task runtime: runc (HOMERUN_TASK_RUNTIME=runc; this engine also has runsc:" \
+            "HOMERUN_TASK_RUNTIME=runsc or auto would use gVisor)" ;;
+        *) log "task runtime: runsc, gVisor (HOMERUN_TASK_RUNTIME=$TASK_RUNTIME, registered here)" ;;
+    esac
 else
-    log "task runtime: runc, the stack's default (this engine has no runsc registered;" \
-        "docs/operations.md, Task runtime)"
+    case "$TASK_RUNTIME" in
+        auto) log "task runtime: runc (HOMERUN_TASK_RUNTIME=auto and this engine has no runsc;" \
+            "scripts/ensure-runsc.sh registers it)" ;;
+        *) log "task runtime: runc (HOMERUN_TASK_RUNTIME=runc; this engine has no runsc registered:" \
+            "docs/operations.md, Task runtime)" ;;
+    esac
 fi
 log "homerun is up: API at $URL (stack $STACK; token in $ENV_FILE)"
 echo "$URL"

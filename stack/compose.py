@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from core.settings import TASK_RUNTIMES
 from stack import secretfiles
 from stack.model import (
     EndpointMode,
@@ -396,6 +397,12 @@ def _parser() -> argparse.ArgumentParser:
         default="",
         help="comma-separated CIDRs the proxy refuses too (the hosts' public addresses)",
     )
+    p.add_argument(
+        "--task-runtime",
+        choices=TASK_RUNTIMES,
+        default=d.task_runtime,
+        help="task containers' OCI runtime: runc, runsc (gVisor), auto (runsc where registered)",
+    )
     p.add_argument("--secrets-dir", type=Path, help="default .homerun/stacks/<stack>/secrets")
     p.add_argument(
         "--no-generate-secrets",
@@ -448,6 +455,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         runner_groups=tuple(args.runner_group),
         egress=args.egress,
         egress_allow=tuple(i.strip() for i in args.egress_allow.split(",") if i.strip()),
+        task_runtime=args.task_runtime,
         egress_denied_networks=tuple(
             i.strip() for i in args.egress_denied_networks.split(",") if i.strip()
         ),

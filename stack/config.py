@@ -91,6 +91,7 @@ def read(cfg: pulumi.Config) -> Deployment:
         egress=_bool(cfg, "egress", d.egress),
         egress_allow=tuple(_strings(cfg, "egressAllow")),
         egress_denied_networks=tuple(_strings(cfg, "egressDeniedNetworks")),
+        task_runtime=cfg.get("taskRuntime") or d.task_runtime,
     )
     secrets_dir = Path(cfg.get("secretsDir") or secretfiles.default_dir(stack.stack))
     values = _secret_values(cfg, secrets_dir)

@@ -82,6 +82,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from core import egress, runnergroups
+from core.settings import TASK_RUNTIMES
 from stack import conffiles
 from stack.model import (
     Config,
@@ -281,6 +282,9 @@ class StackConfig:
     egress: bool = False
     egress_allow: tuple[str, ...] = ()
     egress_denied_networks: tuple[str, ...] = ()
+    # The OCI runtime of task containers (HOMERUN_TASK_RUNTIME, runners/runtimes.py): runc,
+    # runsc (gVisor; the runners refuse to start on a node whose engine lacks it) or auto.
+    task_runtime: str = "runc"
 
     def __post_init__(self) -> None:
         check_stack_name(self.stack)
@@ -318,6 +322,10 @@ class StackConfig:
             raise ValueError("edge_connections_per_source must be >= 1")
         if self.max_running_per_token < 0:
             raise ValueError("max_running_per_token must be >= 0 (0: no cap)")
+        if self.task_runtime not in TASK_RUNTIMES:
+            raise ValueError(
+                f"task_runtime must be one of {', '.join(TASK_RUNTIMES)}: {self.task_runtime!r}"
+            )
         if self.retention_seconds < 0:
             raise ValueError("retention_seconds must be >= 0 (0: keep finished jobs forever)")
         unknown = set(self.resources) - set(DEFAULT_RESOURCES)
@@ -665,6 +673,7 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
             ),
             **_egress_env(config),
             "HOMERUN_RUNNER_CONCURRENCY": str(concurrency),
+            "HOMERUN_TASK_RUNTIME": config.task_runtime,
             "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),
             "HOMERUN_DOCKER_URL": f"unix://{DOCKER_SOCKET}",
             "HOMERUN_WORK_DIR": WORK_DIR,

@@ -23,6 +23,7 @@ from stack.topology import (
     REGISTRY_SERVICE_KEYS,
     SECRET_KEYS,
     SERVICE_KEYS,
+    RunnerGroup,
     StackConfig,
     build_topology,
     parse_resource,
@@ -138,6 +139,19 @@ def test_the_per_token_cap_reaches_every_runner():
     )
     with pytest.raises(ValueError, match="max_running_per_token"):
         StackConfig(max_running_per_token=-1)
+
+
+def test_the_task_runtime_reaches_every_runner_and_nothing_else():
+    groups = (RunnerGroup(name="big", labels=("big",)),)
+    topology = build_topology(StackConfig(task_runtime="runsc", runner_groups=groups))
+    runners = [s for s in topology.services if s.env.get("HOMERUN_RUNNER_CONCURRENCY")]
+    assert {s.key for s in runners} == {"runner", "runner-big"}
+    assert {s.env["HOMERUN_TASK_RUNTIME"] for s in runners} == {"runsc"}
+    others = [s for s in topology.services if s not in runners]
+    assert not [s.key for s in others if "HOMERUN_TASK_RUNTIME" in s.env]
+    assert build_topology(StackConfig()).service("runner").env["HOMERUN_TASK_RUNTIME"] == "runc"
+    with pytest.raises(ValueError, match="task_runtime must be one of runc, runsc, auto"):
+        StackConfig(task_runtime="crun")
 
 
 @pytest.mark.parametrize(
