@@ -359,6 +359,12 @@ def _parser() -> argparse.ArgumentParser:
         help="connections one client address may hold open at the edge",
     )
     p.add_argument(
+        "--no-edge-port-check",
+        dest="edge_checks_published_port",
+        action="store_false",
+        help="the edge's health check asks only HAProxy, not the published port through the node",
+    )
+    p.add_argument(
         "--retention-seconds",
         type=int,
         default=d.retention_seconds,
@@ -445,6 +451,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         max_running_per_token=args.max_running_per_token,
         allowed_images=tuple(i.strip() for i in args.allowed_images.split(",") if i.strip()),
         edge_connections_per_source=args.edge_connections_per_source,
+        edge_checks_published_port=args.edge_checks_published_port,
         resources=dict(args.resources),
         docker_socket=args.docker_socket,
         run_registry=args.run_registry,

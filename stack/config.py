@@ -80,6 +80,9 @@ def read(cfg: pulumi.Config) -> Deployment:
         edge_connections_per_source=_int(
             cfg, "edgeConnectionsPerSource", d.edge_connections_per_source
         ),
+        edge_checks_published_port=_bool(
+            cfg, "edgeChecksPublishedPort", d.edge_checks_published_port
+        ),
         resources=_resources(cfg),
         docker_socket=cfg.get("dockerSocket") or d.docker_socket,
         run_registry=_bool(cfg, "runRegistry", d.run_registry),

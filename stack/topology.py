@@ -265,6 +265,9 @@ class StackConfig:
     # where the edge sees clients' addresses): one client holding thousands of idle
     # connections exhausted the port's forwarder for everyone.
     edge_connections_per_source: int = 200
+    # With host-mode ports, the edge's health check also asks the published port through
+    # the node (_edge_healthcheck); off where the node's firewall refuses containers.
+    edge_checks_published_port: bool = True
     # Per-service overrides of DEFAULT_RESOURCES.
     resources: Mapping[str, Resources] = field(default_factory=dict)
     docker_socket: str = DOCKER_SOCKET
@@ -736,6 +739,30 @@ def _notifier(config: StackConfig) -> Service:
     )
 
 
+def _edge_healthcheck(config: StackConfig) -> Healthcheck:
+    """HAProxy answers on its own port, and, with host-mode ports, the published port
+    answers too.
+
+    The second half is reached through the container's default gateway (the node, over
+    docker_gwbridge), so it goes through the node's own forwarder for the published port,
+    the userland docker-proxy: one client holding thousands of connections once made that
+    forwarder exit, and the port stayed refused while a check of HAProxy's own port stayed
+    green. Unhealthy, the task is replaced, and its replacement gets a new forwarder. The
+    gateway is read from /proc/net/route (the image has no iproute2). Off with
+    ``edge_checks_published_port`` on a node whose firewall refuses containers the host.
+    """
+    probe = "printf 'GET /edge-healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q ' 200 ' <&3"
+    script = f"exec 3<>/dev/tcp/127.0.0.1/{APP_PORT} && {probe}"
+    if config.publish_mode is PublishMode.HOST and config.edge_checks_published_port:
+        script += (
+            ' && exec 3>&- && while read -r _ dest gw _; do [ "$dest" = 00000000 ] && break;'
+            " done </proc/net/route && gw=$((16#${gw:6:2})).$((16#${gw:4:2}))"
+            ".$((16#${gw:2:2})).$((16#${gw:0:2}))"
+            f" && exec 3<>/dev/tcp/$gw/{config.api_port} && {probe}"
+        )
+    return Healthcheck(test=("CMD", "bash", "-c", script))
+
+
 def _edge(config: StackConfig) -> Service:
     return Service(
         **_common(config, "edge"),
@@ -747,15 +774,7 @@ def _edge(config: StackConfig) -> Service:
         replicas=None,
         configs=(ConfigRef("edge-conf", EDGE_CONF),),
         ports=(Port(APP_PORT, config.api_port, config.publish_mode),),
-        healthcheck=Healthcheck(
-            test=(
-                "CMD",
-                "bash",
-                "-c",
-                f"exec 3<>/dev/tcp/127.0.0.1/{APP_PORT} && "
-                "printf 'GET /edge-healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q ' 200 ' <&3",
-            ),
-        ),
+        healthcheck=_edge_healthcheck(config),
         stop_grace_s=10.0,
     )
 

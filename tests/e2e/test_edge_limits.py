@@ -13,11 +13,15 @@ reaches the edge from a different source address.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
+import signal
 import socket
+import subprocess
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import docker
 import httpx
 import pytest
 
@@ -101,3 +105,61 @@ def test_one_source_holding_thousands_of_connections_does_not_shut_the_port(stac
             return False
 
     wait_for(loopback_answers, timeout=30, message="127.0.0.1 to answer after the attack")
+
+
+def _forwarders(port: int) -> list[int]:
+    """Pids of the engine's userland forwarders (docker-proxy) of host port ``port``, IPv4."""
+    found = subprocess.run(
+        ["pgrep", "-f", f"docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port {port} "],
+        capture_output=True,
+        text=True,
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_a_dead_port_forwarder_fails_the_edge_health_check_and_the_port_comes_back(
+    stack: Stack,
+) -> None:
+    """Issue 12, item 1, the other half: whatever makes the forwarder exit, the published
+    port must not stay refused while every health check is green. The edge's check asks
+    the published port through the node (stack/topology.py, _edge_healthcheck), so a dead
+    forwarder makes the edge unhealthy and Swarm replaces it, forwarder included."""
+    port = urlsplit(stack.url).port
+    assert port is not None
+    forwarders = _forwarders(port)
+    if not forwarders:
+        pytest.skip("this engine runs no userland forwarder for the port (userland-proxy off)")
+    edge_before = _edge_containers(stack)
+    for pid in forwarders:
+        os.kill(pid, signal.SIGKILL)
+
+    def refused() -> bool:
+        try:
+            httpx.get(f"{stack.url}/healthz", timeout=2.0)
+        except httpx.ConnectError:
+            return True
+        return False
+
+    # The attack's effect, reproduced: the port is refused...
+    assert wait_for(refused, timeout=5, message="the port to be refused without a forwarder")
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{stack.url}/healthz", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # ...until the failed check has the edge replaced (5 retries 5 s apart, then a restart).
+    wait_for(answers, timeout=120, message="the published port to answer again")
+    assert _edge_containers(stack).isdisjoint(edge_before), "the edge was not replaced"
+
+
+def _edge_containers(stack: Stack) -> set[str]:
+    client = docker.from_env()
+    try:
+        listed = client.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={stack.service('edge')}"}
+        )
+        return {c.id for c in listed}
+    finally:
+        client.close()

@@ -126,7 +126,7 @@ def from_compose(doc: dict[str, Any], stack: str) -> dict[str, Any]:
                 for p in svc.get("ports", ())
             ),
             "healthcheck": (
-                tuple(health.get("test", ())),
+                tuple(unescape(t) for t in health.get("test", ())),
                 seconds(health.get("interval")),
                 seconds(health.get("timeout")),
                 health.get("retries"),

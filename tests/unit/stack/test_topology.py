@@ -322,3 +322,16 @@ def test_the_edge_caps_connections_per_source_only_where_it_sees_sources():
     assert "sc0_conn_cur" not in edge_conf(publish_mode=PublishMode.INGRESS)
     with pytest.raises(ValueError, match="edge_connections_per_source"):
         StackConfig(edge_connections_per_source=0)
+
+
+def test_the_edge_health_check_asks_the_published_port_where_the_node_forwards_it():
+    def check(**kwargs: Any) -> str:
+        test = build_topology(StackConfig(**kwargs)).service("edge").healthcheck
+        assert test is not None and test.test[:3] == ("CMD", "bash", "-c")
+        return test.test[3]
+
+    host = dict(endpoint_mode=EndpointMode.DNSRR, publish_mode=PublishMode.HOST, api_port=8123)
+    assert "/dev/tcp/127.0.0.1/8000" in check(**host)
+    assert "/proc/net/route" in check(**host) and "/dev/tcp/$gw/8123" in check(**host)
+    assert "/dev/tcp/$gw/" not in check(**host, edge_checks_published_port=False)
+    assert "/dev/tcp/$gw/" not in check(publish_mode=PublishMode.INGRESS)
