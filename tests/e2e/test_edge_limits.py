@@ -98,13 +98,15 @@ def test_one_source_holding_thousands_of_connections_does_not_shut_the_port(stac
 
     # And once the attacker is gone, the loopback port answers again: nothing in front of
     # the edge gave up.
-    def loopback_answers() -> bool:
-        try:
-            return httpx.get(f"{stack.url}/healthz", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+    wait_for(lambda: _answers(stack), timeout=30, message="127.0.0.1 to answer after the attack")
 
-    wait_for(loopback_answers, timeout=30, message="127.0.0.1 to answer after the attack")
+
+def _answers(stack: Stack) -> bool:
+    """Whether the published port (on 127.0.0.1) answers /healthz with 200."""
+    try:
+        return httpx.get(f"{stack.url}/healthz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _forwarders(port: int) -> list[int]:
@@ -143,14 +145,8 @@ def test_a_dead_port_forwarder_fails_the_edge_health_check_and_the_port_comes_ba
     # The attack's effect, reproduced: the port is refused...
     assert wait_for(refused, timeout=5, message="the port to be refused without a forwarder")
 
-    def answers() -> bool:
-        try:
-            return httpx.get(f"{stack.url}/healthz", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     # ...until the failed check has the edge replaced (5 retries 5 s apart, then a restart).
-    wait_for(answers, timeout=120, message="the published port to answer again")
+    wait_for(lambda: _answers(stack), timeout=120, message="the published port to answer again")
     assert _edge_containers(stack).isdisjoint(edge_before), "the edge was not replaced"
 
 

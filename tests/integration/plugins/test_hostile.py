@@ -370,10 +370,12 @@ done
     assert "writable /tmp" in out and "writable /homerun" in out
 
 
-def test_not_root_and_no_capabilities(api: httpx.Client) -> None:
-    script = """
+def not_root_status(api: httpx.Client, fields: str) -> dict[str, str]:
+    """Run a task that prints its ids and the ``fields`` (a regex alternation) of
+    /proc/self/status; assert it is not root in any id; those status lines by name."""
+    script = f"""
 echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"
-grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status
+grep -E '^({fields}):' /proc/self/status
 """
     task, _ = run_task(api, shell(script))
     assert task["status"] == "succeeded", reason(task)
@@ -381,7 +383,11 @@ grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/s
     ids = dict(pair.split("=") for pair in out[0].split())
     assert ids["uid"] != "0" and ids["gid"] != "0", out
     assert "0" not in ids["groups"].split(), out
-    status = {k: v.strip() for k, v in (line.split(":", 1) for line in out[1:])}
+    return {k: v.strip() for k, v in (line.split(":", 1) for line in out[1:])}
+
+
+def test_not_root_and_no_capabilities(api: httpx.Client) -> None:
+    status = not_root_status(api, "CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp")
     for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         assert int(status[cap], 16) == 0, (cap, status[cap])
     assert status["NoNewPrivs"] == "1"

@@ -32,11 +32,10 @@ from tests.conftest import wait_for
 from tests.harness.services import Services
 from tests.harness.stack import Stack
 
-from .conftest import plugin_stack, run_task, submit, wait_job
+from .conftest import plugin_stack, submit, wait_job
 from .test_hostile import (  # noqa: F401 (collected again, under runsc)
     canary,
-    lines,
-    reason,
+    not_root_status,
     shell,
     test_50_mib_of_output_is_truncated_without_growing_the_runner,
     test_another_tasks_files_and_processes_are_invisible,
@@ -86,17 +85,7 @@ def test_task_containers_run_under_runsc(api: httpx.Client, stack: Stack) -> Non
 
 
 def test_not_root_and_no_capabilities_under_gvisor(api: httpx.Client) -> None:
-    script = """
-echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"
-grep -E '^(CapInh|CapPrm|CapEff|CapBnd|Seccomp):' /proc/self/status
-"""
-    task, _ = run_task(api, shell(script))
-    assert task["status"] == "succeeded", reason(task)
-    out = lines(task)
-    ids = dict(pair.split("=") for pair in out[0].split())
-    assert ids["uid"] != "0" and ids["gid"] != "0", out
-    assert "0" not in ids["groups"].split(), out
-    status = {k: v.strip() for k, v in (line.split(":", 1) for line in out[1:])}
+    status = not_root_status(api, "CapInh|CapPrm|CapEff|CapBnd|Seccomp")
     for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd"):
         assert int(status[cap], 16) == 0, (cap, status[cap])
     # 2: a seccomp filter is on, inside the sandbox too (the runtime's --oci-seccomp).
