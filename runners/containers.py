@@ -80,6 +80,27 @@ LABEL_TOKEN = "homerun.token"
 LABEL_TASK = "homerun.task"
 LABEL_ATTEMPT = "homerun.attempt"
 
+# Every label a task container carries (``AttemptLabels``).
+LABELS = (LABEL_INSTANCE, LABEL_RUNNER, LABEL_JOB, LABEL_TOKEN, LABEL_TASK, LABEL_ATTEMPT)
+
+# The fixed parts of the hardened profile: ``Engine._create`` applies them, and the Docker
+# API guard (guard/policy.py) checks every container create against these same values.
+CAP_DROP = ("ALL",)
+NO_NEW_PRIVILEGES = "no-new-privileges"
+NETWORK_NONE = "none"
+# The tmpfs a task may write to; every other path but OUTPUT_FILE is read-only.
+TMPFS_DIRS = ("/tmp", HOMERUN_DIR)
+WRITABLE_MOUNTS = (OUTPUT_FILE,)
+# An egress task's kernel settings: no IPv6 at all (see ``_create``).
+EGRESS_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1"}
+
+
+def security_opts() -> list[str]:
+    """The ``security_opt`` of every task container: no-new-privileges and the task seccomp
+    profile, nothing else."""
+    return [NO_NEW_PRIVILEGES, seccomp.security_opt()]
+
+
 # After a kill, how long to wait for the engine to report the exit before giving up on it.
 KILL_GRACE_SECONDS = 10.0
 # Open files per task: plenty for a script, far below the engine's default of a million.
@@ -507,7 +528,10 @@ class Engine:
         ]
         assert space.inputs_dir is not None
         mounts.append(Mount(INPUTS_DIR, str(space.inputs_dir), type="bind", read_only=True))
-        mounts.append(Mount(OUTPUT_FILE, str(space.output_file), type="bind", read_only=False))
+        mounts.extend(
+            Mount(path, str(space.output_file), type="bind", read_only=False)
+            for path in WRITABLE_MOUNTS
+        )
         if space.secrets_dir is not None:
             # Only a host path shows in the container's configuration, never a value.
             mounts.append(
@@ -518,7 +542,7 @@ class Engine:
         uid = identity.task_uid(labels.token_id)
         tmpfs_opts = f"size={limits.tmpfs_bytes},uid={uid},gid={uid},mode=0755"
         egress = spec.network == NetworkPolicy.EGRESS and self.allow_network
-        network = self.egress_network if egress else "none"
+        network = self.egress_network if egress else NETWORK_NONE
         assert network, "HOMERUN_EGRESS_NETWORK is checked by Settings.from_env"
         # The file-size limit bounds output.json on the host disk; no file on the tmpfs can
         # outgrow the tmpfs anyway, so it takes nothing from the task.
@@ -534,7 +558,7 @@ class Engine:
             env.update(egress_env(self.egress_proxy_url))
             # The internal network has no IPv6, but an interface still gets a link-local
             # address, and the host's end of a bridge too: no IPv6 at all in the task.
-            extra["sysctls"] = {"net.ipv6.conf.all.disable_ipv6": "1"}
+            extra["sysctls"] = dict(EGRESS_SYSCTLS)
         assert self._runtime is not None  # chosen before the first create
         return self.client.containers.create(
             image=image,
@@ -549,10 +573,10 @@ class Engine:
             user=f"{uid}:{uid}",
             network_mode=network,
             read_only=True,
-            tmpfs={"/tmp": tmpfs_opts, HOMERUN_DIR: tmpfs_opts},
+            tmpfs=dict.fromkeys(TMPFS_DIRS, tmpfs_opts),
             mounts=mounts,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges", seccomp.security_opt()],
+            cap_drop=list(CAP_DROP),
+            security_opt=security_opts(),
             pids_limit=limits.pids,
             mem_limit=limits.memory_bytes,
             memswap_limit=limits.memory_bytes,
