@@ -198,14 +198,14 @@ def check_create(
     for key, value in body.items():
         if key not in _CONFIG_KEYS and value:
             raise Refused(f"{key} is not part of the task profile")
-    _check_labels(body.get("Labels") or {}, profile)
-    _check_user(body.get("User"))
     host = body.get("HostConfig")
     if not isinstance(host, dict):
         raise Refused("HostConfig is missing")
     for key, value in host.items():
         if key not in _HOST_KEYS and value:
             raise Refused(f"HostConfig.{key} is not part of the task profile")
+    _check_labels(body.get("Labels") or {}, profile)
+    _check_user(body.get("User"))
     network = host.get("NetworkMode")
     allowed_networks = {containers.NETWORK_NONE} | (
         {profile.egress_network} if profile.egress_network else set()
