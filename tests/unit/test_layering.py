@@ -3,8 +3,8 @@
 The graph is read from the source (every ``import`` anywhere in a module, so a function's
 lazy import counts too) and must be acyclic (``graphlib``). What it allows, top down:
 
-    bench, stack        homerun (CLI)  ──lazily──►  core, runners, notifier (server subcommands)
-    runners, notifier ──► core ──► plugins
+    bench, stack        homerun (CLI)  ──lazily──►  core, runners, notifier, guard (servers)
+    guard ──► runners (the profile it checks), runners, notifier ──► core ──► plugins
     everything ──► wire (the API's models; imports nothing of ours)
 
 plugins/ is what a plugin author builds on, so it imports nothing of homerun's own but the
