@@ -23,7 +23,18 @@ from urllib.parse import parse_qsl, urlencode
 from core.settings import Settings
 from runners import containers, identity, runtimes
 
-__all__ = ["Kind", "Profile", "Refused", "Route", "check_create", "check_owned", "list_query"]
+__all__ = [
+    "Kind",
+    "Profile",
+    "Refused",
+    "Route",
+    "check_create",
+    "check_mounts",
+    "check_owned",
+    "list_query",
+    "route",
+    "unversioned",
+]
 
 
 class Refused(Exception):
