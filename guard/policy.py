@@ -250,6 +250,15 @@ def check_create(
     sysctls = host.get("Sysctls") or {}
     if any(containers.EGRESS_SYSCTLS.get(k) != v for k, v in sysctls.items()):
         raise Refused("HostConfig.Sysctls may only turn IPv6 off")
+    log_type = (host.get("LogConfig") or {}).get("Type")
+    if log_type != containers.LOG_DRIVER:
+        raise Refused(f"HostConfig.LogConfig must be {containers.LOG_DRIVER!r}, not {log_type!r}")
+    for ulimit in host.get("Ulimits") or []:
+        name = ulimit.get("Name") if isinstance(ulimit, dict) else None
+        if name not in ("fsize", "nofile"):
+            raise Refused(f"HostConfig.Ulimits: {name!r} is not one the runner sets")
+        if name == "nofile" and ulimit.get("Hard", 0) > containers.NOFILE_LIMIT:
+            raise Refused(f"HostConfig.Ulimits: nofile above {containers.NOFILE_LIMIT}")
     if set(host.get("Tmpfs") or {}) - set(containers.TMPFS_DIRS):
         raise Refused(f"HostConfig.Tmpfs only at {', '.join(containers.TMPFS_DIRS)}")
     check_mounts(host.get("Mounts") or [], profile, resolve)

@@ -91,6 +91,8 @@ NETWORK_NONE = "none"
 # The tmpfs a task may write to; every other path but OUTPUT_FILE is read-only.
 TMPFS_DIRS = ("/tmp", HOMERUN_DIR)
 WRITABLE_MOUNTS = (OUTPUT_FILE,)
+# The engine stores nothing of a task's output: the runner reads the attach stream.
+LOG_DRIVER = "none"
 # An egress task's kernel settings: no IPv6 at all (see ``_create``).
 EGRESS_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1"}
 
@@ -585,7 +587,7 @@ class Engine:
                 Ulimit(name="fsize", soft=fsize, hard=fsize),
                 Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
             ],
-            log_config=LogConfig(type="none"),
+            log_config=LogConfig(type=LOG_DRIVER),
             **self.disk_limits,
             **extra,
             stdin_open=False,

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 import pytest
-from docker.types import Mount
+from docker.types import LogConfig, Mount
 
 from plugins.tasktypes import OUTPUT_FILE
 from runners import containers, identity
@@ -92,6 +92,7 @@ def task_kwargs(instance: str, work: Path, **changes: Any) -> dict[str, Any]:
         "memswap_limit": 64 * 2**20,
         "nano_cpus": 500_000_000,
         "runtime": "runc",
+        "log_config": LogConfig(type=containers.LOG_DRIVER),
     }
     kwargs.update(changes)
     return kwargs
@@ -136,6 +137,7 @@ async def test_the_runners_create_passes_and_its_container_runs(
         ({"labels": {LABEL_INSTANCE: "someone-else"}}, "Labels lack"),
         ({"sysctls": {"kernel.shm_rmid_forced": "1"}}, "Sysctls"),
         ({"ports": {"80/tcp": 8080}}, "ExposedPorts"),
+        ({"log_config": LogConfig(type="json-file")}, "LogConfig"),
     ],
 )
 async def test_a_create_off_the_profile_is_refused(

@@ -73,6 +73,10 @@ def body() -> dict[str, Any]:
             "Runtime": "runc",
             "Privileged": False,
             "LogConfig": {"Type": "none", "Config": {}},
+            "Ulimits": [
+                {"Name": "fsize", "Soft": 2**20, "Hard": 2**20},
+                {"Name": "nofile", "Soft": 1024, "Hard": 1024},
+            ],
         },
     }
 
@@ -150,6 +154,10 @@ _DELETE = object()
         ("Volumes", {"/data": {}}, "Volumes"),
         ("NetworkingConfig", {"EndpointsConfig": {"bridge": {}}}, "NetworkingConfig"),
         ("HostConfig", _DELETE, "HostConfig is missing"),
+        ("HostConfig.LogConfig", {"Type": "json-file"}, "LogConfig"),
+        ("HostConfig.LogConfig", _DELETE, "LogConfig"),
+        ("HostConfig.Ulimits", [{"Name": "nofile", "Soft": 10**6, "Hard": 10**6}], "nofile"),
+        ("HostConfig.Ulimits", [{"Name": "memlock", "Soft": -1, "Hard": -1}], "memlock"),
     ],
 )
 def test_what_the_runner_never_sends_is_refused(path: str, value: Any, reason: str) -> None:
