@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -22,9 +23,10 @@ import docker.errors
 import pytest
 from docker.types import LogConfig, Mount
 
-from plugins.tasktypes import OUTPUT_FILE
+from plugins.tasktypes import OUTPUT_FILE, ContainerSpec
 from runners import containers, identity
-from runners.containers import LABEL_INSTANCE, NETWORK_NONE, security_opts
+from runners.containers import LABEL_INSTANCE, NETWORK_NONE, Engine, security_opts
+from runners.results import Exited, Stop
 from tests.integration.runners.conftest import (
     SHELL_IMAGE,
     Guarded,
@@ -290,3 +292,29 @@ def test_the_profile_follows_the_runners_settings(instance: str, tmp_path: Path)
     assert profile.egress_network == "homerun_egress"
     assert "runsc-egress" in profile.runtimes
     assert Profile.from_settings(settings).egress_network == ""
+
+
+async def test_a_task_with_secrets_runs_through_the_guard(instance: str, tmp_path: Path) -> None:
+    """The secrets bind (runners/secretfiles.py) is the one mount outside the work root."""
+    secrets_dir = Path("/dev/shm") / f"homerun-guard-secrets-{uuid.uuid4().hex[:8]}"
+    settings = small_settings(instance, tmp_path / "work", secrets_dir=str(secrets_dir))
+    try:
+        async with guarded(settings) as guard:
+            engine = await call(Engine.from_settings, replace(settings, docker_url=guard.url))
+            try:
+                result = await engine.run(
+                    ContainerSpec(image=SHELL_IMAGE, argv=["cat", "/run/secrets/token"]),
+                    containers.AttemptLabels(instance, "r", "j", "t", 1, "token-guard-test"),
+                    payload={},
+                    inputs={},
+                    time_limit=30,
+                    stop=Stop(),
+                    secrets={"token": b"guarded-value"},
+                )
+            finally:
+                engine.close()
+            assert isinstance(result, Exited) and result.exit_code == 0, result
+            assert result.stdout == "guarded-value"
+            assert guard.guard.refused == 0
+    finally:
+        shutil.rmtree(secrets_dir, ignore_errors=True)
