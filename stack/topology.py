@@ -743,7 +743,8 @@ def _docker_guard(config: StackConfig) -> Service:
             "HOMERUN_GUARD_SOCKET": GUARD_SOCKET,
             "HOMERUN_GUARD_UPSTREAM": f"unix://{DOCKER_SOCKET}",
         },
-        # No network: it talks to two unix sockets.
+        # No network: it talks to two unix sockets. (`docker stack deploy` puts a service
+        # without networks on the stack's "default" overlay, where nothing else is.)
         networks=(),
         replicas=None,
         mounts=(
