@@ -12,7 +12,9 @@
 #   HOMERUN_STACK  as for make up
 # db-password and replication-password are also Postgres's: ALTER ROLE first, with the new
 # value, then rotate with VALUE_FILE (docs/operations.md, "Upgrades and rotation");
-# PG_ALTERED=1 says that was done.
+# PG_ALTERED=1 says that was done. secrets-keyring needs VALUE_FILE: the whole new keyring,
+# the old keys' lines kept (a generated value would drop them and is no keyring);
+# docs/operations.md, "Rotating the key".
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +37,13 @@ case "$KEY" in
             log "$KEY is also Postgres's password: ALTER ROLE with the new value first, then"
             log "make rotate SECRET=$KEY VALUE_FILE=<file with it> PG_ALTERED=1"
             log "(docs/operations.md, Upgrades and rotation)"
+            exit 2
+        fi
+        ;;
+    secrets-keyring)
+        if [ -z "${VALUE_FILE:-}" ] || ! "$PY" -c 'import sys; from core.sealing import Keyring; Keyring.parse(open(sys.argv[1]).read())' "$VALUE_FILE"; then
+            log "$KEY needs VALUE_FILE=<the whole new keyring>: the current lines and a new one"
+            log "(homerun secrets-keygen <id>), docs/operations.md, Rotating the key"
             exit 2
         fi
         ;;
