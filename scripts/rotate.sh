@@ -65,7 +65,8 @@ log "new value in $DIR/$KEY (the previous one in $DIR/$KEY.previous); deploying"
 if ! HOMERUN_ROTATE="$KEY" HOMERUN_SKIP_IMAGES="${HOMERUN_SKIP_IMAGES:-1}" \
     HOMERUN_SKIP_SAMPLE="${HOMERUN_SKIP_SAMPLE:-1}" scripts/up.sh >/dev/null; then
     log "the deploy failed; the stack may be part-way: fix it and run make rotate again," \
-        "or put $DIR/$KEY.previous back and run make up"
+        "or put $DIR/$KEY.previous back and run HOMERUN_ROTATE=$KEY make up (without it," \
+        "make up's preflight stops at a value the stack does not have)"
     exit 1
 fi
 log "rotated $KEY on stack $STACK"
