@@ -217,7 +217,7 @@ def test_dnsrr_with_the_routing_mesh_is_refused():
 
 
 def test_placement_labels_constrain_only_when_enabled(default_services):
-    assert all("placement" not in s["taskSpec"] for s in default_services.values())
+    assert not any(s["taskSpec"]["placement"].get("constraints") for s in default_services.values())
     run = services(run_program({"placementLabels": True}))
 
     def constraints(key: str) -> list[str]:
