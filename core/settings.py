@@ -111,6 +111,10 @@ class Settings:
     # as, e.g. homerun/task-shell:0.1.0 -> <registry>/homerun/task-shell:0.1.0. Empty: such
     # images must already be on the engine (single node, built there).
     task_image_registry: str = ""
+    # The user and password (HOMERUN_TASK_IMAGE_REGISTRY_PASSWORD_FILE) the runner pulls
+    # from that registry with; no user: it pulls anonymously.
+    task_image_registry_username: str = ""
+    task_image_registry_password: str | None = None
     image_pull_timeout_seconds: float = 300.0
     # Labels every task container, so runners (and test suites) sharing one engine only
     # ever sweep their own deployment's containers. Empty: derived from database_url.
@@ -358,6 +362,7 @@ SECRET_FILES = {
     "admin_token": "HOMERUN_ADMIN_TOKEN_FILE",
     "secrets_keyring": "HOMERUN_SECRETS_KEYRING_FILE",
     "ui_session_key": "HOMERUN_UI_SESSION_KEY_FILE",
+    "task_image_registry_password": "HOMERUN_TASK_IMAGE_REGISTRY_PASSWORD_FILE",
 }
 DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
 REDIS_PASSWORD_FILE = "HOMERUN_REDIS_PASSWORD_FILE"

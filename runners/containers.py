@@ -142,6 +142,7 @@ class Engine:
         log_lines_per_second: float,
         image_registry: str,
         image_pull_timeout: float,
+        image_registry_login: images.Login | None = None,
         disk_bytes_per_second: int,
         runtime: str,
         egress_network: str = "",
@@ -166,7 +167,9 @@ class Engine:
         self.egress_runtime = egress_runtime
         self.log_rate = log_lines_per_second
         self.image_registry = image_registry
-        self.puller = images.Puller(self.client, self.call, timeout=image_pull_timeout)
+        self.puller = images.Puller(
+            self.client, self.call, timeout=image_pull_timeout, login=image_registry_login
+        )
         self.disk_limits = _disk_limits(work_dir, disk_bytes_per_second)
         self.requested_runtime = runtime
         self.secrets_dir = secrets_dir
@@ -186,6 +189,11 @@ class Engine:
             allow_network=settings.allow_task_network,
             log_lines_per_second=settings.log_lines_per_second,
             image_registry=settings.task_image_registry,
+            image_registry_login=images.Login.of(
+                settings.task_image_registry,
+                settings.task_image_registry_username,
+                settings.task_image_registry_password,
+            ),
             image_pull_timeout=settings.image_pull_timeout_seconds,
             disk_bytes_per_second=settings.task_disk_bytes_per_second,
             runtime=settings.task_runtime,

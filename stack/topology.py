@@ -106,9 +106,11 @@ from stack.model import (
 
 __all__ = [
     "DEFAULT_RESOURCES",
+    "DERIVED_SECRET_KEYS",
     "EGRESS_SERVICE_KEYS",
     "IMAGE_NAMES",
     "REGISTRY_SERVICE_KEYS",
+    "REGISTRY_USER",
     "SECRET_KEYS",
     "SERVICE_KEYS",
     "RunnerGroup",
@@ -147,7 +149,16 @@ SECRET_KEYS = {
     "redis-password": "requirepass of both Redis (the queue and the streams)",
     "secrets-keyring": "the keyring that seals the API's secrets (core/sealing.py)",
     "ui-session-key": "the key that signs the dashboard's session cookies (every API replica)",
+    "registry-password": "password of user homerun at the stack's own registry (run_registry)",
 }
+# Secrets computed from another one on the deploying machine, never generated or configured
+# on their own: key -> (the key they derive from, what they hold). stack.secretfiles derives
+# them, the same bytes for the same source, so both renderings name them alike.
+DERIVED_SECRET_KEYS = {
+    "registry-htpasswd": ("registry-password", "the registry's htpasswd line for that password"),
+}
+# The one user of the stack's own registry: make up pushes as it, nodes and runners pull as it.
+REGISTRY_USER = "homerun"
 
 # Sized for a small box shared with other work: reservations are what the scheduler
 # guarantees, limits what a task may burst to.
@@ -179,6 +190,8 @@ EDGE_CONF = "/usr/local/etc/haproxy/haproxy.cfg"
 # The port registry:2 listens on in its container (and the proxy in its own).
 REGISTRY_PORT = 5000
 REGISTRY_DATA = "/var/lib/registry"
+# The registry's debug listener (its /debug/health), on its container's loopback only.
+REGISTRY_DEBUG_PORT = 5001
 DOCKER_SOCKET = "/var/run/docker.sock"
 # Users of the images (images/*.Dockerfile) that own their secret files.
 APP_UID = 10001
@@ -407,7 +420,6 @@ def build_topology(config: StackConfig) -> Topology:
         # Postgres and Redis live here only: no route out, nothing published.
         Network("data", f"{s}_data", internal=True, encrypted=config.encrypt_networks),
     )
-    secrets = tuple(Secret(key, f"{s}_{key}") for key in SECRET_KEYS)
     volumes = tuple(Volume(k, f"{s}_{k}") for k in ("pg-primary", "pg-replica", "redis-queue"))
     configs: tuple[Config, ...] = (
         _config(
@@ -450,6 +462,12 @@ def build_topology(config: StackConfig) -> Topology:
         configs = registry.configs + configs
         volumes = registry.volumes + volumes
         services = registry.services + services
+    # Only the secrets some service mounts: a stack without its own registry has no
+    # registry password in Swarm.
+    used = {ref.secret for svc in services for ref in svc.secrets}
+    secrets = tuple(
+        Secret(key, f"{s}_{key}") for key in (*SECRET_KEYS, *DERIVED_SECRET_KEYS) if key in used
+    )
     return Topology(s, networks, secrets, configs, volumes, services)
 
 
@@ -690,10 +708,23 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
                 if config.image_registry
                 else {}
             ),
+            # The stack's own registry wants its password for pulls too.
+            **(
+                {
+                    "HOMERUN_TASK_IMAGE_REGISTRY_USERNAME": REGISTRY_USER,
+                    "HOMERUN_TASK_IMAGE_REGISTRY_PASSWORD_FILE": _secret("registry-password").path,
+                }
+                if config.run_registry
+                else {}
+            ),
         },
         networks=("data",),
         replicas=config.runner_replicas if group is None else group.replicas,
-        secrets=(*_app_secrets(), _secret("secrets-keyring")),
+        secrets=(
+            *_app_secrets(),
+            _secret("secrets-keyring"),
+            *((_secret("registry-password"),) if config.run_registry else ()),
+        ),
         # The runner starts task containers next to itself on the node's engine.
         mounts=(
             Mount("bind", config.docker_socket, DOCKER_SOCKET),
@@ -814,15 +845,33 @@ def _registry(config: StackConfig) -> Service:
         **_common(config, "registry"),
         image=config.registry_image,
         command=(),
-        # `pulumi destroy` of a pushed image (keep_remotely off) and manual clean-ups.
-        env={"REGISTRY_STORAGE_DELETE_ENABLED": "true"},
+        # Published on every node: without a password anyone who reaches a node could pull
+        # the runner's image or push over it. Every request needs user REGISTRY_USER's
+        # password (htpasswd, bcrypt); deletes stay off (the pushes are kept remotely, and
+        # nothing of homerun deletes from it).
+        env={
+            "REGISTRY_AUTH": "htpasswd",
+            "REGISTRY_AUTH_HTPASSWD_REALM": f"homerun {config.stack}",
+            "REGISTRY_AUTH_HTPASSWD_PATH": _secret("registry-htpasswd", 0).path,
+            # The health check asks the debug listener, which needs no password and is
+            # only on the container's loopback.
+            "REGISTRY_HTTP_DEBUG_ADDR": f"127.0.0.1:{REGISTRY_DEBUG_PORT}",
+        },
         networks=("registry",),
         replicas=1,
+        secrets=(_secret("registry-htpasswd", 0),),
         mounts=(Mount("volume", "registry", REGISTRY_DATA),),
         ports=(Port(REGISTRY_PORT, config.registry_port, PublishMode.INGRESS),) if ingress else (),
         # registry:2 is Alpine: busybox wget is its only HTTP client.
         healthcheck=Healthcheck(
-            test=("CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{REGISTRY_PORT}/v2/")
+            test=(
+                "CMD",
+                "wget",
+                "-q",
+                "-O",
+                "/dev/null",
+                f"http://127.0.0.1:{REGISTRY_DEBUG_PORT}/debug/health",
+            )
         ),
         constraints=config.constraint("registry", "true"),
     )

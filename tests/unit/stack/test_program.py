@@ -411,7 +411,8 @@ def test_the_registry_and_its_proxy_in_host_mode(registry_run):
     registry, proxy = run["hrreg_registry"], run["hrreg_registry-proxy"]
     spec = registry["taskSpec"]["containerSpec"]
     assert spec["image"] == f"registry:2@{registry_digest('registry:2')}"
-    assert spec["env"] == {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
+    assert spec["env"]["REGISTRY_AUTH"] == "htpasswd"
+    assert "REGISTRY_STORAGE_DELETE_ENABLED" not in spec["env"]
     assert spec["mounts"][0]["source"] == "hrreg_registry"
     assert registry["mode"] == {"replicated": {"replicas": 1}}
     assert not registry["endpointSpec"].get("ports")
@@ -452,8 +453,15 @@ def test_every_homerun_image_is_tagged_and_pushed(registry_run):
         assert tag.inputs["targetImage"] == target
         push = pushes[target]
         assert push.inputs["keepRemotely"] is True
-        # The digest is read back over plain HTTP: the registry has no TLS.
-        assert push.inputs["authConfig"] == {"address": "http://127.0.0.1:5077"}
+        # The digest is read back over plain HTTP: the registry has no TLS. The push logs in
+        # as the registry's user, and the whole block is a Pulumi secret (the password).
+        auth = push.inputs["authConfig"]
+        assert _unsecret(auth) is not auth
+        assert _unsecret(auth) == {
+            "address": "http://127.0.0.1:5077",
+            "username": "homerun",
+            "password": SECRET_VALUES["runRegistryPassword"],
+        }
         assert tag.urn in push.dependencies
         # A rebuild of the local image under the same tag is tagged and pushed again.
         assert tag.inputs["tagTriggers"] == [local_image_id(source)]

@@ -39,7 +39,8 @@ def test_every_object_carries_the_stack_name():
     names = [o.name for o in topology.services] + [o.name for o in topology.networks]
     names += [o.name for o in topology.secrets] + [o.name for o in topology.configs]
     names += [o.name for o in topology.volumes]
-    assert len(names) == len(SERVICE_KEYS) + 2 + len(SECRET_KEYS) + 1 + 3
+    # Every secret but the stack's own registry's password (no registry here).
+    assert len(names) == len(SERVICE_KEYS) + 2 + (len(SECRET_KEYS) - 1) + 1 + 3
     assert all(name.startswith("hrtopo_") for name in names), names
 
 
@@ -233,9 +234,11 @@ def test_public_surface_is_pinned():
 
     assert sorted(stack.topology.__all__) == [
         "DEFAULT_RESOURCES",
+        "DERIVED_SECRET_KEYS",
         "EGRESS_SERVICE_KEYS",
         "IMAGE_NAMES",
         "REGISTRY_SERVICE_KEYS",
+        "REGISTRY_USER",
         "RunnerGroup",
         "SECRET_KEYS",
         "SERVICE_KEYS",
