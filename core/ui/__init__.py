@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from core.settings import Settings, env_name
-from core.ui import actions, pages
+from core.ui import actions, pages, schedules, secrets, submit
 from core.ui.session import Sessions
 from core.ui.web import UI, SecurityHeaders, make_templates
 
@@ -52,6 +52,9 @@ def mount(settings: Settings) -> Mount:
         routes=[
             *pages.routes,
             *actions.routes,
+            *submit.routes,
+            *schedules.routes,
+            *secrets.routes,
             Mount("/static", StaticFiles(directory=STATIC), name="ui_static"),
         ],
         middleware=[Middleware(SecurityHeaders, ui=ui)],

@@ -49,11 +49,12 @@ M = TypeVar("M")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCOPE_KEY = "homerun.ui"
 # The pages in the navigation bar: (path under /ui, label). A new page is a route in
-# core/ui/pages.py, a template, and a line here.
+# core/ui/ (pages.py, or a module of its own), a template, and a line here.
 NAV: list[tuple[str, str]] = [
     ("/jobs", "Jobs"),
     ("/submit", "Submit"),
     ("/schedules", "Schedules"),
+    ("/secrets", "Secrets"),
     ("/task-types", "Task types"),
     ("/system", "System"),
 ]
