@@ -93,6 +93,7 @@ def make_templates() -> jinja2.Environment:
     env.filters["when"] = _when
     env.filters["duration"] = _duration
     env.filters["pretty"] = _pretty
+    env.filters["compact"] = _compact
     env.globals["NAV"] = NAV
     return env
 
@@ -113,6 +114,12 @@ def _duration(pair: tuple[datetime | None, datetime | None]) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+def _compact(value: Any) -> str:
+    """JSON on one line, as text (autoescaped where it is placed, unlike ``tojson``'s
+    \\u003c escapes, which are for attributes and show as such in text)."""
+    return wire.dumps(wire.to_builtins(value), ensure_ascii=False, sort_keys=True)
 
 
 def _pretty(value: Any) -> str:

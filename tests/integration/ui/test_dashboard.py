@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Response, expect
 
 from tests.harness.stack import Stack, new_token
 from tests.integration.ui.browsing import (
@@ -34,7 +34,12 @@ def test_submit_pipeline_from_the_form_watch_it_and_xss_stays_text(
     page = new_page(browser, dialogs)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(r.url) if r.status == 404 else None)
+
+    def on_response(r: Response) -> None:
+        if r.status == 404 or r.status >= 500:
+            errors.append(f"{r.status} {r.url}")
+
+    page.on("response", on_response)
     sign_in(page, stack, stack.token)
     page.goto(f"{stack.url}/ui/submit")
     # The shape form: three shell tasks (the form then has a fieldset for each).
@@ -77,6 +82,7 @@ def test_submit_pipeline_from_the_form_watch_it_and_xss_stays_text(
     for name in ("submit", "submit/json", "task-types", "schedules", "secrets", "system"):
         page.goto(f"{stack.url}/ui/{name}")
         shoot(page, name.replace("/", "-"))
+    assert errors == []
     assert dialogs == []
 
 
