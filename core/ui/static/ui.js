@@ -13,11 +13,28 @@
     return names;
   }
 
-  let focusedTask = null;
-  document.addEventListener("htmx:beforeSwap", () => {
+  // A live update replaces what it swaps (a jobs table body, a job's live part), and with
+  // it the element the keyboard was on: remember that element (its nearest id, and its
+  // href or tag) before the swap, and focus its new copy after.
+  let refocus = null;
+  document.addEventListener("htmx:beforeSwap", (ev) => {
     const el = document.activeElement;
-    focusedTask = el && el.classList && el.classList.contains("node-link") ? el.dataset.task : null;
+    refocus = null;
+    if (!el || el === document.body || !ev.detail.target.contains(el)) return;
+    const host = el.closest("[id]");
+    if (host) refocus = { id: host.id, href: el.getAttribute("href"), tag: el.tagName };
   });
+
+  function restoreFocus() {
+    if (refocus === null) return;
+    const { id, href, tag } = refocus;
+    refocus = null;
+    const host = document.getElementById(id);
+    if (!host) return;
+    const same = (e) => (href === null || e.getAttribute("href") === href) && e.tagName === tag;
+    const found = same(host) ? host : Array.from(host.querySelectorAll(tag)).find(same);
+    if (found) found.focus();
+  }
 
   // A task opened from the graph: its panel below the graph (the link's own page without
   // htmx), and the keyboard's focus moved there.
@@ -85,14 +102,6 @@
       svg.appendChild(link);
     }
     box.replaceChildren(svg);
-    if (focusedTask !== null) {
-      // A live update redrew the graph under the keyboard's focus: put it back.
-      const again = Array.from(svg.querySelectorAll("a.node-link")).find(
-        (a) => a.dataset.task === focusedTask
-      );
-      if (again) again.focus();
-      focusedTask = null;
-    }
   }
 
   // Live log lines from the job's event stream (the stream htmx-ext-sse opened).
@@ -236,5 +245,8 @@
     drawGraph();
     wireSubmit();
   });
-  document.addEventListener("htmx:afterSwap", drawGraph);
+  document.addEventListener("htmx:afterSwap", () => {
+    drawGraph();
+    restoreFocus();
+  });
 })();

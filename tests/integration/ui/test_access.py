@@ -15,12 +15,15 @@ PHONE = {"width": 390, "height": 844}
 
 
 def _overflow(page: Page) -> int:
-    """How many CSS pixels the page is wider than the viewport (0: no sideways scroll)."""
+    """How many CSS pixels the page is wider than the phone (0: no sideways scroll).
+
+    Against the device's width, not ``innerWidth``: a mobile browser zooms out to show a
+    page that is too wide, and ``innerWidth`` grows with it.
+    """
     width: int = page.evaluate(
         "() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
-        " - window.innerWidth"
     )
-    return width
+    return width - PHONE["width"]
 
 
 def test_every_main_page_fits_a_phone_and_its_nav_is_in_reach(
@@ -121,7 +124,7 @@ def test_sign_in_the_jobs_list_a_job_and_a_task_by_keyboard(stack: Stack, browse
         {
             "name": "keyboard",
             "tasks": [
-                {"name": "one", "type": "shell", "payload": {"script": "echo 1"}},
+                {"name": "one", "type": "shell", "payload": {"script": "sleep 2; echo 1"}},
                 {
                     "name": "two",
                     "type": "shell",
@@ -143,6 +146,13 @@ def test_sign_in_the_jobs_list_a_job_and_a_task_by_keyboard(stack: Stack, browse
     page.keyboard.press("Tab")
     assert _focused(page).startswith("A:Skip to content")
     _tab_to(page, f"#job-{job_id} a")
+    # The row updates live as the job finishes; the keyboard stays on its link.
+    expect(page.locator(f"#job-{job_id}")).to_have_attribute(
+        "data-status", "succeeded", timeout=60_000
+    )
+    assert page.evaluate(
+        "s => document.activeElement === document.querySelector(s)", f"#job-{job_id} a"
+    ), _focused(page)
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/ui/jobs/{job_id}")
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=60_000)
