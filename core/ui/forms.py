@@ -1,8 +1,10 @@
-"""The submit form, generated from the task types' payload JSON Schemas.
+"""The submit form, generated from JSON Schemas: the API's own submission envelope
+(``core.validation.JobSchemas``) and the task types' payload schemas.
 
-``job_form`` turns the chosen task types (``GET /v1/task-types``, their ``payload_schema``)
-into fields: a job's name and labels, and per task its name, ``depends_on`` and one field
-per payload property, chosen by the property's schema (a string, a number, a choice, a list
+``job_form`` turns them into fields: the job's (name, labels, ...), and per task of the
+chosen types its envelope's (name, ``depends_on``, then attempts, time-out, secrets, ...)
+and one field per payload property (``GET /v1/task-types``), each chosen by the property's
+schema (a string, a number, a choice, a list
 of strings, a map of strings, a nested object; anything else is a JSON field). ``job_body``
 reads a posted form back into the ``POST /v1/jobs`` body, and ``place_errors`` pins each
 ``details`` entry of the API's 422 on the field its ``loc`` names (the nearest enclosing
@@ -22,8 +24,8 @@ from wire import ErrorDetail, TaskTypeInfo
 __all__ = ["Field", "Form", "job_body", "job_form", "place_errors"]
 
 Loc = tuple[str | int, ...]
-# Strings longer than this get a multi-line box (scripts, code); shorter ones a line.
-LINE_CHARS = 256
+# Strings that may be longer than this get a box (scripts, code); shorter ones a line.
+LINE_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,17 @@ class TaskPart:
     index: int
     type: str
     description: str
-    fields: tuple[Field, ...]  # name, depends_on, then the payload group
+    first: tuple[Field, ...]  # its name and depends_on
+    payload: Field  # the group generated from the task type's payload schema
+    options: tuple[Field, ...]  # the rest of the task's envelope (attempts, time-out, ...)
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        return (*self.first, self.payload, *self.options)
+
+    def invalid_options(self, errors: Mapping[str, Any]) -> bool:
+        """Whether an error sits in the options (so the template shows them open)."""
+        return any(k.startswith(tuple(f.key for f in self.options)) for k in errors)
 
 
 @dataclass(frozen=True)
@@ -113,30 +125,47 @@ def _property(key: str, name: str, schema: Mapping[str, Any], loc: Loc, required
 def _properties(prefix: str, schema: Mapping[str, Any], loc: Loc) -> tuple[Field, ...]:
     required = set(schema.get("required", ()))
     return tuple(
-        _property(f"{prefix}.{name}", name, sub, (*loc, name), name in required)
+        _property(f"{prefix}.{name}" if prefix else name, name, sub, (*loc, name), name in required)
         for name, sub in schema.get("properties", {}).items()
         if isinstance(sub, Mapping)
     )
 
 
-def job_form(types: Sequence[TaskTypeInfo], chosen: Sequence[str]) -> Form:
-    """The form for a job of the ``chosen`` task types, in order (unknown names skipped)."""
+# A task's envelope fields shown first; the rest of its schema goes under "More options".
+TASK_FIRST = ("name", "depends_on")
+# Set by the form's structure, not typed: the section's task type, and its payload group.
+TASK_FIXED = ("type", "payload")
+
+
+def job_form(
+    submission: Mapping[str, Any],
+    task: Mapping[str, Any],
+    types: Sequence[TaskTypeInfo],
+    chosen: Sequence[str],
+) -> Form:
+    """The form for a job of the ``chosen`` task types, in order (unknown names skipped).
+
+    ``submission`` and ``task`` are the API's own envelope schemas (``JobSchemas``, what it
+    validates with and ``/openapi.json`` publishes); each payload group is its task type's
+    ``payload_schema``.
+    """
     by_name = {t.name: t for t in types}
-    job_fields = (
-        Field(key="name", label="Job name", kind="text", loc=("name",)),
-        Field(
-            key="labels",
-            label="Labels",
-            kind="pairs",
-            loc=("labels",),
-            description="One key=value a line.",
-        ),
-    )
+    job_props = {k: v for k, v in submission.get("properties", {}).items() if k != "tasks"}
+    job_fields = _properties("", {**submission, "properties": job_props}, ())
+    task_props: Mapping[str, Any] = task.get("properties", {})
     tasks = []
     for index, name in enumerate(n for n in chosen if n in by_name):
         info = by_name[name]
         loc: Loc = ("tasks", index)
         prefix = f"t{index}"
+        envelope = _properties(
+            prefix,
+            {
+                **task,
+                "properties": {k: v for k, v in task_props.items() if k not in TASK_FIXED},
+            },
+            loc,
+        )
         payload = Field(
             key=f"{prefix}.p",
             label="Payload",
@@ -150,23 +179,9 @@ def job_form(types: Sequence[TaskTypeInfo], chosen: Sequence[str]) -> Form:
                 index=index,
                 type=name,
                 description=info.description,
-                fields=(
-                    Field(
-                        key=f"{prefix}.name",
-                        label="Task name",
-                        kind="text",
-                        loc=(*loc, "name"),
-                        required=True,
-                    ),
-                    Field(
-                        key=f"{prefix}.depends_on",
-                        label="Depends on",
-                        kind="text",
-                        loc=(*loc, "depends_on"),
-                        description="Names of tasks above, separated by spaces or commas.",
-                    ),
-                    payload,
-                ),
+                first=tuple(f for f in envelope if f.label in TASK_FIRST),
+                payload=payload,
+                options=tuple(f for f in envelope if f.label not in TASK_FIRST),
             )
         )
     return Form(job_fields=job_fields, tasks=tuple(tasks))
@@ -230,12 +245,8 @@ def job_body(form: Form, posted: Mapping[str, str]) -> Reading:
     reading.body.update(_values(form.job_fields, posted, reading))
     tasks = []
     for part in form.tasks:
-        name, depends, payload = part.fields
         task: dict[str, Any] = {"type": part.type, "payload": {}}
-        task.update(_values((name, payload), posted, reading))
-        needs = posted.get(depends.key, "").replace(",", " ").split()
-        if needs:
-            task["depends_on"] = needs
+        task.update(_values(part.fields, posted, reading))
         tasks.append(task)
     reading.body["tasks"] = tasks
     return reading

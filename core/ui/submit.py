@@ -1,5 +1,6 @@
-"""Submitting a job from the dashboard: the form generated from the task types' payload
-schemas (``core.ui.forms``), and the JSON editor beside it.
+"""Submitting a job from the dashboard: the form generated from the API's submission
+schema and the task types' payload schemas (``core.ui.forms``), and the JSON editor
+beside it.
 
 Both end in the JSON API's own ``POST /v1/jobs`` (``core.endpoints.jobs.create_job``): the
 editor's body as it is (``ui.js`` posts it and places the 422's details in the text), the
@@ -21,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from core.endpoints import jobs, task_types
 from core.errors import ApiError
+from core.state import get_state
 from core.ui import forms
 from core.ui.calls import read
 from core.ui.web import form_fields, render, signed_in
@@ -39,6 +41,12 @@ def _chosen(names: Sequence[str], types: Sequence[TaskTypeInfo]) -> list[str]:
     return chosen or [n for n in DEFAULT_TASKS if n in known] or [t.name for t in types[:1]]
 
 
+def _form(request: Request, types: Sequence[TaskTypeInfo], chosen: Sequence[str]) -> forms.Form:
+    # The envelope schemas the API validates with (and /openapi.json publishes).
+    schemas = get_state(request).validator.schemas
+    return forms.job_form(schemas.submission, schemas.task, types, chosen)
+
+
 def _page(
     request: Request,
     types: Sequence[TaskTypeInfo],
@@ -53,7 +61,7 @@ def _page(
         request,
         "submit_form.html",
         {
-            "form": forms.job_form(types, chosen),
+            "form": _form(request, types, chosen),
             "task_types": types,
             "chosen": chosen,
             "values": values or {},
@@ -86,7 +94,7 @@ async def submit_form(request: Request) -> Response:
     types = (await read(request, task_types.list_task_types, TaskTypeList)).task_types
     # The task types travel as one hidden field (their order is the form's).
     chosen = _chosen(posted.get("types", "").split(","), types)
-    form = forms.job_form(types, chosen)
+    form = _form(request, types, chosen)
     reading = forms.job_body(form, posted)
     if reading.errors:
         return _page(request, types, chosen, values=posted, errors=reading.errors, status_code=422)

@@ -7,7 +7,7 @@ import pytest
 from core.errors import ApiError
 from core.settings import Settings
 from core.ui import forms
-from core.validation import JobValidator
+from core.validation import JobSchemas, JobValidator
 from plugins.builtin import container, python, shell
 from wire import ErrorDetail, TaskTypeInfo
 
@@ -34,12 +34,19 @@ TYPES = [
 ]
 
 
+SCHEMAS = JobSchemas.for_settings(Settings())
+
+
+def _form(chosen: list[str]) -> forms.Form:
+    return forms.job_form(SCHEMAS.submission, SCHEMAS.task, TYPES, chosen)
+
+
 def _kinds(form: forms.Form) -> dict[str, str]:
     return {f.key: f.kind for f in form.all_fields()}
 
 
 def test_each_schema_shape_gets_its_field() -> None:
-    form = forms.job_form(TYPES, ["shell", "container", "odd", "nonesuch"])
+    form = _form(["shell", "container", "odd", "nonesuch"])
     kinds = _kinds(form)
     assert [t.type for t in form.tasks] == ["shell", "container", "odd"]
     assert kinds["t0.p.script"] == "textarea"
@@ -52,12 +59,25 @@ def test_each_schema_shape_gets_its_field() -> None:
     assert kinds["t2.p.inner"] == "group"
     assert kinds["t2.p.inner.depth"] == "number"
     assert kinds["t2.p.anything"] == "json"
+    # The envelope's fields come from the API's submission schema too.
+    assert kinds["name"] == "text"
+    assert kinds["labels"] == "pairs"
+    assert kinds["keep"] == "boolean"
+    assert kinds["t0.depends_on"] == "lines"
+    assert kinds["t0.max_attempts"] == "number"
+    assert kinds["t0.timeout_s"] == "number"
+    assert kinds["t0.network"] == "choice"
+    assert kinds["t0.secrets"] == "lines"
+    assert kinds["t0.resources.memory_mb"] == "number"
+    assert kinds["t0.map.over_items"] == "json"
+    assert [f.label for f in form.tasks[0].first] == ["name", "depends_on"]
+    assert "type" not in {f.label for f in form.tasks[0].fields}
     required = {f.key for f in form.all_fields() if f.required}
     assert {"t0.p.script", "t1.p.image", "t1.p.argv", "t2.p.n"} <= required
 
 
 def test_a_posted_form_is_the_job_body() -> None:
-    form = forms.job_form(TYPES, ["shell", "container", "odd"])
+    form = _form(["shell", "container", "odd"])
     posted = {
         "name": "nightly",
         "labels": "team=data\r\nenv=prod",
@@ -66,10 +86,13 @@ def test_a_posted_form_is_the_job_body() -> None:
         "t0.p.env": "",
         "t1.name": "b",
         "t1.depends_on": "a",
+        "t1.max_attempts": "2",
+        "t1.resources.memory_mb": "64",
         "t1.p.image": "alpine:3",
         "t1.p.argv": "echo\r\nhi\r\n",
         "t2.name": "c",
-        "t2.depends_on": "a, b",
+        "t2.depends_on": "a\r\nb",
+        "t2.map.over_items": "[1, 2]",
         "t2.p.n": "3",
         "t2.p.ratio": "0.5",
         "t2.p.on": "false",
@@ -88,12 +111,15 @@ def test_a_posted_form_is_the_job_body() -> None:
                 "type": "container",
                 "name": "b",
                 "depends_on": ["a"],
+                "max_attempts": 2,
+                "resources": {"memory_mb": 64},
                 "payload": {"image": "alpine:3", "argv": ["echo", "hi"]},
             },
             {
                 "type": "odd",
                 "name": "c",
                 "depends_on": ["a", "b"],
+                "map": {"over_items": [1, 2]},
                 "payload": {
                     "n": 3,
                     "ratio": 0.5,
@@ -107,7 +133,7 @@ def test_a_posted_form_is_the_job_body() -> None:
 
 
 def test_what_the_form_cannot_shape_is_an_error_at_its_field() -> None:
-    form = forms.job_form(TYPES, ["shell", "odd"])
+    form = _form(["shell", "odd"])
     reading = forms.job_body(
         form, {"t0.p.env": "NOEQUALS", "t1.p.anything": "{oops", "t1.p.n": "three"}
     )
@@ -117,12 +143,13 @@ def test_what_the_form_cannot_shape_is_an_error_at_its_field() -> None:
 
 
 def test_the_apis_errors_land_on_the_fields_they_name() -> None:
-    form = forms.job_form(TYPES, ["shell", "container"])
+    form = _form(["shell", "container"])
     details = [
         ErrorDetail(["body", "tasks", 0, "name"], "bad name"),
         ErrorDetail(["body", "tasks", 1, "payload", "argv", 0], "empty"),
         ErrorDetail(["body", "tasks", 1, "payload"], "'image' is a required property"),
         ErrorDetail(["body", "tasks", 1, "max_attempts"], "too many"),
+        ErrorDetail(["body", "tasks", 1, "type"], "unknown"),
         ErrorDetail(["header", "Idempotency-Key"], "reused"),
     ]
     placed, loose = forms.place_errors(form, details)
@@ -130,7 +157,8 @@ def test_the_apis_errors_land_on_the_fields_they_name() -> None:
         "t0.name": ["bad name"],
         "t1.p.argv": ["0: empty"],
         "t1.p": ["'image' is a required property"],
-        "t1": ["max_attempts: too many"],
+        "t1.max_attempts": ["too many"],
+        "t1": ["type: unknown"],
     }
     assert loose == ["header.Idempotency-Key: reused"]
 
@@ -142,11 +170,13 @@ def test_the_apis_errors_land_on_the_fields_they_name() -> None:
         ({"t0.name": "a", "t0.p.script": "true", "t0.p.env": "HOMERUN_X=1"}, "t0.p.env"),
         ({"t0.name": "a"}, "t0.p"),
         ({"t0.name": "a", "t0.p.script": "true", "t0.depends_on": "zz"}, "t0.depends_on"),
+        ({"t0.p.script": "true", "t0.max_attempts": "x"}, "t0.max_attempts"),
+        ({"t0.p.script": "true", "keep": "maybe"}, "keep"),
     ],
 )
 def test_a_real_validation_error_names_a_form_field(posted: dict[str, str], field: str) -> None:
     """The locs the API's own validator gives are ones the form has fields for."""
-    form = forms.job_form(TYPES, ["shell"])
+    form = _form(["shell"])
     validator = JobValidator({"shell": shell.TASK_TYPE}, Settings())
     with pytest.raises(ApiError) as raised:
         validator.validate(forms.job_body(form, posted).body)
