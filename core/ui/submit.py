@@ -14,6 +14,7 @@ task=python``, chosen with a small GET form above it: a bookmark opens the same 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 
 from starlette.requests import Request
@@ -33,6 +34,7 @@ __all__ = ["routes"]
 DEFAULT_TASKS = ("shell",)
 MAX_FORM_TASKS = 20
 TYPE_FIELD = "task"  # repeated: the task types of the form, in order
+IDEMPOTENCY_FIELD = "idempotency_key"
 
 
 def _chosen(names: Sequence[str], types: Sequence[TaskTypeInfo]) -> list[str]:
@@ -67,6 +69,9 @@ def _page(
             "values": values or {},
             "errors": errors or {},
             "loose": loose,
+            # One key per form shown: a second press of Submit (or a re-sent POST) answers
+            # the job the first made, as Idempotency-Key does for any client.
+            "idempotency_key": str(uuid.uuid4()),
         },
         status_code=status_code,
     )
@@ -99,7 +104,14 @@ async def submit_form(request: Request) -> Response:
     if reading.errors:
         return _page(request, types, chosen, values=posted, errors=reading.errors, status_code=422)
     try:
-        job = await read(request, jobs.create_job, Job, body=reading.body)
+        key = posted.get(IDEMPOTENCY_FIELD, "")
+        job = await read(
+            request,
+            jobs.create_job,
+            Job,
+            body=reading.body,
+            headers={"Idempotency-Key": key} if key else None,
+        )
     except ApiError as exc:
         if exc.status not in (400, 409, 413, 422):
             raise

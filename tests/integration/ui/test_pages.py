@@ -63,6 +63,18 @@ def test_form_shows_the_apis_errors_at_their_fields_and_keeps_what_was_typed(
     page.click("#submit-job")
     expect(page.locator("#f-t0-max_attempts-error")).to_contain_text("at most")
     expect(page.locator("#t0 details.options")).to_have_attribute("open", "")
+    # The same form posted twice (a double press of Submit) makes one job.
+    page.fill("#f-t0-max_attempts", "2")
+    fields = page.evaluate(
+        "() => Object.fromEntries(new FormData(document.getElementById('job-form')))"
+    )
+    sent = [
+        page.request.post(f"{stack.url}/ui/submit/form", form=fields, max_redirects=0)
+        for _ in range(2)
+    ]
+    assert [r.status for r in sent] == [303, 303]
+    first, again = (r.headers["location"] for r in sent)
+    assert first == again and first.startswith("/ui/jobs/")
     shoot(page, "submit-errors")
     assert page.url.endswith("/ui/submit/form")
     assert dialogs == []
