@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from core.ui.web import CSP
 from tests.harness.stack import Stack
 from tests.integration.ui.browsing import api, new_page, shoot, sign_in, submit
 
@@ -78,7 +79,12 @@ def test_every_main_page_fits_a_phone_and_its_nav_is_in_reach(
     }
     wide = {}
     for shot, path in pages.items():
-        page.goto(f"{stack.url}/ui/{path}")
+        answer = page.goto(f"{stack.url}/ui/{path}")
+        assert answer is not None and answer.status == 200, path
+        # Every page under the strict policy, and none carries a script of its own.
+        assert answer.headers["content-security-policy"] == CSP, path
+        expect(page.locator("script:not([src])")).to_have_count(0)
+        expect(page.locator("[style]")).to_have_count(0)
         expect(page.locator("h1")).to_be_visible()
         if _overflow(page) > 0:
             wide[path] = _overflow(page)
