@@ -169,6 +169,9 @@ def test_sign_in_the_jobs_list_a_job_and_a_task_by_keyboard(stack: Stack, browse
     page.keyboard.press("Enter")
     panel = page.locator("#task-panel")
     expect(panel.locator("h2")).to_contain_text("Task two")
+    # Its attempt and its stored output, read after the container is gone.
+    expect(panel.locator("table.attempts tbody tr")).to_have_count(1)
+    expect(panel.locator("pre.out").first).to_have_text("2")
     assert _focused(page) == "task-panel"
     assert page.url.endswith(f"/ui/jobs/{job_id}")  # the panel, not another page
     shoot(page, "keyboard-task")

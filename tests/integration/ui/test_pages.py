@@ -5,6 +5,7 @@ as text and refuses a state-changing request without the CSRF token."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -251,3 +252,48 @@ def test_task_types_with_schemas_and_the_system_page(stack: Stack, browser: Brow
     _no_markup(page)
     shoot(page, "system")
     api(stack, "POST", f"/v1/jobs/{job_id}/cancel")
+
+
+def test_jobs_filters_and_paging_are_the_address(stack: Stack, browser: Browser) -> None:
+    batch = uuid.uuid4().hex[:12]
+    quiet = {"type": "shell", "payload": {"script": "true"}}
+    ids = [
+        submit(stack, {"name": f"filter-{n}", "labels": {"batch": batch}, "tasks": [quiet]})
+        for n in range(3)
+    ]
+    schedule = api(
+        stack,
+        "POST",
+        "/v1/schedules",
+        {"name": f"filter-{batch}", "cron": "0 3 1 1 *", "job": {"tasks": [quiet]}},
+    )
+    fired = api(stack, "POST", f"/v1/schedules/{schedule['id']}/trigger")
+    page = new_page(browser, [])
+    sign_in(page, stack, stack.token)
+    page.fill("input[name=label]", f"batch:{batch}")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(f"**/ui/jobs?label=batch%3A{batch}")
+    rows = page.locator("tbody#job-rows tr[id^=job-]")
+    expect(rows).to_have_count(3)
+    page.fill("input[name=name]", "filter-1")
+    page.click("form.filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_id(f"job-{ids[1]}")
+    # Paging: two a page, newest first, "Older" and back to "Newest".
+    page.goto(f"{stack.url}/ui/jobs?label=batch:{batch}&limit=2")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_id(f"job-{ids[2]}")
+    page.click("a[rel=next]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_id(f"job-{ids[0]}")
+    page.click("text=Newest")
+    expect(rows).to_have_count(2)
+    # The schedule filter: the jobs that schedule made.
+    page.goto(f"{stack.url}/ui/jobs")
+    page.select_option("select[name=schedule]", schedule["id"])
+    page.click("form.filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_id(f"job-{fired['id']}")
+    page.goto(f"{stack.url}/ui/jobs?status=succeeded&status=failed&label=batch:{batch}")
+    expect(page.locator("input[name=status][value=succeeded]")).to_be_checked()
+    expect(page.locator("input[name=status][value=queued]")).not_to_be_checked()
