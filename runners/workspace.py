@@ -22,11 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.models import JSON
-from plugins.tasktypes import HOMERUN_DIR, INPUT_FILE, INPUTS_DIR, OUTPUT_FILE, PayloadError
+from plugins.tasktypes import (
+    ARTIFACTS_DIR,
+    HOMERUN_DIR,
+    INPUT_FILE,
+    INPUTS_DIR,
+    OUTPUT_FILE,
+    PayloadError,
+)
 
 # Container paths a spec may not place a file at: the runner's own mounts, and the kernel's.
-_RESERVED = (HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE)
-_FORBIDDEN_TREES = ("/proc", "/sys", "/dev", INPUTS_DIR, "/run/secrets")
+_RESERVED = (HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ARTIFACTS_DIR)
+_FORBIDDEN_TREES = ("/proc", "/sys", "/dev", INPUTS_DIR, ARTIFACTS_DIR, "/run/secrets")
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,11 @@ class Workspace:
     @property
     def output_file(self) -> Path:
         return self.root / "output.json"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Bind-mounted read-write at ``/homerun/artifacts`` (``runners/artifacts.py``)."""
+        return self.root / "artifacts"
 
     def read_output(self, limit: int) -> tuple[bytes | None, int]:
         """(bytes of output.json or None if empty/absent/over ``limit``, its size)."""
@@ -114,7 +126,28 @@ def prepare(
     # container mounts it, it is the one file of the workspace the task can change, and
     # RLIMIT_FSIZE bounds it.
     os.chmod(output, 0o666)
+    artifacts = root / "artifacts"
+    artifacts.mkdir()
+    # World-writable for the same reason; its bounds are runners/artifacts.py's, watched
+    # while the task runs and applied again after it exits.
+    os.chmod(artifacts, 0o777)
     return Workspace(root=root, readonly=readonly, inputs_dir=inputs_dir)
+
+
+def place_input_file(inputs_dir: Path, upstream: str, path: str) -> Path:
+    """Where an upstream task's artifact ``path`` goes (``inputs/<upstream>/<path>``), its
+    directories made; ValueError for a path that would leave that directory."""
+    parts = path.split("/")
+    if not upstream or "/" in upstream or upstream in (".", ".."):
+        raise ValueError(f"bad upstream name {upstream!r}")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"artifact path {path!r} is not a plain relative path")
+    parent = inputs_dir / upstream
+    parent.mkdir(mode=0o755, exist_ok=True)
+    for part in parts[:-1]:
+        parent = parent / part
+        parent.mkdir(mode=0o755, exist_ok=True)
+    return parent / parts[-1]
 
 
 def remove(root: Path) -> None:
