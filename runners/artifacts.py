@@ -71,26 +71,23 @@ def _entries(root: Path) -> Iterator[tuple[str, os.DirEntry[str] | None, str | N
     while stack:
         directory, prefix = stack.pop()
         try:
-            with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
+            it = os.scandir(directory)
         except PermissionError:
             yield prefix.rstrip("/") or ".", None, "a directory the runner cannot read"
             continue
-        for entry in entries:
-            rel = prefix + entry.name
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:
-                yield (
-                    rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
-                    None,
-                    ("a name that is not UTF-8"),
-                )
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                yield rel, entry, None
-                stack.append((Path(entry.path), rel + "/"))
-            else:
+        # Read lazily, never listed whole: a directory of 100,000 names costs the walk
+        # only the entries it gets to before a bound stops it.
+        with it:
+            for entry in it:
+                rel = prefix + entry.name
+                try:
+                    rel.encode("utf-8")
+                except UnicodeEncodeError:
+                    shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                    yield shown, None, "a name that is not UTF-8"
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), rel + "/"))
                 yield rel, entry, None
 
 
@@ -160,7 +157,7 @@ def collect(root: Path, *, max_files: int, max_bytes: int) -> Collected:
                 refused.append((found.path, "a hard link to a file outside the tree"))
     if outside:
         files = [f for f in files if (f.device, f.inode) not in outside]
-    return Collected(files, sorted(refused))
+    return Collected(sorted(files, key=lambda f: f.path), sorted(refused))
 
 
 def over_limit(root: Path, *, max_files: int, max_bytes: int) -> str | None:

@@ -56,11 +56,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise Unsatisfiable
         return max(size - n, 0), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and int(last) < start:
+        return None  # malformed: ignored
     if start >= size:
         raise Unsatisfiable
+    end = int(last) if last else size - 1
     return start, min(end, size - 1)
 
 

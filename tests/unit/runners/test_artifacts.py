@@ -1,0 +1,161 @@
+"""The artifacts collector: what it takes, what it refuses (never following), its bounds."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from runners import artifacts, workspace
+from runners.artifacts import OverLimit, collect
+
+BIG = 1 << 30
+
+
+def tree(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def test_regular_files_are_collected_by_their_path_under_the_tree(tmp_path: Path) -> None:
+    tree(tmp_path, {"report.pdf": b"%PDF", "out/a.csv": b"1,2\n", "out/deep/x.bin": b""})
+    got = collect(tmp_path, max_files=10, max_bytes=BIG)
+    assert sorted((f.path, f.size) for f in got.files) == [
+        ("out/a.csv", 4),
+        ("out/deep/x.bin", 0),
+        ("report.pdf", 4),
+    ]
+    assert got.refused == []
+    assert artifacts.content_type("report.pdf") == "application/pdf"
+    assert artifacts.content_type("noext") == "application/octet-stream"
+
+
+def test_an_absent_tree_collects_nothing(tmp_path: Path) -> None:
+    got = collect(tmp_path / "none", max_files=1, max_bytes=1)
+    assert got.files == [] and got.refused == []
+
+
+def test_a_symlink_to_etc_passwd_is_refused_and_never_followed(tmp_path: Path) -> None:
+    os.symlink("/etc/passwd", tmp_path / "passwd")
+    os.symlink("/etc", tmp_path / "etc")  # a directory link is not walked either
+    got = collect(tmp_path, max_files=10, max_bytes=BIG)
+    assert got.files == []
+    assert got.refused == [
+        ("etc", "a symlink (never followed)"),
+        ("passwd", "a symlink (never followed)"),
+    ]
+
+
+def test_a_fifo_a_socket_and_a_device_are_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    kinds = {"fifo": "a FIFO", "sock": "a socket"}
+    if os.geteuid() == 0:  # mknod needs CAP_MKNOD, which a task never has either
+        os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        kinds["null"] = "a device"
+    try:
+        started = time.monotonic()
+        got = collect(tmp_path, max_files=10, max_bytes=BIG)
+        assert time.monotonic() - started < 2  # a FIFO opened would block forever
+    finally:
+        sock.close()
+    assert got.files == []
+    assert dict(got.refused) == kinds
+
+
+def test_a_hard_link_out_of_the_tree_is_refused_one_inside_is_kept(tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    secret = tmp_path / "host-file"
+    secret.write_bytes(b"host secret")
+    os.link(secret, root / "stolen")
+    (root / "a").write_bytes(b"twice")
+    os.link(root / "a", root / "b")
+    got = collect(root, max_files=10, max_bytes=BIG)
+    assert sorted(f.path for f in got.files) == ["a", "b"]
+    assert got.refused == [("stolen", "a hard link to a file outside the tree")]
+
+
+def test_a_name_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    with open(os.fsencode(tmp_path) + b"/bad\xff", "wb") as f:
+        f.write(b"x")
+    got = collect(tmp_path, max_files=10, max_bytes=BIG)
+    assert got.files == []
+    assert [why for _, why in got.refused] == ["a name that is not UTF-8"]
+
+
+def test_over_the_file_count_is_refused_with_the_setting_named(tmp_path: Path) -> None:
+    tree(tmp_path, {f"f{i}": b"x" for i in range(11)})
+    assert len(collect(tmp_path, max_files=11, max_bytes=BIG).files) == 11
+    with pytest.raises(OverLimit, match="more than 10 entries.*HOMERUN_ARTIFACTS_MAX_FILES"):
+        collect(tmp_path, max_files=10, max_bytes=BIG)
+    assert artifacts.over_limit(tmp_path, max_files=10, max_bytes=BIG) is not None
+    assert artifacts.over_limit(tmp_path, max_files=11, max_bytes=BIG) is None
+
+
+def test_empty_directories_and_refused_entries_count_too(tmp_path: Path) -> None:
+    for i in range(5):
+        (tmp_path / f"d{i}").mkdir()
+    for i in range(5):
+        os.symlink("/", tmp_path / f"l{i}")
+    with pytest.raises(OverLimit):
+        collect(tmp_path, max_files=9, max_bytes=BIG)
+
+
+def test_over_the_total_bytes_is_refused(tmp_path: Path) -> None:
+    tree(tmp_path, {"a": b"x" * 600, "b": b"y" * 600})
+    assert len(collect(tmp_path, max_files=10, max_bytes=1200).files) == 2
+    with pytest.raises(OverLimit, match="more than 1199 bytes.*HOMERUN_ARTIFACTS_MAX_BYTES"):
+        collect(tmp_path, max_files=10, max_bytes=1199)
+
+
+def test_a_flood_of_files_stops_at_the_limit_in_flat_memory(tmp_path: Path) -> None:
+    # 20,000 here (the runner's integration test floods 100,000 through a container).
+    flood = tmp_path / "flood"
+    flood.mkdir()
+    for i in range(20_000):
+        (flood / f"{i:06d}").touch()
+    tracemalloc.start()
+    try:
+        with pytest.raises(OverLimit):
+            collect(tmp_path, max_files=1000, max_bytes=BIG)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Measured: ~0.5 MB, 1,000 entries' worth; the directory listed whole is ~4.6 MB.
+    assert peak < 1536 * 1024, peak
+
+
+def test_open_refuses_a_file_swapped_for_a_symlink_or_a_fifo(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"data")
+    (tmp_path / "b").write_bytes(b"data")
+    found = {f.path: f for f in collect(tmp_path, max_files=10, max_bytes=BIG).files}
+    with artifacts.open_found(found["a"]) as f:
+        assert f.read() == b"data"
+    (tmp_path / "a").unlink()
+    os.symlink("/etc/passwd", tmp_path / "a")
+    with pytest.raises(OSError):
+        artifacts.open_found(found["a"])
+    (tmp_path / "b").unlink()
+    os.mkfifo(tmp_path / "b")
+    with pytest.raises(OSError):
+        artifacts.open_found(found["b"])
+
+
+def test_an_upstream_artifact_is_placed_only_under_its_task(tmp_path: Path) -> None:
+    target = workspace.place_input_file(tmp_path, "build", "out/report.pdf")
+    assert target == tmp_path / "build" / "out" / "report.pdf"
+    assert target.parent.is_dir()
+    for bad in ("../escape", "/etc/passwd", "a//b", "a/./b", ""):
+        with pytest.raises(ValueError):
+            workspace.place_input_file(tmp_path, "build", bad)
+    with pytest.raises(ValueError):
+        workspace.place_input_file(tmp_path, "..", "x")
