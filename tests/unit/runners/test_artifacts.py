@@ -95,7 +95,7 @@ def test_a_name_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
 def test_over_the_file_count_is_refused_with_the_setting_named(tmp_path: Path) -> None:
     tree(tmp_path, {f"f{i}": b"x" for i in range(11)})
     assert len(collect(tmp_path, max_files=11, max_bytes=BIG).files) == 11
-    with pytest.raises(OverLimit, match="more than 10 entries.*HOMERUN_ARTIFACTS_MAX_FILES"):
+    with pytest.raises(OverLimit, match=r"more than 10 entries.*HOMERUN_ARTIFACTS_MAX_FILES"):
         collect(tmp_path, max_files=10, max_bytes=BIG)
     assert artifacts.over_limit(tmp_path, max_files=10, max_bytes=BIG) is not None
     assert artifacts.over_limit(tmp_path, max_files=11, max_bytes=BIG) is None
@@ -113,7 +113,7 @@ def test_empty_directories_and_refused_entries_count_too(tmp_path: Path) -> None
 def test_over_the_total_bytes_is_refused(tmp_path: Path) -> None:
     tree(tmp_path, {"a": b"x" * 600, "b": b"y" * 600})
     assert len(collect(tmp_path, max_files=10, max_bytes=1200).files) == 2
-    with pytest.raises(OverLimit, match="more than 1199 bytes.*HOMERUN_ARTIFACTS_MAX_BYTES"):
+    with pytest.raises(OverLimit, match=r"more than 1199 bytes.*HOMERUN_ARTIFACTS_MAX_BYTES"):
         collect(tmp_path, max_files=10, max_bytes=1199)
 
 
