@@ -151,7 +151,8 @@ async def get_artifact(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end}/{found.size}"
     headers["Content-Length"] = str(end - start + 1)
     # The first chunks are read before the answer starts: a replica behind the primary
-    # (MissingChunks) is asked again of the primary instead of cutting the body short.
+    # (MissingChunks) is asked again of the primary instead of cutting the body short. One
+    # transaction wrote every chunk, so a replica has all of them or none.
     body = store.chunks(_fetch(reads, principal.id, primary=False), found, start, end)
     try:
         first = await anext(body)
