@@ -27,7 +27,7 @@ PIPELINE = {
             "depends_on": ["make"],
             "payload": {
                 "script": "sha256sum /homerun/inputs/make/out/blob.bin | cut -d' ' -f1"
-                " | sed 's/.*/{\"sha256\": \"&\"}/' > /homerun/output.json"
+                ' | sed \'s/.*/{"sha256": "&"}/\' > /homerun/output.json'
             },
         },
     ],
