@@ -9,6 +9,7 @@ from the replica and from the primary when the replica has not got them yet. Sub
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import os
@@ -49,8 +50,8 @@ async def saved(api: Api, token: str, files: dict[str, bytes]) -> tuple[str, str
             store.StoredFile(
                 path,
                 "text/plain" if path.endswith(".txt") else "application/octet-stream",
-                lambda d=data: io.BytesIO(d),
-            )  # type: ignore[misc]
+                functools.partial(io.BytesIO, data),
+            )
             for path, data in files.items()
         ]
         assert await store.save(db, task_id, 1, entries, [("link", "a symlink (never followed)")])
