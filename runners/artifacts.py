@@ -10,6 +10,9 @@ the container has exited the runner walks it without ever following a link:
 - a hard link whose inode has names outside the tree (its link count exceeds the names found
   inside) is refused the same way: its bytes are another file's, maybe a file of the host.
 
+The tree is first made the runner's own (``reclaim``: ``lchown`` to the runner's uid), so
+that a runner that is not root reads what the task made private and can remove it after.
+
 Bounds (``HOMERUN_ARTIFACTS_MAX_FILES`` entries, ``HOMERUN_ARTIFACTS_MAX_BYTES`` in all):
 the walk stops at the first entry past either and raises ``OverLimit``, so a tree of a
 hundred thousand files costs the runner at most ``max_files`` entries of memory. While the
@@ -37,10 +40,12 @@ __all__ = [
     "content_type",
     "open_found",
     "over_limit",
+    "reclaim",
 ]
 
 # How often the engine checks a running task's artifacts tree against the bounds.
 WATCH_SECONDS = 1.0
+UNREADABLE_DIR = "a directory the runner cannot read"
 
 
 class OverLimit(Exception):
@@ -73,7 +78,7 @@ def _entries(root: Path) -> Iterator[tuple[str, os.DirEntry[str] | None, str | N
         try:
             it = os.scandir(directory)
         except PermissionError:
-            yield prefix.rstrip("/") or ".", None, "a directory the runner cannot read"
+            yield prefix.rstrip("/") or ".", None, UNREADABLE_DIR
             continue
         # Read lazily, never listed whole: a directory of 100,000 names costs the walk
         # only the entries it gets to before a bound stops it.
@@ -161,14 +166,47 @@ def collect(root: Path, *, max_files: int, max_bytes: int) -> Collected:
 
 
 def over_limit(root: Path, *, max_files: int, max_bytes: int) -> str | None:
-    """Why the tree is over a bound now, or None (the running task's check)."""
+    """Why the tree is over a bound now, or None (the running task's check).
+
+    A directory the runner cannot read counts as over: what it holds could not be counted
+    (the task made it 0700; the runner is not its owner while the task runs).
+    """
     try:
-        collect(root, max_files=max_files, max_bytes=max_bytes)
+        found = collect(root, max_files=max_files, max_bytes=max_bytes)
     except OverLimit as exc:
         return str(exc)
     except OSError:
         return None  # changing under us: the walk after the exit is the one that counts
+    hidden = [path for path, why in found.refused if why == UNREADABLE_DIR]
+    if hidden:
+        return f"{hidden[0]!r} under /homerun/artifacts is {UNREADABLE_DIR}: it cannot be bounded"
     return None
+
+
+def reclaim(root: Path) -> None:
+    """Make the whole tree the runner's own, so that it can read and remove it.
+
+    The task's uid owns what it made; a runner that is not root (the stack's drops to its
+    own user and keeps CAP_CHOWN alone, images/app-entrypoint.sh) could neither read a file
+    the task made 0600 nor remove files in a directory the task made. Never follows a link
+    (``lchown``); directories get the owner's rwx, regular files the owner's read. Without
+    CAP_CHOWN (a runner on a workstation) it changes what it can and leaves the rest.
+    """
+    if not root.is_dir() or root.is_symlink():
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    for directory, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            path = os.path.join(directory, name)
+            try:
+                os.chown(path, uid, gid, follow_symlinks=False)
+                mode = os.lstat(path).st_mode
+                if stat.S_ISDIR(mode):
+                    os.chmod(path, stat.S_IMODE(mode) | stat.S_IRWXU)
+                elif stat.S_ISREG(mode):
+                    os.chmod(path, stat.S_IMODE(mode) | stat.S_IRUSR)
+            except OSError:
+                continue
 
 
 def open_found(found: Found) -> BinaryIO:

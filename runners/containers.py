@@ -318,6 +318,7 @@ class Engine:
         keep: Callable[[artifacts.Collected], Awaitable[None]] | None,
     ) -> Exited:
         """Walk what the run left (after its container is gone) and hand it to ``keep``."""
+        await self.call(artifacts.reclaim, space.artifacts_dir)
         try:
             collected = await self.call(
                 artifacts.collect,

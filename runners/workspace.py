@@ -30,6 +30,7 @@ from plugins.tasktypes import (
     OUTPUT_FILE,
     PayloadError,
 )
+from runners import artifacts
 
 # Container paths a spec may not place a file at: the runner's own mounts, and the kernel's.
 _RESERVED = (HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ARTIFACTS_DIR)
@@ -151,6 +152,9 @@ def place_input_file(inputs_dir: Path, upstream: str, path: str) -> Path:
 
 
 def remove(root: Path) -> None:
+    # What the task made under artifacts/ is its uid's: made the runner's first, or a
+    # runner that is not root could not remove files in the task's own directories.
+    artifacts.reclaim(root / "artifacts")
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -159,3 +164,112 @@ def test_an_upstream_artifact_is_placed_only_under_its_task(tmp_path: Path) -> N
             workspace.place_input_file(tmp_path, "build", bad)
     with pytest.raises(ValueError):
         workspace.place_input_file(tmp_path, "..", "x")
+
+
+TASK_UID = 212345  # a task's uid (runners/identity.py's range)
+RUNNER_UID = 10001  # the stack's runner user (images/app-entrypoint.sh)
+
+
+def task_made(root: Path) -> Path:
+    """A tree as a task leaves it: its uid's, a private directory, a 0000 file, a link."""
+    private = root / "private"
+    private.mkdir()
+    (private / "secret.txt").write_bytes(b"mine")
+    (root / "locked.bin").write_bytes(b"x")
+    outside = root.parent.parent / "outside"
+    outside.write_bytes(b"host")
+    os.symlink(outside, root / "link")
+    for path in (private / "secret.txt", root / "locked.bin", root / "link", private):
+        os.chown(path, TASK_UID, TASK_UID, follow_symlinks=False)
+    os.chmod(private / "secret.txt", 0o600)
+    os.chmod(root / "locked.bin", 0)
+    os.chmod(private, 0o700)
+    return outside
+
+
+def as_runner(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a process of the stack's runner: its uid, CAP_CHOWN and nothing else."""
+    return subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={RUNNER_UID}",
+            f"--regid={RUNNER_UID}",
+            "--clear-groups",
+            "--inh-caps=-all,+chown",
+            "--ambient-caps=-all,+chown",
+            "--bounding-set=-all,+chown",
+            "--no-new-privs",
+            "--",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A directory another uid can reach (pytest's own tmp_path is root's, 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="homerun-artifacts-", dir="/tmp"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making another uid's files needs root")
+def test_a_runner_that_is_not_root_reads_and_removes_what_the_task_made(
+    shared_tmp: Path,
+) -> None:
+    os.chown(shared_tmp, RUNNER_UID, RUNNER_UID)  # the work directory is the runner's
+    work = shared_tmp / "attempt"
+    root = work / "artifacts"
+    root.mkdir(parents=True)
+    os.chown(work, RUNNER_UID, RUNNER_UID)
+    os.chown(root, RUNNER_UID, RUNNER_UID)
+    outside = task_made(root)
+    code = (
+        "import sys; from pathlib import Path; from runners import artifacts, workspace\n"
+        f"root = Path({str(root)!r})\n"
+        "artifacts.reclaim(root)\n"
+        "got = artifacts.collect(root, max_files=10, max_bytes=100)\n"
+        "print(sorted(f.path for f in got.files), got.refused)\n"
+        "print(open(root / 'private' / 'secret.txt', 'rb').read())\n"
+        "workspace.remove(root.parent)\n"
+    )
+    # Without reclaim the runner reads neither and cannot remove the private directory.
+    blocked = as_runner(code.replace("artifacts.reclaim(root)\n", ""))
+    assert "PermissionError" in blocked.stderr, blocked.stderr
+    assert (root / "private" / "secret.txt").exists()
+    done = as_runner(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "['locked.bin', 'private/secret.txt'] [('link', 'a symlink (never followed)')]",
+        "b'mine'",
+    ]
+    assert not work.exists()
+    # The link was never followed: what it pointed at is untouched.
+    assert outside.stat().st_uid == 0 and outside.read_bytes() == b"host"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making another uid's files needs root")
+def test_while_the_task_runs_a_directory_hidden_from_the_runner_is_over_the_bound(
+    shared_tmp: Path,
+) -> None:
+    root = shared_tmp / "artifacts"
+    root.mkdir()
+    task_made(root)
+    code = (
+        "from pathlib import Path; from runners import artifacts\n"
+        f"print(artifacts.over_limit(Path({str(root)!r}), max_files=1000, max_bytes=10**9))\n"
+    )
+    got = as_runner(code)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == (
+        "'private' under /homerun/artifacts is a directory the runner cannot read:"
+        " it cannot be bounded"
+    )
