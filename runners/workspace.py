@@ -136,19 +136,25 @@ def prepare(
 
 
 def place_input_file(inputs_dir: Path, upstream: str, path: str) -> Path:
-    """Where an upstream task's artifact ``path`` goes (``inputs/<upstream>/<path>``), its
-    directories made; ValueError for a path that would leave that directory."""
+    """Where an upstream task's artifact ``path`` goes (``inputs/<upstream>/<path>``, a map
+    instance's ``upstream`` being ``<map task>/<index>``), its directories made; ValueError
+    for a name or path that would leave that directory."""
     parts = path.split("/")
-    if not upstream or "/" in upstream or upstream in (".", ".."):
+    if not _plain(upstream) or upstream.count("/") > 1:
         raise ValueError(f"bad upstream name {upstream!r}")
-    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if not _plain(path):
         raise ValueError(f"artifact path {path!r} is not a plain relative path")
-    parent = inputs_dir / upstream
-    parent.mkdir(mode=0o755, exist_ok=True)
-    for part in parts[:-1]:
+    parent = inputs_dir
+    for part in (*upstream.split("/"), *parts[:-1]):
         parent = parent / part
         parent.mkdir(mode=0o755, exist_ok=True)
     return parent / parts[-1]
+
+
+def _plain(relative: str) -> bool:
+    return not relative.startswith("/") and all(
+        p not in ("", ".", "..") for p in relative.split("/")
+    )
 
 
 def remove(root: Path) -> None:

@@ -223,12 +223,18 @@ class MissingChunks(Exception):
 
 
 async def upstream(db: Database, task_id: str) -> list[tuple[str, Stored]]:
-    """(upstream task name, artifact) of every collected artifact of the task's
-    dependencies: what the runner places under /homerun/inputs/<name>/."""
+    """(where, artifact) of every collected artifact of the task's dependencies: what the
+    runner places under /homerun/inputs/<where>/. ``where`` is the upstream task's name, or
+    for a map task's instance ``<map task>/<index>``."""
     rows = await db.fetch_all(
-        f"SELECT u.name AS upstream, {_COLUMNS} FROM task_dependencies d"
-        " JOIN tasks u ON u.id = d.depends_on JOIN artifacts a ON a.task_id = u.id"
-        " WHERE d.task_id = :id AND a.refused IS NULL ORDER BY u.name, a.path",
+        "SELECT CASE WHEN u.map_parent IS NULL THEN u.name"
+        f" ELSE m.name || '/' || u.map_index END AS upstream, {_COLUMNS}"
+        " FROM task_dependencies d JOIN tasks m ON m.id = d.depends_on"
+        " JOIN tasks u ON u.id = m.id OR u.map_parent = m.id"
+        " JOIN artifacts a ON a.task_id = u.id"
+        # A map instance sees its map task's upstream artifacts (as it sees their outputs).
+        " WHERE d.task_id = COALESCE((SELECT s.map_parent FROM tasks s WHERE s.id = :id), :id)"
+        " AND a.refused IS NULL ORDER BY 1, a.path",
         {"id": task_id},
     )
     return [(row["upstream"], _stored(row)) for row in rows]

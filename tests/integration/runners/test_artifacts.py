@@ -205,3 +205,31 @@ async def test_submitted_files_are_read_only_under_homerun_files(
     tasks = await jobs.tasks(created.job_id)
     [result] = await jobs.results(str(tasks["a"]["id"]))
     assert result["stdout"] == "a,b\n1,2\nread-only\n"
+
+
+async def test_a_map_tasks_instances_hand_their_artifacts_downstream_by_index(
+    jobs: Jobs, start_runner: Callable[..., Runner]
+) -> None:
+    from core import transitions as tr
+
+    created = await jobs.submit(
+        shell("seed", "echo seed > /homerun/artifacts/seed.txt"),
+        tr.NewTask(
+            "each",
+            "shell",
+            {
+                "script": "n=$(cut -c1 /homerun/inputs/seed/seed.txt)"
+                "$(tr -dc 0-9 < /homerun/inputs/_map.json | cut -c1);"
+                " echo $n > /homerun/artifacts/part.txt"
+            },
+            depends_on=["seed"],
+            map=tr.MapSpec(items=[0, 1, 2], max_items=3),
+        ),
+        shell("join", "cat /homerun/inputs/each/*/part.txt", depends_on=["each"]),
+    )
+    start_runner()
+    await eventually(lambda: jobs.finished(created.job_id), 120, "the map job to finish")
+    assert await jobs.job_status(created.job_id) == "succeeded"
+    tasks = await jobs.tasks(created.job_id)
+    [result] = await jobs.results(str(tasks["join"]["id"]))
+    assert result["stdout"].split() == ["s0", "s1", "s2"]

@@ -162,8 +162,10 @@ def test_an_upstream_artifact_is_placed_only_under_its_task(tmp_path: Path) -> N
     for bad in ("../escape", "/etc/passwd", "a//b", "a/./b", ""):
         with pytest.raises(ValueError):
             workspace.place_input_file(tmp_path, "build", bad)
-    with pytest.raises(ValueError):
-        workspace.place_input_file(tmp_path, "..", "x")
+    assert workspace.place_input_file(tmp_path, "each/3", "p.txt") == tmp_path / "each/3/p.txt"
+    for name in ("..", "each/../..", "a/b/c", "/abs", ""):
+        with pytest.raises(ValueError):
+            workspace.place_input_file(tmp_path, name, "x")
 
 
 TASK_UID = 212345  # a task's uid (runners/identity.py's range)
