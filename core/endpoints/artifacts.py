@@ -132,6 +132,9 @@ async def get_artifact(request: Request) -> Response:
         "Content-Disposition": _disposition(path),
         "ETag": f'"{found.sha256}"',
         "X-Content-Type-Options": "nosniff",
+        # A task's bytes, never rendered as the API's origin (an HTML artifact opened in a
+        # browser that ignores the attachment gets no script and no origin of its own).
+        "Content-Security-Policy": "sandbox",
     }
     try:
         wanted = parse_range(request.headers.get("range"), found.size)
