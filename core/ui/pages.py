@@ -22,14 +22,15 @@ from starlette.routing import BaseRoute, Route
 
 from core import events as event_model
 from core import queue
-from core.endpoints import instances, jobs, schedules, task_types
+from core.endpoints import artifacts, instances, jobs, schedules, task_types
 from core.errors import ApiError
 from core.state import get_state
 from core.store import events as event_store
 from core.store import runners
-from core.ui.calls import read
+from core.ui.calls import call, read
 from core.ui.web import render, signed_in
 from wire import (
+    ArtifactList,
     InstancePage,
     JobPage,
     JobStatus,
@@ -157,8 +158,16 @@ async def job_live(request: Request) -> Response:
 @signed_in
 async def task_page(request: Request) -> Response:
     task = await read(request, jobs.get_task, TaskDetail)
+    files = await read(request, artifacts.list_artifacts, ArtifactList)
     template = "task_panel.html" if request.headers.get("hx-request") == "true" else "task.html"
-    return render(request, template, {"task": task, "job_id": task.job_id})
+    return render(request, template, {"task": task, "job_id": task.job_id, "files": files})
+
+
+@signed_in
+async def artifact_download(request: Request) -> Response:
+    """One artifact, as GET /v1/.../artifacts/{path} streams it (Range included): the
+    session's cookie reaches only /ui/, so the dashboard hands the API's answer on."""
+    return await call(request, artifacts.get_artifact)
 
 
 # The query parameters of a map task's instances page, handed to the API as they are.
@@ -234,6 +243,11 @@ routes: Iterable[BaseRoute] = [
     Route(f"{_JOB}/live", job_live, methods=["GET"]),
     Route(f"{_JOB}/tasks/{{task_id:uuid}}", task_page, methods=["GET"]),
     Route(f"{_JOB}/tasks/{{task_id:uuid}}/instances", instances_page, methods=["GET"]),
+    Route(
+        f"{_JOB}/tasks/{{task_id:uuid}}/artifacts/{{path:path}}",
+        artifact_download,
+        methods=["GET"],
+    ),
     Route("/task-types", task_types_page, methods=["GET"]),
     Route("/system", system_page, methods=["GET"]),
 ]

@@ -216,3 +216,40 @@ def test_submit_errors_are_shown_at_the_field_they_name(stack: Stack, browser: B
     assert selected == '"max_attempts": 99'
     expect(box).to_have_attribute("aria-invalid", "true")
     assert page.url.endswith("/ui/submit/json")  # no job was made: the page stays
+
+
+def test_a_tasks_artifacts_are_listed_and_downloaded_with_the_session(
+    stack: Stack, browser: Browser
+) -> None:
+    dialogs: list[str] = []
+    page = new_page(browser, dialogs)
+    sign_in(page, stack, stack.token)
+    name = "report <img src=x onerror=alert(1)>.txt"
+    script = (
+        "mkdir -p /homerun/artifacts/out && printf 'hello artifact' >"
+        f" '/homerun/artifacts/out/{name}' && ln -s /etc/passwd /homerun/artifacts/passwd"
+    )
+    job_id = submit(
+        stack, {"tasks": [{"name": "make", "type": "shell", "payload": {"script": script}}]}
+    )
+    page.goto(f"{stack.url}/ui/jobs/{job_id}")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=90_000)
+    page.reload()
+    page.click("#task-make a")
+    panel = page.locator("#task-panel")
+    link = panel.locator("table.artifacts a")
+    expect(link).to_have_text(f"out/{name}")
+    # The symlink was refused, and says so; the hostile name is text.
+    expect(panel.locator("ul.refused")).to_contain_text("passwd")
+    expect(panel.locator("img")).to_have_count(0)
+    href = link.get_attribute("href")
+    assert href is not None and href.startswith(f"/ui/jobs/{job_id}/tasks/")
+    # The browser's own session fetches it (the cookie reaches /ui/ only), Range included.
+    whole = page.request.get(f"{stack.url}{href}")
+    assert whole.status == 200 and whole.body() == b"hello artifact"
+    part = page.request.get(f"{stack.url}{href}", headers={"Range": "bytes=6-13"})
+    assert part.status == 206 and part.body() == b"artifact"
+    # Without a session it is the sign-in page, not the file.
+    anonymous = browser.new_context().request.get(f"{stack.url}{href}", max_redirects=0)
+    assert anonymous.status == 303
+    assert dialogs == []
