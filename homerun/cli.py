@@ -328,6 +328,8 @@ def _cmd_get(args: argparse.Namespace) -> int:
     print(f"{job.id}  {job.status}  {job.name or ''}".rstrip())
     if job.rerun_of is not None:
         print(f"  re-run of {job.rerun_of}")
+    if job.keep:
+        print("  kept (retention never deletes it)")
     for task in job.tasks:
         reused = f"  (taken over from {task.reused_from})" if task.reused_from else ""
         # A task for a runner group says what it waits for (its group may be down).

@@ -24,6 +24,8 @@ def test_keep_sets_and_clears_a_jobs_keep_and_a_rerun_is_not_kept(system: System
         assert kept.code == 0, kept.stderr
         assert kept.stdout.strip() == f"job {job.id}: kept (retention never deletes it)"
         assert client.get_job(job.id).keep is True
+        shown = run_cli(system, "get", job.id)
+        assert shown.code == 0 and "  kept (retention never deletes it)" in shown.text
         # Idempotent; --json prints the job as the API answered.
         again = run_cli(system, "keep", job.id, "--json")
         assert again.code == 0 and '"keep": true' in again.stdout
@@ -40,6 +42,7 @@ def test_keep_sets_and_clears_a_jobs_keep_and_a_rerun_is_not_kept(system: System
         assert off.code == 0, off.stderr
         assert "not kept" in off.stdout
         assert client.get_job(job.id).keep is False
+        assert not [line for line in run_cli(system, "get", job.id).text if "kept" in line]
 
     missing = run_cli(system, "keep", str(uuid.uuid4()))
     assert missing.code == 1 and "not_found" in missing.stderr, missing.stderr
