@@ -53,6 +53,9 @@ def test_a_schedule_fires_one_job_per_tick_until_paused(stack: Stack) -> None:
         try:
 
             def three_succeeded() -> list[dict[str, Any]] | None:
+                # A tick the notifier refused names why (the cause of a time-out).
+                ticks = _schedule(http, sid)["recent_ticks"]
+                assert all(t["outcome"] == "created" for t in ticks), ticks
                 jobs = _jobs(http, sid)
                 done = [j for j in jobs if j["status"] == "succeeded"]
                 failed = [j for j in jobs if j["status"] in ("failed", "cancelled")]
