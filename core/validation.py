@@ -33,6 +33,7 @@ __all__ = [
     "MAX_TASK_SECRETS",
     "SECRET_NAME_MESSAGE",
     "SECRET_NAME_PATTERN",
+    "VALIDATOR_SETTINGS",
     "JobSchemas",
     "JobValidator",
     "find_cycle",
@@ -61,6 +62,30 @@ MAX_TASK_SECRETS = 32
 # A submitted file's name becomes a file name in the container (/homerun/files/<name>).
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 BASE64_PATTERN = r"^[A-Za-z0-9+/]*={0,2}$"
+
+# Every setting a job body's validation depends on: what ``JobValidator`` reads, and the
+# plugin set it is built from (``disabled_plugins``). Each process that validates job
+# bodies (the API, the notifier's scheduler for every tick) must hold the same values: the
+# stack gives both the same ones (stack/topology.py, ``_validator_env``), and
+# tests/unit/core/test_validator_settings.py holds the validator to this list.
+VALIDATOR_SETTINGS = frozenset(
+    {
+        "allow_task_network",
+        "allowed_images",
+        "default_max_attempts",
+        "disabled_plugins",
+        "egress_allow",
+        "max_map_items",
+        "max_payload_bytes",
+        "max_task_attempts",
+        "max_task_cpus",
+        "max_task_memory_mb",
+        "max_task_priority",
+        "max_task_timeout_seconds",
+        "max_tasks_per_job",
+        "runner_groups",
+    }
+)
 
 # A placeholder id for the trial build at submission: the real ids do not exist yet.
 _TRIAL_ID = "00000000-0000-0000-0000-000000000000"

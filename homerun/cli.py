@@ -328,6 +328,8 @@ def _cmd_get(args: argparse.Namespace) -> int:
     print(f"{job.id}  {job.status}  {job.name or ''}".rstrip())
     if job.rerun_of is not None:
         print(f"  re-run of {job.rerun_of}")
+    if job.keep:
+        print("  kept (retention never deletes it)")
     for task in job.tasks:
         reused = f"  (taken over from {task.reused_from})" if task.reused_from else ""
         # A task for a runner group says what it waits for (its group may be down).
@@ -509,6 +511,18 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_keep(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.set_keep(args.job_id, not args.off)
+    if args.json:
+        _print_json(job)
+    elif job.keep:
+        print(f"job {job.id}: kept (retention never deletes it)")
+    else:
+        print(f"job {job.id}: not kept (deleted once its token's retention period has passed)")
+    return EXIT_OK
+
+
 def _secret_value(args: argparse.Namespace) -> str:
     if args.from_file:
         return Path(args.from_file).read_text(encoding="utf-8")
@@ -672,6 +686,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     cancel = client_command("cancel", _cmd_cancel, "cancel a job")
     cancel.add_argument("job_id")
+
+    keep = client_command("keep", _cmd_keep, "keep a job from retention (or, --off, no longer)")
+    keep.add_argument("job_id")
+    keep.add_argument(
+        "--off", action="store_true", help="let the job expire with its token's period again"
+    )
 
     client_command("task-types", _cmd_task_types, "list the registered task types")
 

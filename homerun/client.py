@@ -252,6 +252,10 @@ class Client:
     def cancel(self, job_id: str) -> wire.Job:
         return self._call(wire.Job, "POST", f"/v1/jobs/{job_id}/cancel")
 
+    def set_keep(self, job_id: str, keep: bool) -> wire.Job:
+        """Keep a job from retention (``keep``), or let it expire again."""
+        return self._call(wire.Job, "PATCH", f"/v1/jobs/{job_id}", json={"keep": keep})
+
     # --- schedules
     def create_schedule(self, schedule: Mapping[str, Any]) -> wire.Schedule:
         """``schedule``: name, cron, job (a ``submit`` body), and optionally timezone,

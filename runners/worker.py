@@ -39,7 +39,7 @@ import redis.asyncio as redis
 from databases import Database
 from redis.exceptions import RedisError
 
-from core import keys, logstream, queue
+from core import handoff, keys, logstream, queue
 from core import transitions as tr
 from core.models import FailureKind
 from core.sealing import Keyring, TamperedSecret, UnknownKey
@@ -334,6 +334,8 @@ class Runner:
                 return
             log.info("task %s attempt %d %s", claim.task_id, claim.attempt, outcome.status)
             await self._hand_on(delivery, after.ready)
+            # An instance that failed its map task for good: its running siblings stop.
+            await handoff.signal_cancels(self.redis, after.cancel_running)
         except Exception:
             # The attempt's lease runs out and the reconciler retries it elsewhere; the
             # runner itself must live on to run the next task.

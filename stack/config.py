@@ -94,6 +94,8 @@ def read(cfg: pulumi.Config) -> Deployment:
         registry_proxy_image=cfg.get("registryProxyImage") or d.registry_proxy_image,
         runner_groups=_runner_groups(cfg),
         retention_seconds=_int(cfg, "retentionSeconds", d.retention_seconds),
+        retention_poll_seconds=_int(cfg, "retentionPollSeconds", d.retention_poll_seconds),
+        max_map_items=_int(cfg, "maxMapItems", d.max_map_items),
         egress=_bool(cfg, "egress", d.egress),
         egress_allow=tuple(_strings(cfg, "egressAllow")),
         egress_denied_networks=tuple(_strings(cfg, "egressDeniedNetworks")),

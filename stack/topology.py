@@ -59,10 +59,10 @@ internal overlay (attachable: the runner attaches task containers, which are not
 and ``egress-out``, a routed one, with ``egress-proxy`` (``homerun/egress-proxy``, Debian's
 Squid, run as ``squid -N -f <file>``, the file a Swarm config rendered by core/egress.py from
 ``egress_allow`` and ``egress_denied_networks``) on both: the only member of ``egress`` with a
-way out. The API (which refuses an egress task unless this is on and the allow-list is not
-empty) and the runner (which attaches egress tasks to ``<stack>_egress`` with
-HTTP_PROXY/HTTPS_PROXY=http://egress-proxy:3128) get the HOMERUN_EGRESS_* settings from the
-same values.
+way out. The API and the notifier's scheduler (which refuse an egress task unless this is
+on and the allow-list is not empty: ``_validator_env``) and the runner (which attaches egress
+tasks to ``<stack>_egress`` with HTTP_PROXY/HTTPS_PROXY=http://egress-proxy:3128) get the
+HOMERUN_EGRESS_* settings from the same values.
 
 Placement
 ---------
@@ -293,6 +293,11 @@ class StackConfig:
     runner_groups: tuple[RunnerGroup, ...] = ()
     # How long finished jobs are kept (HOMERUN_RETENTION_SECONDS; 0: forever): 30 days.
     retention_seconds: int = 30 * 24 * 3600
+    # How often each notifier looks for expired jobs (HOMERUN_RETENTION_POLL_SECONDS).
+    retention_poll_seconds: int = 60
+    # Items one map task may fan out over (HOMERUN_MAX_MAP_ITEMS), read where job bodies
+    # are validated (the API and the notifier's scheduler: _validator_env).
+    max_map_items: int = 10_000
     # Network egress for tasks that ask for it, through egress-proxy (core/egress.py):
     # the allow-list (host, host:port, *.domain[:port]) and extra refused networks (CIDRs).
     egress: bool = False
@@ -344,6 +349,10 @@ class StackConfig:
             )
         if self.retention_seconds < 0:
             raise ValueError("retention_seconds must be >= 0 (0: keep finished jobs forever)")
+        if self.retention_poll_seconds < 1:
+            raise ValueError("retention_poll_seconds must be >= 1")
+        if self.max_map_items < 1:
+            raise ValueError("max_map_items must be >= 1")
         unknown = set(self.resources) - set(DEFAULT_RESOURCES)
         if unknown:
             raise ValueError(f"resources for unknown services: {sorted(unknown)}")
@@ -626,6 +635,27 @@ def _task_types_env(config: StackConfig) -> dict[str, str]:
     return {"HOMERUN_ALLOWED_IMAGES": ",".join(config.allowed_images)}
 
 
+def _validator_env(config: StackConfig) -> dict[str, str]:
+    """The settings of ``core.validation.VALIDATOR_SETTINGS`` that the stack sets, for every
+    service that validates job bodies: the API (``POST /v1/jobs``, a schedule's job at
+    ``POST /v1/schedules``) and the notifier, whose scheduler validates each tick's job
+    again when it fires. One helper for both, so they cannot drift: a notifier without the
+    API's allow-list, egress or runner groups skipped every tick of a schedule the API had
+    accepted (tests/unit/stack/test_validator_env.py holds the two equal)."""
+    return {
+        **_task_types_env(config),
+        **_egress_env(config),
+        # Which runs_on some runner group can take (only when groups are declared: the
+        # default, one group without labels, is the setting's own default).
+        **(
+            {"HOMERUN_RUNNER_GROUPS": ",".join(config.runner_groups_env)}
+            if config.runner_groups
+            else {}
+        ),
+        "HOMERUN_MAX_MAP_ITEMS": str(config.max_map_items),
+    }
+
+
 # The app image's own check: GET /healthz for the API; for the runner and notifier, that the
 # process lives (both ride out lost dependencies, so probing Postgres or Redis would only
 # make Swarm restart them in a loop during an outage).
@@ -639,8 +669,7 @@ def _api(config: StackConfig) -> Service:
         command=("homerun", "api"),
         env={
             **_app_env(config),
-            **_task_types_env(config),
-            **_egress_env(config),
+            **_validator_env(config),
             "HOMERUN_ADMIN_TOKEN_FILE": _secret("admin-token").path,
             "HOMERUN_SECRETS_KEYRING_FILE": _secret("secrets-keyring").path,
             "HOMERUN_UI_SESSION_KEY_FILE": _secret("ui-session-key").path,
@@ -649,13 +678,6 @@ def _api(config: StackConfig) -> Service:
             # The edge adds X-Forwarded-For (the client's address, for the per-source
             # limits); no published port reaches the API except through it.
             "HOMERUN_FORWARDED_ALLOW_IPS": "*",
-            # Which runs_on some runner group can take (only when groups are declared: the
-            # default, one group without labels, is the setting's own default).
-            **(
-                {"HOMERUN_RUNNER_GROUPS": ",".join(config.runner_groups_env)}
-                if config.runner_groups
-                else {}
-            ),
         },
         networks=("public", "data"),
         replicas=config.api_replicas,
@@ -750,16 +772,19 @@ NOTIFIER_METRICS_PORT = 9102
 
 def _notifier(config: StackConfig) -> Service:
     # Also the scheduler (core/scheduler.py): schedules have no service of their own, and
-    # it needs the queue Redis (HOMERUN_QUEUE_REDIS_URL, on "data") for the ticks' tasks.
+    # it needs the queue Redis (HOMERUN_QUEUE_REDIS_URL, on "data") for the ticks' tasks
+    # and the API's validator settings for their jobs.
     return Service(
         **_common(config, "notifier"),
         image=config.image("app"),
         command=("homerun", "notifier"),
         env={
             **_app_env(config),
+            **_validator_env(config),
             # Also the purger (notifier/retention.py); its figures on /metrics, inside
             # the "data" network only.
             "HOMERUN_RETENTION_SECONDS": str(config.retention_seconds),
+            "HOMERUN_RETENTION_POLL_SECONDS": str(config.retention_poll_seconds),
             "HOMERUN_NOTIFIER_METRICS_PORT": str(NOTIFIER_METRICS_PORT),
         },
         # "public" is its route out to webhook receivers; nothing of it is published.

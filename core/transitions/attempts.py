@@ -20,6 +20,7 @@ from core import storable
 from core.events import EventType
 from core.models import JSON, AttemptStatus, FailureKind, JobStatus, TaskStatus
 from core.outbox import record_event
+from core.transitions import fanout
 from core.transitions.common import lock_job_of_task, now
 from core.transitions.settle import conclude_attempt
 from core.transitions.types import Aftermath, Claim, Heartbeat, Outcome
@@ -129,13 +130,15 @@ async def claim_attempt(
 
 
 async def heartbeat(db: Database, task_id: str, attempt: int, *, lease_seconds: float) -> Heartbeat:
-    """Extend an attempt's lease; tell the runner whether to keep going."""
+    """Extend an attempt's lease; tell the runner whether to keep going: not if its job is
+    being cancelled, nor if it is a map instance whose map task has ended (a sibling failed
+    for good), the backstop for a cancel signal the queue Redis lost."""
     row = await db.fetch_one(
         "UPDATE attempts a SET lease_expires_at = clock_timestamp() + make_interval(secs => :secs)"
         " FROM tasks t JOIN jobs j ON j.id = t.job_id"
         " WHERE a.task_id = :task_id AND a.number = :attempt AND a.status = :running"
         " AND t.id = a.task_id AND t.attempts = a.number"
-        " RETURNING j.cancel_requested",
+        f" RETURNING j.cancel_requested OR {fanout.ENDED_PARENT_SQL} AS cancel_requested",
         {
             "secs": lease_seconds,
             "task_id": task_id,
@@ -286,6 +289,7 @@ async def expire_leases(
                 retry_max_seconds=retry_max_seconds,
             )
         total.ready += after.ready
+        total.cancel_running += after.cancel_running
     return total
 
 
