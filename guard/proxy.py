@@ -127,7 +127,7 @@ class Guard:
             pass
         finally:
             self._connections.discard(task)
-            writer.close()
+            await _closed(writer)
 
     async def _serve(
         self, request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -194,7 +194,7 @@ class Guard:
                 return status, await up_reader.readexactly(int(headers["content-length"]))
             return status, await up_reader.read()
         finally:
-            up_writer.close()
+            await _closed(up_writer)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
@@ -240,7 +240,7 @@ class Guard:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             log.warning("the engine's answer to %s %s broke off", request.method, path)
         finally:
-            up_writer.close()
+            await _closed(up_writer)
 
 
 def _clear(path: Path) -> None:
@@ -353,6 +353,13 @@ async def _pipe_both(
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _closed(writer: asyncio.StreamWriter) -> None:
+    """Close a connection and wait until its socket is released."""
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, message: str) -> None:
