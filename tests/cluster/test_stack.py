@@ -214,6 +214,16 @@ def test_every_node_gets_homeruns_images_from_the_stacks_registry(
     assert not [r for r in repositories if r.startswith("homerun/")], catalog
 
 
+def test_the_overlays_between_nodes_are_encrypted(deployed: ClusterStack) -> None:
+    """make up on a Swarm of several nodes encrypts every overlay network of the stack (the
+    traffic the other tests send between nodes crosses them)."""
+    with deployed.cluster.manager.client() as client:
+        networks = client.networks.list(filters={"label": f"com.docker.stack.namespace={STACK}"})
+        overlays = {n.name: n.attrs.get("Options") or {} for n in networks}
+    assert set(overlays) >= {f"{STACK}_data", f"{STACK}_public", f"{STACK}_registry"}, overlays
+    assert all("encrypted" in options for options in overlays.values()), overlays
+
+
 def test_the_stacks_registry_answers_nobody_without_its_password(deployed: ClusterStack) -> None:
     """Port 5000 of every node reaches the stack's registry (registry-proxy, host mode): a
     stranger on the nodes' network gets 401 for the catalog, the runner's image and a
