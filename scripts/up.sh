@@ -13,6 +13,7 @@
 #   HOMERUN_REGISTRY_PORT its port on every node's loopback, default 5000
 #   HOMERUN_ENCRYPT_NETWORKS  1: IPsec on the stack's overlay networks; 0: none; default auto:
 #                         what the running stack has, else 1 on a Swarm of several nodes
+#                         whose kernel can (scripts/overlay-encryption.sh)
 #   HOMERUN_REGISTRY_PUSH where this machine pushes to it, default 127.0.0.1:<that port>
 #                         (a forward when this machine is not a node, see scripts/cluster.sh)
 #   HOMERUN_PUSH_DOCKER_HOST  the engine holding the built images, default DOCKER_HOST
@@ -126,8 +127,9 @@ case "$RUN_REGISTRY" in
 esac
 
 # Overlay traffic between nodes crosses their network: on a Swarm of several nodes it is
-# encrypted (IPsec) unless asked otherwise. A running stack keeps what it has, since
-# changing it replaces every network (docs/operations.md, "Upgrades and rotation").
+# encrypted (IPsec) where the kernel can (scripts/overlay-encryption.sh; an "encrypted"
+# network on a kernel without ESP drops every packet between nodes). A running stack keeps
+# what it has, since changing it replaces every network (docs/operations.md).
 ENCRYPT="${HOMERUN_ENCRYPT_NETWORKS:-auto}"
 if [ "$ENCRYPT" = auto ]; then
     running="$("$PY" scripts/stackctl.py encryption "$STACK")"
@@ -139,12 +141,29 @@ if [ "$ENCRYPT" = auto ]; then
             [ "$nodes" -le 1 ] \
                 || log "stack $STACK runs on unencrypted networks and keeps them; to encrypt: make down, then make up"
             ;;
-        *) if [ "$nodes" -gt 1 ]; then ENCRYPT=1; else ENCRYPT=0; fi ;;
+        *)
+            ENCRYPT=0
+            if [ "$nodes" -gt 1 ]; then
+                if why="$(scripts/overlay-encryption.sh 2>&1)"; then
+                    ENCRYPT=1
+                    log "a Swarm of several nodes: the overlay networks are encrypted (IPsec)"
+                else
+                    log "a Swarm of several nodes, but the overlays stay unencrypted: $why"
+                fi
+            fi
+            ;;
     esac
 fi
 case "$ENCRYPT" in
     0) ;;
-    1) compose_args+=(--encrypt-networks) ;;
+    1)
+        # Asked for: never deploy networks that would drop every packet between nodes.
+        scripts/overlay-encryption.sh || {
+            log "HOMERUN_ENCRYPT_NETWORKS=1, but this kernel cannot encrypt overlays (above)"
+            exit 1
+        }
+        compose_args+=(--encrypt-networks)
+        ;;
     *) log "HOMERUN_ENCRYPT_NETWORKS must be 0, 1 or auto, not $ENCRYPT"; exit 2 ;;
 esac
 
