@@ -123,6 +123,12 @@ class Settings:
     # same path on the Docker host and inside the runner (see docs/operations.md).
     work_dir: str = "/var/lib/homerun/work"
     output_file_limit_bytes: int = 1024 * 1024
+    # What one attempt may leave under /homerun/artifacts (runners/artifacts.py): files and
+    # bytes in all; more fails the task as failure kind ``artifacts``, never retried.
+    artifacts_max_files: int = 1000
+    artifacts_max_bytes: int = 100 * 1024 * 1024
+    # Files a task may carry in its submission (``"files"``, placed under /homerun/files).
+    max_task_files: int = 32
     # Each task's read and write rate on the device holding work_dir (runners/blockio.py);
     # 0: no limit.
     task_disk_bytes_per_second: int = 50 * 1024 * 1024
@@ -390,6 +396,8 @@ _AT_LEAST_ONE = frozenset(
         "max_task_memory_mb",
         "output_limit_bytes",
         "output_file_limit_bytes",
+        "artifacts_max_files",
+        "artifacts_max_bytes",
         "stream_maxlen",
         "webhook_max_attempts",
         "sse_retry_after_seconds",

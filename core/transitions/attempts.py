@@ -49,7 +49,8 @@ async def claim_attempt(
             "SELECT t.id, t.job_id, t.name, t.type, t.payload, t.status, t.attempts,"
             " t.timeout_s, t.not_before, t.runs_on, t.cpus, t.memory_mb, t.network,"
             " t.map_parent, t.map_index, t.map_item,"
-            " j.status AS job_status, j.token_id, t.secrets"
+            " j.status AS job_status, j.token_id, t.secrets,"
+            " COALESCE(t.files, (SELECT m.files FROM tasks m WHERE m.id = t.map_parent)) AS files"
             " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = :id FOR UPDATE OF t",
             {"id": task_id},
         )
@@ -123,6 +124,7 @@ async def claim_attempt(
         memory_mb=task["memory_mb"],
         inputs=inputs,
         secrets=tuple(task["secrets"] or ()),
+        files=json.loads(task["files"]) if task["files"] is not None else {},
     )
 
 

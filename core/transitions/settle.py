@@ -141,7 +141,7 @@ async def _may_retry(
     assert counts is not None
     if failure_kind == FailureKind.INFRASTRUCTURE:
         return int(counts["infra"]) <= MAX_INFRASTRUCTURE_RETRIES
-    if failure_kind in (FailureKind.PAYLOAD, FailureKind.OUTPUT):
+    if failure_kind in (FailureKind.PAYLOAD, FailureKind.OUTPUT, FailureKind.ARTIFACTS):
         return False  # deterministic: the same payload or command fails the same way
     return int(counts["own"]) < int(task["max_attempts"])
 
