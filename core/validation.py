@@ -79,6 +79,7 @@ VALIDATOR_SETTINGS = frozenset(
         "max_payload_bytes",
         "max_task_attempts",
         "max_task_cpus",
+        "max_task_files",
         "max_task_memory_mb",
         "max_task_priority",
         "max_task_timeout_seconds",

@@ -252,6 +252,19 @@ def sample_job(url: str, token: str, timeout: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------- removal
 
 
+def encryption(stack: str) -> str:
+    """Whether the running stack's overlay networks are encrypted: "true", "false", or
+    "none" when it has no network yet (make up then decides by the number of nodes)."""
+    client = _client()
+    networks = client.networks.list(filters={"label": f"{NAMESPACE}={stack}"})
+    # Pulumi-made networks carry the same label (stack.components.network).
+    overlays = [n for n in networks if n.attrs.get("Driver") == "overlay"]
+    if not overlays:
+        return "none"
+    encrypted = ["encrypted" in (n.attrs.get("Options") or {}) for n in overlays]
+    return "true" if any(encrypted) else "false"
+
+
 def leftovers(stack: str) -> dict[str, list[str]]:
     """The stack's services, networks, secrets and configs (and volumes) still on the engine."""
     client = _client()
@@ -468,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     pf.add_argument("--rotate", help="the secret key being rotated: its change is expected")
     pr = sub.add_parser("prune")
     pr.add_argument("stack")
+    en = sub.add_parser("encryption")
+    en.add_argument("stack")
     args = p.parse_args(argv)
 
     if args.cmd == "wait":
@@ -487,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
             return 3
     elif args.cmd == "prune":
         prune(args.stack)
+    elif args.cmd == "encryption":
+        print(encryption(args.stack))
     elif args.cmd == "refresh":
         refresh(args.stack)
     elif args.cmd == "sample-job":

@@ -11,6 +11,9 @@
 #                         push the images there; 0: never; default auto: when HOMERUN_REGISTRY
 #                         is empty and the Swarm has more than one node
 #   HOMERUN_REGISTRY_PORT its port on every node's loopback, default 5000
+#   HOMERUN_ENCRYPT_NETWORKS  1: IPsec on the stack's overlay networks; 0: none; default auto:
+#                         what the running stack has, else 1 on a Swarm of several nodes
+#                         whose kernel can (scripts/overlay-encryption.sh)
 #   HOMERUN_REGISTRY_PUSH where this machine pushes to it, default 127.0.0.1:<that port>
 #                         (a forward when this machine is not a node, see scripts/cluster.sh)
 #   HOMERUN_PUSH_DOCKER_HOST  the engine holding the built images, default DOCKER_HOST
@@ -123,6 +126,47 @@ case "$RUN_REGISTRY" in
     *) log "HOMERUN_RUN_REGISTRY must be 0, 1 or auto, not $RUN_REGISTRY"; exit 2 ;;
 esac
 
+# Overlay traffic between nodes crosses their network: on a Swarm of several nodes it is
+# encrypted (IPsec) where the kernel can (scripts/overlay-encryption.sh; an "encrypted"
+# network on a kernel without ESP drops every packet between nodes). A running stack keeps
+# what it has, since changing it replaces every network (docs/operations.md).
+ENCRYPT="${HOMERUN_ENCRYPT_NETWORKS:-auto}"
+if [ "$ENCRYPT" = auto ]; then
+    running="$("$PY" scripts/stackctl.py encryption "$STACK")"
+    nodes="$(docker node ls -q 2>/dev/null | wc -l)"
+    case "$running" in
+        true) ENCRYPT=1 ;;
+        false)
+            ENCRYPT=0
+            [ "$nodes" -le 1 ] \
+                || log "stack $STACK runs on unencrypted networks and keeps them; to encrypt: make down, then make up"
+            ;;
+        *)
+            ENCRYPT=0
+            if [ "$nodes" -gt 1 ]; then
+                if why="$(scripts/overlay-encryption.sh 2>&1)"; then
+                    ENCRYPT=1
+                    log "a Swarm of several nodes: the overlay networks are encrypted (IPsec)"
+                else
+                    log "a Swarm of several nodes, but the overlays stay unencrypted: $why"
+                fi
+            fi
+            ;;
+    esac
+fi
+case "$ENCRYPT" in
+    0) ;;
+    1)
+        # Asked for: never deploy networks that would drop every packet between nodes.
+        scripts/overlay-encryption.sh || {
+            log "HOMERUN_ENCRYPT_NETWORKS=1, but this kernel cannot encrypt overlays (above)"
+            exit 1
+        }
+        compose_args+=(--encrypt-networks)
+        ;;
+    *) log "HOMERUN_ENCRYPT_NETWORKS must be 0, 1 or auto, not $ENCRYPT"; exit 2 ;;
+esac
+
 # The runner's work directory is bind-mounted from the same host path (stack/topology.py
 # WORK_DIR); a bind mount's source must exist on the node before the task starts.
 mkdir -p /var/lib/homerun/work
@@ -142,6 +186,10 @@ if use_pulumi; then
         && [ -z "$(pulumi config get registry 2>/dev/null)" ]; then
         # The Pulumi stack's config decides, not the environment.
         log "a Swarm of several nodes needs a registry: pulumi config set runRegistry true (or registry)"
+    fi
+    if [ "$ENCRYPT" = 1 ] && [ "$(pulumi config get encryptNetworks 2>/dev/null)" != true ]; then
+        # Pulumi's config is the record of what was deployed: it is never changed from here.
+        log "a Swarm of several nodes: pulumi config set encryptNetworks true encrypts the overlays"
     fi
     pulumi up --yes --skip-preview
     STACK="$(pulumi stack output stack)"

@@ -96,6 +96,8 @@ def read(cfg: pulumi.Config) -> Deployment:
         retention_seconds=_int(cfg, "retentionSeconds", d.retention_seconds),
         retention_poll_seconds=_int(cfg, "retentionPollSeconds", d.retention_poll_seconds),
         max_map_items=_int(cfg, "maxMapItems", d.max_map_items),
+        artifacts_max_files=_int(cfg, "artifactsMaxFiles", d.artifacts_max_files),
+        artifacts_max_bytes=_int(cfg, "artifactsMaxBytes", d.artifacts_max_bytes),
         egress=_bool(cfg, "egress", d.egress),
         egress_allow=tuple(_strings(cfg, "egressAllow")),
         egress_denied_networks=tuple(_strings(cfg, "egressDeniedNetworks")),

@@ -305,6 +305,10 @@ class StackConfig:
     # Items one map task may fan out over (HOMERUN_MAX_MAP_ITEMS), read where job bodies
     # are validated (the API and the notifier's scheduler: _validator_env).
     max_map_items: int = 10_000
+    # What one task may leave under /homerun/artifacts (HOMERUN_ARTIFACTS_MAX_FILES and
+    # HOMERUN_ARTIFACTS_MAX_BYTES), read by the runners that collect them.
+    artifacts_max_files: int = 1000
+    artifacts_max_bytes: int = 100 * 1024 * 1024
     # Network egress for tasks that ask for it, through egress-proxy (core/egress.py):
     # the allow-list (host, host:port, *.domain[:port]) and extra refused networks (CIDRs).
     egress: bool = False
@@ -360,6 +364,8 @@ class StackConfig:
             raise ValueError("retention_poll_seconds must be >= 1")
         if self.max_map_items < 1:
             raise ValueError("max_map_items must be >= 1")
+        if self.artifacts_max_files < 1 or self.artifacts_max_bytes < 1:
+            raise ValueError("artifacts_max_files and artifacts_max_bytes must be >= 1")
         unknown = set(self.resources) - set(DEFAULT_RESOURCES)
         if unknown:
             raise ValueError(f"resources for unknown services: {sorted(unknown)}")
@@ -726,6 +732,8 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
             ),
             **_egress_env(config),
             "HOMERUN_RUNNER_CONCURRENCY": str(concurrency),
+            "HOMERUN_ARTIFACTS_MAX_FILES": str(config.artifacts_max_files),
+            "HOMERUN_ARTIFACTS_MAX_BYTES": str(config.artifacts_max_bytes),
             "HOMERUN_TASK_RUNTIME": config.task_runtime,
             "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),
             # Never the engine's own socket: the guard's, which lets through only what a

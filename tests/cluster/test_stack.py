@@ -214,6 +214,24 @@ def test_every_node_gets_homeruns_images_from_the_stacks_registry(
     assert not [r for r in repositories if r.startswith("homerun/")], catalog
 
 
+def test_the_overlays_between_nodes_are_encrypted_where_the_kernel_can(
+    deployed: ClusterStack,
+) -> None:
+    """make up on a Swarm of several nodes encrypts every overlay network of the stack when
+    the kernel can do ESP (scripts/overlay-encryption.sh), and leaves them unencrypted, not
+    broken, when it cannot: the other tests' traffic between nodes crosses them either way."""
+    probe = subprocess.run(
+        [str(ROOT / "scripts" / "overlay-encryption.sh")], capture_output=True, check=False
+    )
+    assert probe.returncode in (0, 3), probe.stderr
+    with deployed.cluster.manager.client() as client:
+        networks = client.networks.list(filters={"label": f"com.docker.stack.namespace={STACK}"})
+        overlays = {n.name: n.attrs.get("Options") or {} for n in networks}
+    assert set(overlays) >= {f"{STACK}_data", f"{STACK}_public", f"{STACK}_registry"}, overlays
+    encrypted = {name: "encrypted" in options for name, options in overlays.items()}
+    assert set(encrypted.values()) == {probe.returncode == 0}, (encrypted, probe.stderr)
+
+
 def test_the_stacks_registry_answers_nobody_without_its_password(deployed: ClusterStack) -> None:
     """Port 5000 of every node reaches the stack's registry (registry-proxy, host mode): a
     stranger on the nodes' network gets 401 for the catalog, the runner's image and a

@@ -145,6 +145,21 @@ def test_retention_poll_and_map_bound_reach_their_services():
         StackConfig(max_map_items=0)
 
 
+def test_the_artifact_bounds_reach_the_runners_that_collect():
+    group = RunnerGroup(name="big", labels=("big",))
+    config = StackConfig(artifacts_max_files=9, artifacts_max_bytes=4096, runner_groups=(group,))
+    topology = build_topology(config)
+    for key in ("runner", "runner-big"):
+        env = topology.service(key).env
+        assert (env["HOMERUN_ARTIFACTS_MAX_FILES"], env["HOMERUN_ARTIFACTS_MAX_BYTES"]) == (
+            "9",
+            "4096",
+        )
+    assert "HOMERUN_ARTIFACTS_MAX_BYTES" not in topology.service("api").env
+    with pytest.raises(ValueError, match="artifacts_max"):
+        StackConfig(artifacts_max_bytes=0)
+
+
 def test_the_per_token_cap_reaches_every_runner():
     topology = build_topology(StackConfig(runner_replicas=2, max_running_per_token=3))
     assert topology.service("runner").env["HOMERUN_MAX_RUNNING_PER_TOKEN"] == "3"
