@@ -143,6 +143,12 @@ class Settings:
     # claim: a token at its cap is skipped, others are served). 0: no cap.
     max_running_per_token: int = 0
 
+    # --- the Docker API guard (guard/): the one process that holds the engine's socket;
+    # the runner's docker_url names the guard's socket instead (docs/operations.md).
+    # Where the guard listens (a unix socket), and the engine it forwards allowed calls to.
+    guard_socket: str = "/run/homerun-guard/docker.sock"
+    guard_upstream: str = "unix:///var/run/docker.sock"
+
     # --- egress (core/egress.py): what a task with "network": "egress" may reach.
     # HOMERUN_ALLOW_TASK_NETWORK (above) turns it on; then these must say where the proxy is.
     # The allow-list the proxy enforces: host, host:port, *.domain[:port] (ports 80 and 443

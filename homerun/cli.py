@@ -49,6 +49,13 @@ def _cmd_runner(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_guard(args: argparse.Namespace) -> int:
+    from guard.service import main as guard_main
+
+    guard_main()
+    return EXIT_OK
+
+
 def _cmd_notifier(args: argparse.Namespace) -> int:
     from notifier.service import main as notifier_main
 
@@ -571,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("api", help="run the HTTP API").set_defaults(func=_cmd_api)
     sub.add_parser("runner", help="run a task runner").set_defaults(func=_cmd_runner)
+    sub.add_parser(
+        "guard", help="run the Docker API guard (the runner's only way to the engine)"
+    ).set_defaults(func=_cmd_guard)
     sub.add_parser("notifier", help="relay events and deliver webhooks").set_defaults(
         func=_cmd_notifier
     )

@@ -98,6 +98,29 @@ LABEL_TOKEN = "homerun.token"
 LABEL_TASK = "homerun.task"
 LABEL_ATTEMPT = "homerun.attempt"
 
+# Every label a task container carries (``AttemptLabels``).
+LABELS = (LABEL_INSTANCE, LABEL_RUNNER, LABEL_JOB, LABEL_TOKEN, LABEL_TASK, LABEL_ATTEMPT)
+
+# The fixed parts of the hardened profile: ``Engine._create`` applies them, and the Docker
+# API guard (guard/policy.py) checks every container create against these same values.
+CAP_DROP = ("ALL",)
+NO_NEW_PRIVILEGES = "no-new-privileges"
+NETWORK_NONE = "none"
+# The tmpfs a task may write to, and the binds it may write through; all else is read-only.
+TMPFS_DIRS = ("/tmp", HOMERUN_DIR)
+WRITABLE_MOUNTS = (OUTPUT_FILE, ARTIFACTS_DIR)
+# The engine stores nothing of a task's output: the runner reads the attach stream.
+LOG_DRIVER = "none"
+# An egress task's kernel settings: no IPv6 at all (see ``_create``).
+EGRESS_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1"}
+
+
+def security_opts() -> list[str]:
+    """The ``security_opt`` of every task container: no-new-privileges and the task seccomp
+    profile, nothing else."""
+    return [NO_NEW_PRIVILEGES, seccomp.security_opt()]
+
+
 # After a kill, how long to wait for the engine to report the exit before giving up on it.
 KILL_GRACE_SECONDS = 10.0
 # Open files per task: plenty for a script, far below the engine's default of a million.
@@ -609,8 +632,12 @@ class Engine:
         ]
         assert space.inputs_dir is not None
         mounts.append(Mount(INPUTS_DIR, str(space.inputs_dir), type="bind", read_only=True))
-        mounts.append(Mount(OUTPUT_FILE, str(space.output_file), type="bind", read_only=False))
-        mounts.append(Mount(ARTIFACTS_DIR, str(space.artifacts_dir), type="bind", read_only=False))
+        # The task's writable places on the host: its output file and its artifacts tree.
+        writable = {OUTPUT_FILE: space.output_file, ARTIFACTS_DIR: space.artifacts_dir}
+        assert set(writable) == set(WRITABLE_MOUNTS)
+        mounts.extend(
+            Mount(path, str(host), type="bind", read_only=False) for path, host in writable.items()
+        )
         if space.secrets_dir is not None:
             # Only a host path shows in the container's configuration, never a value.
             mounts.append(
@@ -621,7 +648,7 @@ class Engine:
         uid = identity.task_uid(labels.token_id)
         tmpfs_opts = f"size={limits.tmpfs_bytes},uid={uid},gid={uid},mode=0755"
         egress = spec.network == NetworkPolicy.EGRESS and self.allow_network
-        network = self.egress_network if egress else "none"
+        network = self.egress_network if egress else NETWORK_NONE
         assert network, "HOMERUN_EGRESS_NETWORK is checked by Settings.from_env"
         # The file-size limit bounds output.json and each artifact on the host disk; no file
         # on the tmpfs can outgrow the tmpfs anyway, so it takes nothing from the task.
@@ -637,7 +664,7 @@ class Engine:
             env.update(egress_env(self.egress_proxy_url))
             # The internal network has no IPv6, but an interface still gets a link-local
             # address, and the host's end of a bridge too: no IPv6 at all in the task.
-            extra["sysctls"] = {"net.ipv6.conf.all.disable_ipv6": "1"}
+            extra["sysctls"] = dict(EGRESS_SYSCTLS)
         assert self._runtime is not None  # chosen before the first create
         return self.client.containers.create(
             image=image,
@@ -652,10 +679,10 @@ class Engine:
             user=f"{uid}:{uid}",
             network_mode=network,
             read_only=True,
-            tmpfs={"/tmp": tmpfs_opts, HOMERUN_DIR: tmpfs_opts},
+            tmpfs=dict.fromkeys(TMPFS_DIRS, tmpfs_opts),
             mounts=mounts,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges", seccomp.security_opt()],
+            cap_drop=list(CAP_DROP),
+            security_opt=security_opts(),
             pids_limit=limits.pids,
             mem_limit=limits.memory_bytes,
             memswap_limit=limits.memory_bytes,
@@ -664,7 +691,7 @@ class Engine:
                 Ulimit(name="fsize", soft=fsize, hard=fsize),
                 Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
             ],
-            log_config=LogConfig(type="none"),
+            log_config=LogConfig(type=LOG_DRIVER),
             **self.disk_limits,
             **extra,
             stdin_open=False,

@@ -411,7 +411,11 @@ def _parser() -> argparse.ArgumentParser:
         help="one more runner service, runner-NAME, claiming tasks whose runs_on its labels"
         " cover (repeatable)",
     )
-    p.add_argument("--docker-socket", default=d.docker_socket, help="host path of the socket")
+    p.add_argument(
+        "--docker-socket",
+        default=d.docker_socket,
+        help="host path of the engine's socket, mounted into docker-guard only",
+    )
     p.add_argument(
         "--egress",
         action="store_true",

@@ -133,6 +133,7 @@ SERVICE_KEYS = (
     "redis-queue",
     "redis-events",
     "api",
+    "docker-guard",
     "runner",
     "notifier",
     "edge",
@@ -170,6 +171,8 @@ DEFAULT_RESOURCES: Mapping[str, Resources] = {
     "api": Resources(1.0, 512, 0.1, 128),
     # Task containers are the runner's siblings, not its children: their limits are their own.
     "runner": Resources(1.0, 512, 0.1, 128),
+    # One small asyncio proxy per node; streams are relayed a chunk at a time.
+    "docker-guard": Resources(0.5, 128, 0.05, 32),
     "notifier": Resources(0.5, 256, 0.05, 64),
     "edge": Resources(0.5, 128, 0.05, 32),
     # A layer upload is streamed to disk, but the registry buffers and hashes as it goes.
@@ -193,6 +196,10 @@ REGISTRY_DATA = "/var/lib/registry"
 # The registry's debug listener (its /debug/health), on its container's loopback only.
 REGISTRY_DEBUG_PORT = 5001
 DOCKER_SOCKET = "/var/run/docker.sock"
+# The Docker API guard's socket (guard/): in a node-local volume that the guard and the
+# runners of its node share; the runner's only way to the engine.
+GUARD_SOCKET_DIR = "/run/homerun-guard"
+GUARD_SOCKET = f"{GUARD_SOCKET_DIR}/docker.sock"
 # Users of the images (images/*.Dockerfile) that own their secret files.
 APP_UID = 10001
 PG_UID = 999
@@ -435,7 +442,9 @@ def build_topology(config: StackConfig) -> Topology:
         # Postgres and Redis live here only: no route out, nothing published.
         Network("data", f"{s}_data", internal=True, encrypted=config.encrypt_networks),
     )
-    volumes = tuple(Volume(k, f"{s}_{k}") for k in ("pg-primary", "pg-replica", "redis-queue"))
+    volumes = tuple(
+        Volume(k, f"{s}_{k}") for k in ("pg-primary", "pg-replica", "redis-queue", "guard-socket")
+    )
     configs: tuple[Config, ...] = (
         _config(
             s,
@@ -459,6 +468,7 @@ def build_topology(config: StackConfig) -> Topology:
         _redis(config, "queue"),
         _redis(config, "events"),
         _api(config),
+        _docker_guard(config),
         _runner(config),
         *(_runner(config, group) for group in config.runner_groups),
         _notifier(config),
@@ -726,7 +736,9 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
             "HOMERUN_ARTIFACTS_MAX_BYTES": str(config.artifacts_max_bytes),
             "HOMERUN_TASK_RUNTIME": config.task_runtime,
             "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),
-            "HOMERUN_DOCKER_URL": f"unix://{DOCKER_SOCKET}",
+            # Never the engine's own socket: the guard's, which lets through only what a
+            # task needs (guard/policy.py).
+            "HOMERUN_DOCKER_URL": f"unix://{GUARD_SOCKET}",
             "HOMERUN_WORK_DIR": WORK_DIR,
             # The runner opens a task's secrets just before its run (runners/secretfiles.py).
             "HOMERUN_SECRETS_KEYRING_FILE": _secret("secrets-keyring").path,
@@ -755,14 +767,16 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
             _secret("secrets-keyring"),
             *((_secret("registry-password"),) if config.run_registry else ()),
         ),
-        # The runner starts task containers next to itself on the node's engine.
+        # The runner starts task containers next to itself on the node's engine, through
+        # its node's docker-guard.
         mounts=(
-            Mount("bind", config.docker_socket, DOCKER_SOCKET),
+            Mount("volume", "guard-socket", GUARD_SOCKET_DIR),
             Mount("bind", WORK_DIR, WORK_DIR),
             Mount("bind", SECRETS_DIR, SECRETS_DIR),
         ),
-        # Started as root only to join the socket's group; the image's entrypoint then drops
-        # to its unprivileged user (images/app-entrypoint.sh).
+        # Started as root only to hand itself the work and secrets directories (and keep
+        # CAP_CHOWN for the secret files); the image's entrypoint then drops to its
+        # unprivileged user (images/app-entrypoint.sh).
         user="0",
         healthcheck=_APP_HEALTHCHECK,
         constraints=(
@@ -771,6 +785,43 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
         ),
         # Longer than HOMERUN_SHUTDOWN_GRACE_SECONDS (20 s): running tasks hand back cleanly.
         stop_grace_s=30.0,
+    )
+
+
+def _docker_guard(config: StackConfig) -> Service:
+    """The one service that mounts the engine's socket: a guard on every node (global), so
+    each runner, whichever group and node, has its own node's (guard/)."""
+    return Service(
+        **_common(config, "docker-guard"),
+        image=config.image("app"),
+        command=("homerun", "guard"),
+        env={
+            # The profile of the runners it serves: their instance, directories and egress.
+            "HOMERUN_INSTANCE": config.stack,
+            "HOMERUN_WORK_DIR": WORK_DIR,
+            "HOMERUN_SECRETS_DIR": SECRETS_DIR,
+            **_egress_env(config),
+            "HOMERUN_GUARD_SOCKET": GUARD_SOCKET,
+            "HOMERUN_GUARD_UPSTREAM": f"unix://{DOCKER_SOCKET}",
+        },
+        # No network: it talks to two unix sockets. (`docker stack deploy` puts a service
+        # without networks on the stack's "default" overlay, where nothing else is.)
+        networks=(),
+        replicas=None,
+        mounts=(
+            Mount("bind", config.docker_socket, DOCKER_SOCKET),
+            Mount("volume", "guard-socket", GUARD_SOCKET_DIR),
+            # Read-only, to follow a bind source to where it really leads (symlinks).
+            Mount("bind", WORK_DIR, WORK_DIR, read_only=True),
+            Mount("bind", SECRETS_DIR, SECRETS_DIR, read_only=True),
+        ),
+        # Started as root only to join the socket's group (images/app-entrypoint.sh).
+        user="0",
+        healthcheck=_APP_HEALTHCHECK,
+        # Where runners may run: the runner nodes, or, with runner groups (placed by their
+        # own constraints), every node.
+        constraints=() if config.runner_groups else config.constraint("runner", "true"),
+        stop_grace_s=10.0,
     )
 
 

@@ -1,15 +1,16 @@
-"""The application: the API, the runners and the notifier, three services of one image
-(and one more runner service per declared runner group, ``runner-<name>``)."""
+"""The application: the API, the Docker API guard, the runners and the notifier, services
+of one image (and one more runner service per declared runner group, ``runner-<name>``);
+the guard and the runners share the node-local volume of the guard's socket."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_docker as docker
 
-from stack.components.render import Refs, service_args
+from stack.components.render import Refs, service_args, stack_volume
 from stack.model import Topology
 
-APP_SERVICES = ("api", "runner", "notifier")
+APP_SERVICES = ("api", "docker-guard", "runner", "notifier")
 
 
 def app_service_keys(topology: Topology) -> list[str]:
@@ -19,12 +20,17 @@ def app_service_keys(topology: Topology) -> list[str]:
 
 
 class App(pulumi.ComponentResource):
+    volumes: dict[str, docker.Volume]
     services: dict[str, docker.Service]
 
     def __init__(
         self, name: str, topology: Topology, refs: Refs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homerun:stack:App", name, None, opts)
+        self.volumes = {
+            "guard-socket": stack_volume(f"{name}-guard-socket", topology, "guard-socket", self)
+        }
+        refs = refs.with_volumes(self.volumes)
         self.services = {
             key: docker.Service(
                 f"{name}-{key}",

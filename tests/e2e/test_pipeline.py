@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.conftest import Stack, follow_sse, submit
+import docker
+
+from stack.topology import DOCKER_SOCKET, GUARD_SOCKET
+from tests.e2e.conftest import Stack, follow_sse, running_containers, submit
 
 EXTRACT = "printf '%s' '{\"numbers\": [1, 2, 3]}' > /homerun/output.json\necho extracted"
 SQUARE = """
@@ -74,3 +77,45 @@ def test_three_task_pipeline_followed_over_sse_to_success(stack: Stack) -> None:
             "square": {"squares": [1, 4, 9]},
             "total": {"total": 14},
         }, json.dumps(outputs)
+
+
+GUARDED_CREATE = """
+import os, docker
+client = docker.DockerClient(base_url=os.environ["HOMERUN_DOCKER_URL"])
+for kwargs in ({"privileged": True}, {"volumes": {"/": {"bind": "/host"}}}):
+    try:
+        client.containers.create("homerun/task-shell:0.1.0", ["true"], **kwargs)
+        print("created", kwargs)
+    except docker.errors.APIError as exc:
+        print(exc.status_code, exc.explanation)
+print("socket" if os.path.exists("/var/run/docker.sock") else "no socket")
+"""
+
+
+def test_the_runners_hold_no_docker_socket_only_the_guard_does(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """The deployed stack as issue 12 asks: the runners reach the engine only through their
+    node's docker-guard (tasks still run: the pipeline above), which refuses the rest."""
+    for key in ("runner", "runner-big"):
+        spec = docker_client.services.get(stack.service(key)).attrs["Spec"]["TaskTemplate"]
+        container = spec["ContainerSpec"]
+        sources = [m["Source"] for m in container.get("Mounts", [])]
+        assert not any("docker" in source and source.endswith(".sock") for source in sources)
+        env = dict(item.split("=", 1) for item in container["Env"])
+        assert env["HOMERUN_DOCKER_URL"] == f"unix://{GUARD_SOCKET}", key
+    guard = docker_client.services.get(stack.service("docker-guard")).attrs["Spec"]
+    assert "Global" in guard["Mode"]
+    assert [m["Target"] for m in guard["TaskTemplate"]["ContainerSpec"]["Mounts"]].count(
+        DOCKER_SOCKET
+    ) == 1
+    runner = docker_client.containers.get(
+        next(iter(running_containers(docker_client, stack.service("runner"))))
+    )
+    # The runner's own access, as its own user: what a compromised runner or plugin has.
+    code, out = runner.exec_run(["/opt/homerun/bin/python", "-c", GUARDED_CREATE], user="10001")
+    lines = out.decode().splitlines()
+    assert code == 0, lines
+    assert lines[0].startswith("403 homerun guard: HostConfig.Privileged"), lines
+    assert lines[1].startswith("403 homerun guard:"), lines
+    assert lines[2] == "no socket", lines

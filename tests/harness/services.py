@@ -22,7 +22,7 @@ import httpx
 from core.settings import ENV_PREFIX, Settings
 from tests.harness.waiting import free_port, wait_for
 
-Command = Literal["api", "runner", "notifier"]
+Command = Literal["api", "runner", "notifier", "guard"]
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -200,9 +200,12 @@ class Services:
 
     def stop_all(self) -> None:
         """Stop every process still running: all are told at once, so they shut down side
-        by side rather than one after the other."""
-        running = [p for p in self.started if p.alive]
+        by side rather than one after the other (a Docker API guard after the rest)."""
+        running = [p for p in self.started if p.alive and p.command != "guard"]
         for process in running:
             process.terminate()
         for process in running:
+            process.stop()
+        # The runners' own shutdown removes their containers through the guard: it goes last.
+        for process in [p for p in self.started if p.alive and p.command == "guard"]:
             process.stop()

@@ -118,7 +118,16 @@ def homerun_stack(
         cleanup.callback(remove_containers, settings.instance)
         cleanup.callback(services.stop_all)
         for command in commands:
-            services.start(command, settings)
+            started = services.start(command, settings)
+            if command == "guard":
+                # The runner asks the engine's version as it starts: the socket comes first.
+                def listening(
+                    process: ServiceProcess = started, socket: Path = Path(settings.guard_socket)
+                ) -> bool:
+                    process.check()
+                    return socket.exists()
+
+                wait_for(listening, 30, interval=0.05, message="the Docker API guard's socket")
         url = f"http://{settings.host}:{settings.port}"
         headers = {"Authorization": f"Bearer {token}"}
 
@@ -142,13 +151,16 @@ def private_stack(
     runner_concurrency: int = 4,
     commands: Sequence[Command] = ("api", "runner", "notifier"),
     services: Services | None = None,
+    guarded: bool = True,
     **overrides: Any,
 ) -> Iterator[Stack]:
     """Everything private: a database, two redis-servers, a work directory, the processes.
 
     ``label`` names them (``homerun-<label>-<id>`` is the runner and the instance label);
     ``overrides`` replace any setting; ``services`` lets a caller (a pytest fixture) hold
-    the processes, to show their logs when a test fails.
+    the processes, to show their logs when a test fails. With a runner and ``guarded``, a
+    ``homerun guard`` starts first and the runner reaches the engine only through it, as
+    in the deployed stack.
     """
     run_id = uuid.uuid4().hex[:10]
     name = f"homerun-{label}-{run_id}"
@@ -173,6 +185,10 @@ def private_stack(
             rate_limit_per_second=10_000.0,
             rate_limit_burst=10_000,
         )
+        if guarded and "runner" in commands:
+            socket = workdir / "guard.sock"
+            settings = replace(settings, guard_socket=str(socket), docker_url=f"unix://{socket}")
+            commands = ("guard", *commands)
         yield stack.enter_context(
             homerun_stack(replace(settings, **overrides), services or Services(workdir), commands)
         )

@@ -433,6 +433,18 @@ json.dump(report, open("/homerun/output.json", "w"))
     assert set(report.values()) == {"FileNotFoundError"}, report
 
 
+def test_the_runner_reaches_docker_only_through_the_guard(stack: Stack, api: httpx.Client) -> None:
+    # As deployed: the suite's runner holds the guard's socket, never the engine's.
+    assert stack.settings.docker_url == f"unix://{stack.settings.guard_socket}"
+    task, _ = run_task(api, python("print('through the guard')", timeout_s=30))
+    assert task["status"] == "succeeded", reason(task)
+    guard = stack.processes["guard"]
+    assert guard.alive
+    assert f"guarding unix:///var/run/docker.sock on {stack.settings.guard_socket}" in (
+        guard.output()
+    )
+
+
 # x86_64 numbers: the task images are amd64, as the engine is.
 SYSCALL_PROBE = """
 import ctypes, errno, json

@@ -10,6 +10,9 @@ whatever is left is removed afterwards, and tests that care assert there is noth
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,6 +28,8 @@ from core import queue
 from core import transitions as tr
 from core.settings import Settings
 from core.tokens import create_token
+from guard.policy import Profile
+from guard.proxy import Guard
 from plugins.hookspecs import hookimpl
 from plugins.manager import make_plugin_manager
 from plugins.tasktypes import ContainerSpec, PayloadError, TaskContext, TaskType
@@ -56,9 +61,8 @@ def containers_of(client: docker.DockerClient, instance: str) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}))
 
 
-def small_engine(instance: str, work_dir: Path, **overrides: Any) -> Engine:
-    """An Engine on the local Docker engine with small output bounds, for tests that drive
-    it directly; ``overrides`` replace any of the settings it is made from."""
+def small_settings(instance: str, work_dir: Path, **overrides: Any) -> Settings:
+    """What ``small_engine`` is made from."""
     settings = Settings(
         runner_concurrency=2,
         work_dir=str(work_dir),
@@ -68,7 +72,33 @@ def small_engine(instance: str, work_dir: Path, **overrides: Any) -> Engine:
         log_lines_per_second=1000,
         image_pull_timeout_seconds=30.0,
     )
-    return Engine.from_settings(replace(settings, **overrides))
+    return replace(settings, **overrides)
+
+
+def small_engine(instance: str, work_dir: Path, **overrides: Any) -> Engine:
+    """An Engine on the local Docker engine with small output bounds, for tests that drive
+    it directly; ``overrides`` replace any of the settings it is made from."""
+    return Engine.from_settings(small_settings(instance, work_dir, **overrides))
+
+
+@contextlib.asynccontextmanager
+async def guarded(settings: Settings) -> AsyncIterator[Guarded]:
+    """A Docker API guard (guard/) for runners with ``settings``, served on this loop from a
+    socket of its own: the runner's own access, as the stack gives it."""
+    socket_dir = Path(tempfile.mkdtemp(prefix="homerun-guard-"))  # short: a socket path
+    guard = Guard(Profile.from_settings(settings), settings.guard_upstream)
+    await guard.serve(str(socket_dir / "docker.sock"))
+    try:
+        yield Guarded(guard, f"unix://{socket_dir / 'docker.sock'}")
+    finally:
+        await guard.close()
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Guarded:
+    guard: Guard
+    url: str  # the runner's docker_url
 
 
 @pytest.fixture

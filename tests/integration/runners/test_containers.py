@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from tests.conftest import eventually
 from tests.integration.runners.conftest import (
     SHELL_IMAGE,
     containers_of,
-    small_engine,
+    guarded,
+    small_settings,
 )
 
 pytestmark = pytest.mark.integration
@@ -38,11 +40,25 @@ pytestmark = pytest.mark.integration
 TOKEN = "0b6f7f52-5f1c-4bd6-9d6e-3f5a2c1d9e01"
 
 
-@pytest.fixture
-async def engine(instance: str, tmp_path: Path) -> AsyncIterator[Engine]:
-    engine = small_engine(instance, tmp_path / "work")
-    yield engine
-    engine.close()
+@pytest.fixture(params=["direct", "guarded"])
+async def engine(
+    instance: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Engine]:
+    """The engine on the raw socket, and through the Docker API guard as the stack runs it."""
+    settings = small_settings(instance, tmp_path / "work")
+    if request.param == "direct":
+        engine = Engine.from_settings(settings)
+        yield engine
+        engine.close()
+        return
+    async with guarded(settings) as guard:
+        # The SDK asks the engine's version as it is made: not on the loop serving the guard.
+        engine = await asyncio.to_thread(
+            Engine.from_settings, replace(settings, docker_url=guard.url)
+        )
+        yield engine
+        engine.close()
+        assert guard.guard.refused == 0
 
 
 def labels(instance: str, task: str = "task-1") -> AttemptLabels:

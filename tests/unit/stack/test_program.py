@@ -42,6 +42,7 @@ IMAGE_OF = {
     "redis-queue": "redis",
     "redis-events": "redis",
     "api": "app",
+    "docker-guard": "app",
     "runner": "app",
     "notifier": "app",
     "edge": "edge",
@@ -243,16 +244,30 @@ def test_api_rolls_start_first_and_rolls_back_on_failure(default_services):
     assert api["mode"]["replicated"]["replicas"] >= 2
 
 
-def test_runner_gets_the_docker_socket(default_services):
-    runner = default_services["hrunit_runner"]["taskSpec"]["containerSpec"]
-    assert {
+def test_only_the_guard_gets_the_docker_socket(default_services):
+    socket = {
         "type": "bind",
         "source": "/var/run/docker.sock",
         "target": "/var/run/docker.sock",
         "readOnly": False,
-    } in runner["mounts"]
+    }
+    holders = [
+        name
+        for name, svc in default_services.items()
+        if socket in (svc["taskSpec"]["containerSpec"].get("mounts") or [])
+    ]
+    assert holders == ["hrunit_docker-guard"]
+    guard = default_services["hrunit_docker-guard"]
+    assert guard["mode"] == {"global": True}
+    spec = guard["taskSpec"]["containerSpec"]
+    assert spec["env"]["HOMERUN_GUARD_UPSTREAM"] == "unix:///var/run/docker.sock"
+    assert spec["env"]["HOMERUN_INSTANCE"] == "hrunit"
+    runner = default_services["hrunit_runner"]["taskSpec"]["containerSpec"]
+    assert runner["env"]["HOMERUN_DOCKER_URL"] == f"unix://{spec['env']['HOMERUN_GUARD_SOCKET']}"
+    # The guard's socket reaches the runner through the node-local volume they share.
+    shared = {m["source"] for m in runner["mounts"]} & {m["source"] for m in spec["mounts"]}
+    assert "hrunit_guard-socket" in shared
     assert runner["user"] == "0"
-    assert runner["env"]["HOMERUN_DOCKER_URL"] == "unix:///var/run/docker.sock"
 
 
 def test_allowed_images_reach_the_api_and_the_runner():
@@ -286,7 +301,12 @@ def test_images_registry_tag_and_resources_from_config():
 
 def test_volumes_survive_destroy_and_are_mounted(default_run, default_services):
     volumes = sorted(r.inputs["name"] for r in of_type(default_run, VOLUME))
-    assert volumes == ["hrunit_pg-primary", "hrunit_pg-replica", "hrunit_redis-queue"]
+    assert volumes == [
+        "hrunit_guard-socket",
+        "hrunit_pg-primary",
+        "hrunit_pg-replica",
+        "hrunit_redis-queue",
+    ]
     mounts = default_services["hrunit_postgres-primary"]["taskSpec"]["containerSpec"]["mounts"]
     assert mounts == [
         {

@@ -27,6 +27,7 @@ from stack.topology import (
     StackConfig,
     build_topology,
     parse_resource,
+    parse_runner_group,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,7 +41,7 @@ def test_every_object_carries_the_stack_name():
     names += [o.name for o in topology.secrets] + [o.name for o in topology.configs]
     names += [o.name for o in topology.volumes]
     # Every secret but the stack's own registry's password (no registry here).
-    assert len(names) == len(SERVICE_KEYS) + 2 + (len(SECRET_KEYS) - 1) + 1 + 3
+    assert len(names) == len(SERVICE_KEYS) + 2 + (len(SECRET_KEYS) - 1) + 1 + 4
     assert all(name.startswith("hrtopo_") for name in names), names
 
 
@@ -365,3 +366,21 @@ def test_the_edge_health_check_asks_the_published_port_where_the_node_forwards_i
     assert "/proc/net/route" in check(**host) and "/dev/tcp/$gw/8123" in check(**host)
     assert "/dev/tcp/$gw/" not in check(**host, edge_checks_published_port=False)
     assert "/dev/tcp/$gw/" not in check(publish_mode=PublishMode.INGRESS)
+
+
+def test_the_socket_template_goes_to_the_guard_and_no_runner_holds_a_socket():
+    template = "/var/run/docker-{{.Node.Hostname}}.sock"
+    group = parse_runner_group("big:labels=big,constraint=node.labels.disk==big")
+    topology = build_topology(
+        StackConfig(docker_socket=template, placement_labels=True, runner_groups=(group,))
+    )
+    guard = topology.service("docker-guard")
+    assert guard.replicas is None  # global: one on every node a runner may be placed on
+    assert guard.constraints == ()  # a group's runners are placed by their own constraints
+    assert [m.source for m in guard.mounts if m.target == "/var/run/docker.sock"] == [template]
+    for svc in topology.services:
+        if svc.key != "docker-guard":
+            assert all(m.source != template for m in svc.mounts), svc.key
+            assert all("docker" not in m.source for m in svc.mounts if m.type == "bind"), svc.key
+    plain = build_topology(StackConfig(placement_labels=True))
+    assert plain.service("docker-guard").constraints == ("node.labels.homerun.runner==true",)
