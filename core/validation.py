@@ -35,6 +35,7 @@ __all__ = [
     "JobValidator",
     "find_cycle",
     "parse_json",
+    "refuse_closed_egress",
     "request_hash",
 ]
 

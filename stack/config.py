@@ -33,6 +33,7 @@ SECRET_CONFIG_KEYS = {
     "redis-password": "redisPassword",
     "secrets-keyring": "secretsKeyring",
     "ui-session-key": "uiSessionKey",
+    "egress-proxy-key": "egressProxyKey",
 }
 
 

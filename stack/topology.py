@@ -147,6 +147,7 @@ SECRET_KEYS = {
     "redis-password": "requirepass of both Redis (the queue and the streams)",
     "secrets-keyring": "the keyring that seals the API's secrets (core/sealing.py)",
     "ui-session-key": "the key that signs the dashboard's session cookies (every API replica)",
+    "egress-proxy-key": "the key signing egress attempts' proxy credentials (core/egressgate.py)",
 }
 
 # Sized for a small box shared with other work: reservations are what the scheduler
@@ -184,6 +185,7 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 APP_UID = 10001
 PG_UID = 999
 REDIS_UID = 999  # images/redis.Dockerfile's redis user
+PROXY_UID = 13  # Debian's proxy user, images/egress-proxy.Dockerfile's
 # The runner's work directory: the same path on the host and in the runner, since task
 # containers bind-mount files from it (runners/workspace.py).
 WORK_DIR = "/var/lib/homerun/work"
@@ -675,6 +677,8 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
                 else {}
             ),
             **_egress_env(config),
+            # The runner signs each egress attempt's proxy credential (core/egressgate.py).
+            **{"HOMERUN_EGRESS_PROXY_KEY_FILE": ref.path for ref in _egress_secrets(config)},
             "HOMERUN_RUNNER_CONCURRENCY": str(concurrency),
             "HOMERUN_TASK_RUNTIME": config.task_runtime,
             "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),
@@ -693,7 +697,7 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
         },
         networks=("data",),
         replicas=config.runner_replicas if group is None else group.replicas,
-        secrets=(*_app_secrets(), _secret("secrets-keyring")),
+        secrets=(*_app_secrets(), _secret("secrets-keyring"), *_egress_secrets(config)),
         # The runner starts task containers next to itself on the node's engine.
         mounts=(
             Mount("bind", config.docker_socket, DOCKER_SOCKET),
@@ -848,6 +852,13 @@ def _registry_proxy(config: StackConfig) -> Service:
 # --------------------------------------------------------------------------- egress
 
 EGRESS_CONF = "/etc/squid/squid.conf"
+EGRESS_KEY = "egress-proxy-key"
+
+
+def _egress_secrets(config: StackConfig) -> tuple[SecretRef, ...]:
+    """The runner's share of the gate: the key it signs proxy credentials with (only
+    ``egress-proxy`` and the runners mount it)."""
+    return (_secret(EGRESS_KEY),) if config.egress else ()
 
 
 def _egress_part(config: StackConfig) -> Topology:
@@ -861,6 +872,7 @@ def _egress_part(config: StackConfig) -> Topology:
     conf = egress.squid_conf(
         egress.parse_allow_list(config.egress_allow),
         extra_denied=egress.parse_networks(config.egress_denied_networks),
+        gate=egress.Gate(key_file=_secret(EGRESS_KEY, PROXY_UID).path),
     )
     configs = (_config(s, "egress-proxy-conf", conf),)
     proxy = Service(
@@ -871,6 +883,8 @@ def _egress_part(config: StackConfig) -> Topology:
         networks=("egress", "egress-out"),
         replicas=1,
         configs=(ConfigRef("egress-proxy-conf", EGRESS_CONF),),
+        # Read by the gate's helpers, which run as squid's proxy user.
+        secrets=(_secret(EGRESS_KEY, PROXY_UID),),
         healthcheck=Healthcheck(
             test=("CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{egress.PROXY_PORT}"),
         ),

@@ -56,6 +56,10 @@ SURFACE = {
         # retention: a token's own period
         "parse_retention",
         "set_retention",
+        # egress: a token's own allow-list
+        "egress_allow_of",
+        "narrowed_egress",
+        "set_egress",
     },
     "core.validation": {
         "MAX_TASK_SECRETS",
@@ -65,6 +69,7 @@ SURFACE = {
         "JobValidator",
         "find_cycle",
         "parse_json",
+        "refuse_closed_egress",
         "request_hash",
     },
     "core.views": {

@@ -28,6 +28,7 @@ SECRET_VALUES = {
     "secretsKeyring": "k1 a2V5cmluZy1zM2NyZXQtdmFsdWUtWFlaLTMyYnl0ZXM=",
     "secretNamingKey": "naming-k3y-value-XYZ",
     "uiSessionKey": "ui-session-key-for-tests",
+    "egressProxyKey": "egress-proxy-key-for-tests",
 }
 
 

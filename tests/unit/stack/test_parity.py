@@ -33,6 +33,7 @@ SECRET_FILES = {
     # The key the secrets' names are derived with (stack.secretfiles), as Pulumi has it.
     "naming-key": SECRET_VALUES["secretNamingKey"],
     "ui-session-key": SECRET_VALUES["uiSessionKey"],
+    "egress-proxy-key": SECRET_VALUES["egressProxyKey"],
 }
 
 # (compose CLI arguments, the same deployment as Pulumi config)

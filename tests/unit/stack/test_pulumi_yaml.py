@@ -19,6 +19,7 @@ SECRETS = {
     "secretsKeyring": "e",
     "secretNamingKey": "k",
     "uiSessionKey": "u",
+    "egressProxyKey": "x",
 }
 
 
