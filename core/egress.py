@@ -211,6 +211,8 @@ def _gate_lines(gate: Gate) -> list[str]:
         f"auth_param basic program {gate.helper('auth', gate.key_file)}",
         "auth_param basic children 4 startup=1 idle=1",
         "auth_param basic realm homerun egress",
+        # Squid lower-cases user names otherwise, and ours are base64url.
+        "auth_param basic casesensitive on",
         # Re-checked this often: an expired credential stops working within a minute.
         "auth_param basic credentialsttl 1 minute",
         "acl token_signed proxy_auth REQUIRED",

@@ -148,8 +148,9 @@ def _auth_answer(key: bytes, line: str) -> str:
 
 
 def _allows_answer(line: str) -> str:
-    # "%LOGIN %DST %PORT", each URL-escaped; the login was verified by the auth helper.
-    fields = [urllib.parse.unquote(f) for f in line.split()]
+    # "%LOGIN %DST %PORT", each URL-escaped, then the ACL's arguments ("-": none); the
+    # login was verified by the auth helper.
+    fields = [urllib.parse.unquote(f) for f in line.split()[:3]]
     if len(fields) != 3 or not fields[2].isdigit():
         return "ERR message=unreadable request"
     grant = _decode(fields[0])
