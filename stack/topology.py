@@ -678,7 +678,9 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
             ),
             **_egress_env(config),
             # The runner signs each egress attempt's proxy credential (core/egressgate.py).
-            **{"HOMERUN_EGRESS_PROXY_KEY_FILE": ref.path for ref in _egress_secrets(config)},
+            **(
+                {"HOMERUN_EGRESS_PROXY_KEY_FILE": _secret(EGRESS_KEY).path} if config.egress else {}
+            ),
             "HOMERUN_RUNNER_CONCURRENCY": str(concurrency),
             "HOMERUN_TASK_RUNTIME": config.task_runtime,
             "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),

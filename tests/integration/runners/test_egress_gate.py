@@ -151,7 +151,7 @@ def _credential(allow: list[str] | None, key: bytes = KEY) -> tuple[str, str]:
 def test_a_request_without_a_signed_credential_is_challenged(proxy: Proxy) -> None:
     assert proxy.get("a.test", None) == 407
     assert proxy.get("a.test", _credential(None, key=b"not-the-stack-key")) == 407
-    user, password = _credential([f"a.test:{HTTP_PORT}"])
+    _, password = _credential([f"a.test:{HTTP_PORT}"])
     # The list widened after signing: the signature no longer holds.
     wider, _ = _credential(None)
     assert proxy.get("b.test", (wider, password)) == 407
