@@ -335,3 +335,28 @@ def test_the_edge_health_check_asks_the_published_port_where_the_node_forwards_i
     assert "/proc/net/route" in check(**host) and "/dev/tcp/$gw/8123" in check(**host)
     assert "/dev/tcp/$gw/" not in check(**host, edge_checks_published_port=False)
     assert "/dev/tcp/$gw/" not in check(publish_mode=PublishMode.INGRESS)
+
+
+def test_the_egress_proxy_key_is_mounted_in_the_proxy_and_the_runners_only():
+    groups = (RunnerGroup(name="big", labels=("big",)),)
+    topology = build_topology(
+        StackConfig(egress=True, egress_allow=("api.example.com",), runner_groups=groups)
+    )
+    holders = {
+        svc.key: ref
+        for svc in topology.services
+        for ref in svc.secrets
+        if ref.secret == "egress-proxy-key"
+    }
+    assert sorted(holders) == ["egress-proxy", "runner", "runner-big"]
+    # The proxy's helpers run as Debian's proxy user (images/egress-proxy.Dockerfile).
+    assert holders["egress-proxy"].uid == 13
+    for key in ("runner", "runner-big"):
+        env = topology.service(key).env
+        assert env["HOMERUN_EGRESS_PROXY_KEY_FILE"] == holders[key].path
+    [conf] = [c for c in topology.configs if c.key == "egress-proxy-conf"]
+    assert f"core.egressgate auth {holders['egress-proxy'].path}" in conf.data
+    # Without egress nobody mounts it, and no runner is told of it.
+    plain = build_topology(StackConfig())
+    assert not [r for s in plain.services for r in s.secrets if r.secret == "egress-proxy-key"]
+    assert "HOMERUN_EGRESS_PROXY_KEY_FILE" not in plain.service("runner").env
