@@ -45,6 +45,7 @@ __all__ = [
     "credentials",
     "proxy_url",
     "read_key",
+    "serve",
     "verify",
 ]
 

@@ -22,6 +22,8 @@ SURFACE = {
         "http_exception_handler",
         "internal_error_handler",
     },
+    # The proxy's gate: what the runner signs with and Squid's helpers run.
+    "core.egressgate": {"Grant", "credentials", "proxy_url", "read_key", "serve", "verify"},
     "core.jsondepth": {"MAX_JSON_DEPTH", "TOO_DEEP", "exceeds_depth", "too_deep_sql"},
     "core.limits": {
         "BodyLimitMiddleware",
