@@ -90,6 +90,11 @@ def _tar(name: str, data: bytes, uid: int = 0) -> bytes:
 def proxy() -> Iterator[Proxy]:
     client = docker.from_env()
     tag = f"egress-gate-{uuid.uuid4().hex[:8]}"
+    gate = f"{egress.GATE_LIB_DIR}/core/egressgate.py"
+    try:
+        client.containers.run(PROXY_IMAGE, ["test", "-f", gate], remove=True, network_mode="none")
+    except docker.errors.ContainerError:
+        pytest.fail(f"{PROXY_IMAGE} has no {gate}: an old image (scripts/images.sh egress-proxy)")
     containers: list[Any] = []
     internet = _free_network(
         client,
