@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core import metrics
 from core.consistency import Reads
 from core.db import Databases
-from core.endpoints import events, health, jobs, schedules, secrets, task_types
+from core.endpoints import artifacts, events, health, jobs, schedules, secrets, task_types
 from core.endpoints import instances as map_instances
 from core.errors import (
     UNAVAILABLE_ERRORS,
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 ROUTE_MODULES: Sequence[ModuleType] = (
     *(health, jobs, schedules, task_types, events, secrets),
     map_instances,
+    artifacts,
 )
 
 # A dead queue Redis must cost a request milliseconds, not the default minutes.

@@ -54,6 +54,7 @@ class OriginalTask:
     memory_mb: int | None = None
     network: str = "none"
     secrets: tuple[str, ...] = ()
+    files: dict[str, str] = field(default_factory=dict)  # name -> base64, as submitted
     # A map task's body ``map`` (its instances are not tasks of the body): a re-run from
     # failed runs a failed map task again whole, every instance (docs/api.md).
     map: dict[str, Any] | None = None
@@ -84,7 +85,7 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
         return None
     rows = await db.fetch_all(
         "SELECT t.id, t.name, t.type, t.payload, t.timeout_s, t.max_attempts, t.priority,"
-        " t.runs_on, t.cpus, t.memory_mb,"
+        " t.runs_on, t.cpus, t.memory_mb, t.files,"
         f" t.network, t.secrets, t.status, t.output, {too_deep_sql('t.output')} AS output_too_deep,"
         " COALESCE((SELECT array_agg(u.name ORDER BY u.name)"
         "   FROM task_dependencies d JOIN tasks u ON u.id = d.depends_on"
@@ -120,6 +121,7 @@ async def load(db: Database, token_id: str, job_id: str) -> Original | None:
                 memory_mb=r["memory_mb"],
                 network=r["network"],
                 secrets=tuple(r["secrets"] or ()),
+                files=_json(r["files"]) or {},
                 map=_map_body(r["map_spec"], r["max_parallel"]),
             )
             for r in rows
@@ -163,6 +165,8 @@ def body_of(original: Original) -> dict[str, Any]:
             body["network"] = task.network
         if task.secrets:
             body["secrets"] = list(task.secrets)
+        if task.files:
+            body["files"] = dict(task.files)
         if task.map is not None:
             body["map"] = task.map
         tasks.append(body)

@@ -111,6 +111,10 @@ class Settings:
     # as, e.g. homerun/task-shell:0.1.0 -> <registry>/homerun/task-shell:0.1.0. Empty: such
     # images must already be on the engine (single node, built there).
     task_image_registry: str = ""
+    # The user and password (HOMERUN_TASK_IMAGE_REGISTRY_PASSWORD_FILE) the runner pulls
+    # from that registry with; no user: it pulls anonymously.
+    task_image_registry_username: str = ""
+    task_image_registry_password: str | None = None
     image_pull_timeout_seconds: float = 300.0
     # Labels every task container, so runners (and test suites) sharing one engine only
     # ever sweep their own deployment's containers. Empty: derived from database_url.
@@ -119,6 +123,12 @@ class Settings:
     # same path on the Docker host and inside the runner (see docs/operations.md).
     work_dir: str = "/var/lib/homerun/work"
     output_file_limit_bytes: int = 1024 * 1024
+    # What one attempt may leave under /homerun/artifacts (runners/artifacts.py): files and
+    # bytes in all; more fails the task as failure kind ``artifacts``, never retried.
+    artifacts_max_files: int = 1000
+    artifacts_max_bytes: int = 100 * 1024 * 1024
+    # Files a task may carry in its submission (``"files"``, placed under /homerun/files).
+    max_task_files: int = 32
     # Each task's read and write rate on the device holding work_dir (runners/blockio.py);
     # 0: no limit.
     task_disk_bytes_per_second: int = 50 * 1024 * 1024
@@ -362,6 +372,7 @@ SECRET_FILES = {
     "admin_token": "HOMERUN_ADMIN_TOKEN_FILE",
     "secrets_keyring": "HOMERUN_SECRETS_KEYRING_FILE",
     "ui_session_key": "HOMERUN_UI_SESSION_KEY_FILE",
+    "task_image_registry_password": "HOMERUN_TASK_IMAGE_REGISTRY_PASSWORD_FILE",
     "egress_proxy_key": "HOMERUN_EGRESS_PROXY_KEY_FILE",
 }
 DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
@@ -390,6 +401,8 @@ _AT_LEAST_ONE = frozenset(
         "max_task_memory_mb",
         "output_limit_bytes",
         "output_file_limit_bytes",
+        "artifacts_max_files",
+        "artifacts_max_bytes",
         "stream_maxlen",
         "webhook_max_attempts",
         "sse_retry_after_seconds",

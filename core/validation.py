@@ -10,6 +10,8 @@ no cycle. Every problem found is reported, each with the path (``loc``) to its f
 
 from __future__ import annotations
 
+import base64
+import binascii
 import graphlib
 import hashlib
 import json
@@ -25,12 +27,13 @@ from core.errors import ApiError, Detail
 from core.models import PRIORITY_BOUND
 from core.settings import Settings, env_name
 from core.transitions import MapSpec, NewJob, NewTask
-from plugins.tasktypes import MAP_INPUT, PayloadError, TaskContext, TaskType
+from plugins.tasktypes import FILES_DIR, MAP_INPUT, PayloadError, TaskContext, TaskType
 
 __all__ = [
     "MAX_TASK_SECRETS",
     "SECRET_NAME_MESSAGE",
     "SECRET_NAME_PATTERN",
+    "VALIDATOR_SETTINGS",
     "JobSchemas",
     "JobValidator",
     "find_cycle",
@@ -57,6 +60,34 @@ SECRET_NAME_MESSAGE = (
     "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 )
 MAX_TASK_SECRETS = 32
+# A submitted file's name becomes a file name in the container (/homerun/files/<name>).
+FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+BASE64_PATTERN = r"^[A-Za-z0-9+/]*={0,2}$"
+
+# Every setting a job body's validation depends on: what ``JobValidator`` reads, and the
+# plugin set it is built from (``disabled_plugins``). Each process that validates job
+# bodies (the API, the notifier's scheduler for every tick) must hold the same values: the
+# stack gives both the same ones (stack/topology.py, ``_validator_env``), and
+# tests/unit/core/test_validator_settings.py holds the validator to this list.
+VALIDATOR_SETTINGS = frozenset(
+    {
+        "allow_task_network",
+        "allowed_images",
+        "default_max_attempts",
+        "disabled_plugins",
+        "egress_allow",
+        "max_map_items",
+        "max_payload_bytes",
+        "max_task_attempts",
+        "max_task_cpus",
+        "max_task_files",
+        "max_task_memory_mb",
+        "max_task_priority",
+        "max_task_timeout_seconds",
+        "max_tasks_per_job",
+        "runner_groups",
+    }
+)
 
 # A placeholder id for the trial build at submission: the real ids do not exist yet.
 _TRIAL_ID = "00000000-0000-0000-0000-000000000000"
@@ -189,6 +220,20 @@ def _task_schema(settings: Settings) -> dict[str, Any]:
                 "maxItems": MAX_TASK_SECRETS,
                 "description": "Secrets the task reads, each at /run/secrets/<name> (a file only"
                 " the task's user can read); unknown names are refused.",
+            },
+            "files": {
+                "type": "object",
+                "maxProperties": settings.max_task_files,
+                "propertyNames": {"pattern": FILE_NAME_PATTERN, "maxLength": 128},
+                "additionalProperties": {
+                    "type": "string",
+                    "pattern": BASE64_PATTERN,
+                    "contentEncoding": "base64",
+                },
+                "description": f"Small input files, name -> base64 of the bytes, placed"
+                f" read-only at {FILES_DIR}/<name>; within the body limit, at most"
+                f" {settings.max_task_files} per task.",
+                "x-limits": {"maxProperties": env_name("max_task_files")},
             },
             "map": _map_schema(settings, task_name),
         },
@@ -411,6 +456,17 @@ def _nul_details(value: Any, loc: list[str | int]) -> list[Detail]:
     return sorted(found, key=lambda d: [str(p) for p in d.loc])
 
 
+def _files_details(at: list[str | int], files: Mapping[str, str]) -> list[Detail]:
+    """A file whose text the pattern lets through but which is not base64 (its length)."""
+    found = []
+    for name, text in files.items():
+        try:
+            base64.b64decode(text, validate=True)
+        except binascii.Error as exc:
+            found.append(Detail([*at, "files", name], f"is not base64: {exc}"))
+    return found
+
+
 def find_cycle(edges: Mapping[str, Sequence[str]]) -> list[str] | None:
     """A dependency cycle as a path ``[a, b, ..., a]`` (a depends on b ...), or None.
 
@@ -481,6 +537,7 @@ class JobValidator:
                     memory_mb=_number(task.get("resources", {}).get("memory_mb"), int),
                     network=str(task.get("network", "none")),
                     secrets=tuple(task.get("secrets", ())),
+                    files=dict(task.get("files", {})),
                 )
                 for i, task in enumerate(tasks)
             ],
@@ -571,6 +628,7 @@ class JobValidator:
             self._payload_validators[task_type.name], payload, [*at, "payload"]
         )
         details += self._runs_on_details(at, task.get("runs_on", ()))
+        details += _files_details(at, task.get("files", {}))
         if details:
             return details
         if "map" in task and ("over" in task["map"]) == ("over_items" in task["map"]):

@@ -364,6 +364,8 @@ def _cmd_get(args: argparse.Namespace) -> int:
     print(f"{job.id}  {job.status}  {job.name or ''}".rstrip())
     if job.rerun_of is not None:
         print(f"  re-run of {job.rerun_of}")
+    if job.keep:
+        print("  kept (retention never deletes it)")
     for task in job.tasks:
         reused = f"  (taken over from {task.reused_from})" if task.reused_from else ""
         # A task for a runner group says what it waits for (its group may be down).
@@ -453,10 +455,107 @@ def _cmd_instances(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _task_of(job: wire.Job, wanted: str) -> wire.Task | None:
+    return next((t for t in job.tasks if wanted in (t.name, t.id)), None)
+
+
+def _cmd_artifacts(args: argparse.Namespace) -> int:
+    """``artifacts JOB [TASK] [-o DIR]`` lists (or downloads all); ``artifacts get JOB TASK
+    PATH [-o FILE]`` downloads one (to stdout without -o)."""
+    words: list[str] = args.words
+    fetch_one = words[0] == "get"
+    if fetch_one:
+        words = words[1:]
+    if (fetch_one and len(words) != 3) or (not fetch_one and not 1 <= len(words) <= 2):
+        print(
+            "homerun: usage: homerun artifacts JOB [TASK] [-o DIR]"
+            " | homerun artifacts get JOB TASK PATH [-o FILE]",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    with _client(args) as client:
+        job = client.get_job(words[0])
+        tasks = list(job.tasks)
+        if len(words) > 1:
+            task = _task_of(job, words[1])
+            if task is None:
+                print(f"homerun: job {job.id} has no task {words[1]!r}", file=sys.stderr)
+                return EXIT_USAGE
+            tasks = [task]
+        if fetch_one:
+            return _download_one(client, job.id, tasks[0], words[2], args.output)
+        listed = [(task, client.list_artifacts(job.id, task.id)) for task in tasks]
+        if args.json:
+            _print_json([artifacts for _, artifacts in listed])
+        elif args.output is None:
+            for task, artifacts in listed:
+                for item in artifacts.artifacts:
+                    print(f"{task.name:<16} {item.size:>12} {item.sha256[:16]}  {item.path}")
+                for refused in artifacts.refused:
+                    print(
+                        f"{task.name:<16} {'refused':>12} {'':16}  {refused.path}: {refused.reason}"
+                    )
+        if args.output is not None:
+            return _download_all(client, job.id, listed, Path(args.output), several=len(tasks) > 1)
+    return EXIT_OK
+
+
+def _download_one(
+    client: Client, job_id: str, task: wire.Task, path: str, output: str | None
+) -> int:
+    if output is None or output == "-":
+        client.download_artifact(job_id, task.id, path, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    target = Path(output)
+    with target.open("wb") as out:
+        digest = client.download_artifact(job_id, task.id, path, out)
+    print(f"{target} ({target.stat().st_size} bytes, sha256 {digest})")
+    return EXIT_OK
+
+
+def _download_all(
+    client: Client,
+    job_id: str,
+    listed: list[tuple[wire.Task, wire.ArtifactList]],
+    root: Path,
+    *,
+    several: bool,
+) -> int:
+    """Each artifact under ``root`` (``root/<task>/`` when several tasks), sha256 checked."""
+    for task, artifacts in listed:
+        base = root / task.name if several else root
+        for item in artifacts.artifacts:
+            target = base / item.path
+            if base.resolve() not in target.resolve().parents:
+                print(f"homerun: refusing to write {item.path!r} outside {base}", file=sys.stderr)
+                return EXIT_FAILED
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as out:
+                digest = client.download_artifact(job_id, task.id, item.path, out)
+            if digest != item.sha256:
+                print(f"homerun: {target}: sha256 {digest}, listed {item.sha256}", file=sys.stderr)
+                return EXIT_FAILED
+            print(f"{target} ({item.size} bytes, sha256 ok)")
+    return EXIT_OK
+
+
 def _cmd_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = client.cancel(args.job_id)
     print(f"cancel requested for {args.job_id} ({job.status})")
+    return EXIT_OK
+
+
+def _cmd_keep(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.set_keep(args.job_id, not args.off)
+    if args.json:
+        _print_json(job)
+    elif job.keep:
+        print(f"job {job.id}: kept (retention never deletes it)")
+    else:
+        print(f"job {job.id}: not kept (deleted once its token's retention period has passed)")
     return EXIT_OK
 
 
@@ -622,8 +721,25 @@ def build_parser() -> argparse.ArgumentParser:
     instances.add_argument("--limit", type=int)
     instances.add_argument("--cursor")
 
+    artifacts = client_command(
+        "artifacts",
+        _cmd_artifacts,
+        "list a job's artifacts (JOB [TASK]), download them (-o DIR), or one"
+        " (get JOB TASK PATH [-o FILE])",
+    )
+    artifacts.add_argument("words", nargs="+", metavar="JOB [TASK] | get JOB TASK PATH")
+    artifacts.add_argument(
+        "-o", "--output", metavar="DIR|FILE", help="download into DIR (or FILE with get; - stdout)"
+    )
+
     cancel = client_command("cancel", _cmd_cancel, "cancel a job")
     cancel.add_argument("job_id")
+
+    keep = client_command("keep", _cmd_keep, "keep a job from retention (or, --off, no longer)")
+    keep.add_argument("job_id")
+    keep.add_argument(
+        "--off", action="store_true", help="let the job expire with its token's period again"
+    )
 
     client_command("task-types", _cmd_task_types, "list the registered task types")
 

@@ -12,12 +12,14 @@ client deliberately shares nothing with them, so the CLI works against a remote 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -213,6 +215,35 @@ class Client:
             params=params,
         )
 
+    # --- artifacts
+    def list_artifacts(self, job_id: str, task_id: str) -> wire.ArtifactList:
+        return self._call(wire.ArtifactList, "GET", f"/v1/jobs/{job_id}/tasks/{task_id}/artifacts")
+
+    def download_artifact(
+        self,
+        job_id: str,
+        task_id: str,
+        path: str,
+        out: BinaryIO,
+        *,
+        byte_range: str | None = None,
+    ) -> str:
+        """Stream one artifact (or ``byte_range``, e.g. ``bytes=0-99``) into ``out``; the
+        sha256 of what was written."""
+        url = f"/v1/jobs/{job_id}/tasks/{task_id}/artifacts/{quote(path, safe='/')}"
+        headers = {"Accept": "*/*"}
+        if byte_range:
+            headers["Range"] = byte_range
+        digest = hashlib.sha256()
+        with self._http.stream("GET", url, headers=headers) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error(response)
+            for data in response.iter_bytes():
+                digest.update(data)
+                out.write(data)
+        return digest.hexdigest()
+
     def rerun(self, job_id: str, *, failed_only: bool = False) -> wire.Job:
         """A new job from ``job_id``'s body; ``failed_only``: only what did not succeed."""
         params = {"from": "failed"} if failed_only else {}
@@ -220,6 +251,10 @@ class Client:
 
     def cancel(self, job_id: str) -> wire.Job:
         return self._call(wire.Job, "POST", f"/v1/jobs/{job_id}/cancel")
+
+    def set_keep(self, job_id: str, keep: bool) -> wire.Job:
+        """Keep a job from retention (``keep``), or let it expire again."""
+        return self._call(wire.Job, "PATCH", f"/v1/jobs/{job_id}", json={"keep": keep})
 
     # --- schedules
     def create_schedule(self, schedule: Mapping[str, Any]) -> wire.Schedule:

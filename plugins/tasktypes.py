@@ -20,6 +20,11 @@ HOMERUN_DIR = "/homerun"
 INPUTS_DIR = f"{HOMERUN_DIR}/inputs"  # <upstream task name>.json, one per dependency
 INPUT_FILE = f"{HOMERUN_DIR}/input.json"  # the task's own payload
 OUTPUT_FILE = f"{HOMERUN_DIR}/output.json"  # what the task wants to hand downstream
+# Files the task leaves here are collected after it exits (artifacts); a downstream task
+# finds them read-only under INPUTS_DIR/<upstream task name>/.
+ARTIFACTS_DIR = f"{HOMERUN_DIR}/artifacts"
+# The small files the submission carried ("files": {name: base64}), read-only.
+FILES_DIR = f"{HOMERUN_DIR}/files"
 # A map instance's own entry in ``inputs`` (so INPUTS_DIR/_map.json): {"index", "item"}. No
 # task name starts with '_', so it never meets an upstream task's.
 MAP_INPUT = "_map"

@@ -46,6 +46,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
@@ -55,8 +56,25 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from core.egress import proxy_env as egress_env
 from core.settings import Settings
-from plugins.tasktypes import HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ContainerSpec, NetworkPolicy
-from runners import blockio, capture, identity, images, runtimes, seccomp, secretfiles, workspace
+from plugins.tasktypes import (
+    ARTIFACTS_DIR,
+    HOMERUN_DIR,
+    INPUTS_DIR,
+    OUTPUT_FILE,
+    ContainerSpec,
+    NetworkPolicy,
+)
+from runners import (
+    artifacts,
+    blockio,
+    capture,
+    identity,
+    images,
+    runtimes,
+    seccomp,
+    secretfiles,
+    workspace,
+)
 from runners.redaction import Redactions
 from runners.results import (
     EngineFailed,
@@ -142,12 +160,15 @@ class Engine:
         log_lines_per_second: float,
         image_registry: str,
         image_pull_timeout: float,
+        image_registry_login: images.Login | None = None,
         disk_bytes_per_second: int,
         runtime: str,
         egress_network: str = "",
         egress_proxy_url: str = "",
         egress_runtime: str = runtimes.RUNC,
         secrets_dir: str = "/run/homerun-secrets",
+        artifacts_max_files: int = 1000,
+        artifacts_max_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         # Each running attempt holds two connections (wait, attach) and a thread for each.
         pool = 4 * concurrency + 4
@@ -166,10 +187,14 @@ class Engine:
         self.egress_runtime = egress_runtime
         self.log_rate = log_lines_per_second
         self.image_registry = image_registry
-        self.puller = images.Puller(self.client, self.call, timeout=image_pull_timeout)
+        self.puller = images.Puller(
+            self.client, self.call, timeout=image_pull_timeout, login=image_registry_login
+        )
         self.disk_limits = _disk_limits(work_dir, disk_bytes_per_second)
         self.requested_runtime = runtime
         self.secrets_dir = secrets_dir
+        self.artifacts_max_files = artifacts_max_files
+        self.artifacts_max_bytes = artifacts_max_bytes
         self._runtime: runtimes.Choice | None = None
         self._engine_id: str | None = None
 
@@ -186,6 +211,11 @@ class Engine:
             allow_network=settings.allow_task_network,
             log_lines_per_second=settings.log_lines_per_second,
             image_registry=settings.task_image_registry,
+            image_registry_login=images.Login.of(
+                settings.task_image_registry,
+                settings.task_image_registry_username,
+                settings.task_image_registry_password,
+            ),
             image_pull_timeout=settings.image_pull_timeout_seconds,
             disk_bytes_per_second=settings.task_disk_bytes_per_second,
             runtime=settings.task_runtime,
@@ -193,6 +223,8 @@ class Engine:
             egress_proxy_url=settings.egress_proxy_url,
             egress_runtime=settings.egress_runtime,
             secrets_dir=settings.secrets_dir,
+            artifacts_max_files=settings.artifacts_max_files,
+            artifacts_max_bytes=settings.artifacts_max_bytes,
         )
 
     def close(self) -> None:
@@ -219,9 +251,16 @@ class Engine:
         on_created: Callable[[str], Awaitable[None]] | None = None,
         secrets: Mapping[str, bytes] | None = None,
         redactions: Redactions | None = None,
+        place_inputs: Callable[[Path], Awaitable[None]] | None = None,
+        keep_artifacts: Callable[[artifacts.Collected], Awaitable[None]] | None = None,
         egress_proxy_url: str | None = None,
     ) -> RunResult:
         """Run ``spec`` to completion, time-out or ``stop``; always remove the container.
+
+        ``place_inputs`` is given the attempt's inputs directory (``/homerun/inputs``) to
+        fill before the container starts (upstream artifacts); ``keep_artifacts`` is given
+        what a zero-exit run left under ``/homerun/artifacts`` (``runners.artifacts``),
+        before the workspace is removed.
 
         ``secrets`` (name -> value) become files under ``/run/secrets``
         (``runners.secretfiles``); ``redactions`` is applied to the output streams before
@@ -256,6 +295,9 @@ class Engine:
                         seconds=time.monotonic() - started,
                     )
                 space = replace(space, secrets_dir=secrets_root)
+            if place_inputs is not None:
+                assert space.inputs_dir is not None
+                await place_inputs(space.inputs_dir)
             try:
                 proxy = egress_proxy_url or self.egress_proxy_url
                 container = await self._create_pulling(spec, space, labels, stop, proxy)
@@ -271,13 +313,49 @@ class Engine:
                     on_created=on_created,
                     redactions=redactions,
                 )
-                return replace(result, seconds=time.monotonic() - started)
             finally:
                 await _shielded(self.remove(container.id))
+            if isinstance(result, Exited) and result.exit_code == 0 and not result.artifacts_error:
+                result = await self._collect(result, space, keep_artifacts)
+            return replace(result, seconds=time.monotonic() - started)
         finally:
             await _shielded(self.call(workspace.remove, root))
             if secrets_root is not None:
                 await _shielded(self.call(secretfiles.remove, secrets_root))
+
+    async def _collect(
+        self,
+        result: Exited,
+        space: workspace.Workspace,
+        keep: Callable[[artifacts.Collected], Awaitable[None]] | None,
+    ) -> Exited:
+        """Walk what the run left (after its container is gone) and hand it to ``keep``."""
+        await self.call(artifacts.reclaim, space.artifacts_dir)
+        try:
+            collected = await self.call(
+                artifacts.collect,
+                space.artifacts_dir,
+                max_files=self.artifacts_max_files,
+                max_bytes=self.artifacts_max_bytes,
+            )
+        except artifacts.OverLimit as exc:
+            return replace(result, artifacts_error=str(exc))
+        if keep is not None and (collected.files or collected.refused):
+            await keep(collected)
+        return result
+
+    async def _watch_artifacts(self, space: workspace.Workspace) -> str:
+        """Return (why) once the running task's artifacts tree is over a bound."""
+        while True:
+            await asyncio.sleep(artifacts.WATCH_SECONDS)
+            why = await self.call(
+                artifacts.over_limit,
+                space.artifacts_dir,
+                max_files=self.artifacts_max_files,
+                max_bytes=self.artifacts_max_bytes,
+            )
+            if why is not None:
+                return why
 
     async def _create_pulling(
         self,
@@ -381,7 +459,12 @@ class Engine:
         noted = asyncio.ensure_future(on_created(container.id)) if on_created else None
         try:
             result = await self._execute(
-                container, time_limit=time_limit, stop=stop, on_line=on_line, redactions=redactions
+                container,
+                time_limit=time_limit,
+                stop=stop,
+                on_line=on_line,
+                redactions=redactions,
+                space=space,
             )
         finally:
             if noted is not None:
@@ -401,6 +484,7 @@ class Engine:
         stop: Stop,
         on_line: capture.LineSink | None,
         redactions: Redactions | None = None,
+        space: workspace.Workspace | None = None,
     ) -> RunResult:
         """Attach, start, wait for the end; every ending carries the bounded output."""
         out, err = capture.Bounded(self.output_limit), capture.Bounded(self.output_limit)
@@ -413,7 +497,7 @@ class Engine:
                 self.call(self._pump, stream, out, err, on_line, redactions or Redactions({}))
             )
             await self._start(container)
-            result = await self._wait(container, time_limit=time_limit, stop=stop)
+            result = await self._wait(container, time_limit=time_limit, stop=stop, space=space)
         except _Ended as ended:
             result = ended.result
         finally:
@@ -467,21 +551,37 @@ class Engine:
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise _Ended(EngineFailed(error=f"starting the container failed: {exc}")) from None
 
-    async def _wait(self, container: Any, *, time_limit: float, stop: Stop) -> RunResult:
-        """Wait for the exit; kill the container at the time limit or when ``stop`` comes."""
+    async def _wait(
+        self,
+        container: Any,
+        *,
+        time_limit: float,
+        stop: Stop,
+        space: workspace.Workspace | None = None,
+    ) -> RunResult:
+        """Wait for the exit; kill the container at the time limit, when ``stop`` comes, or
+        when its artifacts tree goes over a bound."""
         # The engine's wait outlives the time-out by a margin: we kill at the time-out.
         waiter = asyncio.ensure_future(
             self.call(container.wait, timeout=time_limit + KILL_GRACE_SECONDS + 30)
         )
         stopper = asyncio.ensure_future(stop.wait())
+        watcher: asyncio.Future[str] | None = None
+        if space is not None:
+            watcher = asyncio.ensure_future(self._watch_artifacts(space))
         try:
             done, _ = await asyncio.wait(
-                {waiter, stopper}, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED
+                {waiter, stopper} | ({watcher} if watcher else set()),
+                timeout=time_limit,
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             stopper.cancel()
+            if watcher is not None:
+                watcher.cancel()
         killed = waiter not in done
         reason = stop.reason if killed else None
+        over = watcher.result() if watcher is not None and watcher in done else None
         if killed:
             await self._kill(container)
         status = await _exit_status(waiter)
@@ -490,6 +590,8 @@ class Engine:
             return Stopped(reason=reason, exit_code=code)
         if isinstance(status, EngineFailed):
             return status
+        if over is not None:
+            return Exited(exit_code=status, artifacts_error=f"{over}; killed while running")
         if killed:
             return TimedOut(exit_code=status)
         return Exited(
@@ -529,6 +631,7 @@ class Engine:
         assert space.inputs_dir is not None
         mounts.append(Mount(INPUTS_DIR, str(space.inputs_dir), type="bind", read_only=True))
         mounts.append(Mount(OUTPUT_FILE, str(space.output_file), type="bind", read_only=False))
+        mounts.append(Mount(ARTIFACTS_DIR, str(space.artifacts_dir), type="bind", read_only=False))
         if space.secrets_dir is not None:
             # Only a host path shows in the container's configuration, never a value.
             mounts.append(
@@ -541,9 +644,9 @@ class Engine:
         egress = spec.network == NetworkPolicy.EGRESS and self.allow_network
         network = self.egress_network if egress else "none"
         assert network, "HOMERUN_EGRESS_NETWORK is checked by Settings.from_env"
-        # The file-size limit bounds output.json on the host disk; no file on the tmpfs can
-        # outgrow the tmpfs anyway, so it takes nothing from the task.
-        fsize = max(limits.tmpfs_bytes, self.output_file_limit)
+        # The file-size limit bounds output.json and each artifact on the host disk; no file
+        # on the tmpfs can outgrow the tmpfs anyway, so it takes nothing from the task.
+        fsize = max(limits.tmpfs_bytes, self.output_file_limit, self.artifacts_max_bytes)
         env = {"HOME": "/tmp", **spec.env}
         env.update(
             HOMERUN_JOB_ID=labels.job_id,

@@ -17,13 +17,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import docker
 import docker.errors
 import requests
 
-__all__ = ["PullError", "Puller", "is_qualified", "qualify", "split"]
+__all__ = ["Login", "PullError", "Puller", "is_qualified", "qualify", "split"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,28 @@ class PullError(Exception):
     """A pull failed; the message names the image and what the engine or registry said."""
 
 
+@dataclass(frozen=True)
+class Login:
+    """A user and password for one registry (``host[:port]``)."""
+
+    registry: str
+    username: str
+    password: str = field(repr=False)
+
+    @classmethod
+    def of(cls, registry: str, username: str, password: str | None) -> Login | None:
+        """The login the settings describe; None without a registry or a user."""
+        registry = registry.strip().rstrip("/")
+        if not (registry and username):
+            return None
+        return cls(registry, username, password or "")
+
+    def covers(self, image: str) -> bool:
+        """Whether ``image`` is pulled from this login's registry."""
+        name, _, _ = split(image)
+        return is_qualified(image) and name.partition("/")[0] == self.registry
+
+
 class Puller:
     """Pulls missing images for one engine: once per image at a time, bounded in time.
 
@@ -79,10 +102,13 @@ class Puller:
         call: Callable[[Callable[[], None]], Awaitable[None]],
         *,
         timeout: float,
+        login: Login | None = None,
     ) -> None:
         self._client = client
         self._call = call
         self.timeout = timeout
+        # Sent with pulls from its registry only: another registry never sees the password.
+        self._login = login
         self._pulling: dict[str, asyncio.Task[None]] = {}
         self._waiting: dict[str, int] = {}
 
@@ -151,7 +177,14 @@ class Puller:
         name, tag, digest = split(image)
         started = time.monotonic()
         log.info("pulling image %s", image)
-        events: Any = self._client.api.pull(name, tag=digest or tag, stream=True, decode=True)
+        auth = (
+            {"username": self._login.username, "password": self._login.password}
+            if self._login is not None and self._login.covers(image)
+            else None
+        )
+        events: Any = self._client.api.pull(
+            name, tag=digest or tag, stream=True, decode=True, auth_config=auth
+        )
         for event in events:
             # A failure after the pull began arrives as an event, not as an HTTP status.
             if "error" in event:

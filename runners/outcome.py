@@ -11,6 +11,8 @@ that is in the state machine's terms, which ``finish_attempt`` then persists:
 - an output Postgres cannot store (``core.storable``: a NUL, a lone surrogate, ``1e400``)
   or that nests past ``core.jsondepth.MAX_JSON_DEPTH``: an ``output`` failure, never
   retried, since the same command writes the same bytes;
+- files under /homerun/artifacts over the deployment's bounds (``runners.artifacts``): an
+  ``artifacts`` failure, never retried;
 - the time limit: a time-out;
 - a zero exit: success, with the output the ``task_output`` hook makes of the run.
 
@@ -89,6 +91,8 @@ def outcome(
             return failed(
                 FailureKind.TIMEOUT, f"timed out after {timeout:g} s and was killed", **captured
             )
+        case Exited(artifacts_error=str(error)):
+            return failed(FailureKind.ARTIFACTS, error, **captured)
         case Exited():
             return _exited(
                 result, captured, task_type, memory_bytes, output_file_limit, task_output

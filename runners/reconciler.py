@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 from databases import Database
 
-from core import keys, queue
+from core import handoff, keys, queue
 from core import transitions as tr
 from core.store import tasks as task_store
 from runners import secretfiles, workspace
@@ -55,6 +55,8 @@ async def reconcile(
     after = await tr.expire_leases(
         db, retry_base_seconds=retry_base_seconds, retry_max_seconds=retry_max_seconds
     )
+    # A lost instance that failed its map task for good: its running siblings stop.
+    await handoff.signal_cancels(client, after.cancel_running)
     ready = {r.task_id: r for r in after.ready}
     if scan:
         for task in await task_store.queued_batch(db, RECONCILE_BATCH):

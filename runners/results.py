@@ -80,12 +80,15 @@ class Exited(Captured):
     ``oom_killed``: the kernel killed it for using more than its memory limit.
     ``output_file``: the bytes of ``/homerun/output.json``, None when it is empty, absent or
     over its limit; ``output_file_size`` is its size either way.
+    ``artifacts_error``: what it left under /homerun/artifacts is over the bounds (found
+    while it ran, and it was killed, or after it exited): the attempt fails as ``artifacts``.
     """
 
     exit_code: int
     oom_killed: bool = False
     output_file: bytes | None = None
     output_file_size: int = 0
+    artifacts_error: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

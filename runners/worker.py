@@ -21,13 +21,17 @@ failure, which is retried elsewhere without using up the task's attempts.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pluggy
@@ -35,21 +39,23 @@ import redis.asyncio as redis
 from databases import Database
 from redis.exceptions import RedisError
 
-from core import egressgate, keys, logstream, queue, tokens
+from core import egressgate, handoff, keys, logstream, queue, tokens
 from core import transitions as tr
 from core.models import FailureKind
 from core.sealing import Keyring, TamperedSecret, UnknownKey
 from core.settings import Settings, env_name
+from core.store import artifacts as artifact_store
 from core.store import secrets as secret_store
 from core.store import tasks as task_store
 from plugins.manager import collect_task_types
 from plugins.tasktypes import (
+    FILES_DIR,
     ContainerSpec,
     NetworkPolicy,
     PayloadError,
     TaskContext,
 )
-from runners import lostruns, reconciler
+from runners import artifacts, lostruns, reconciler, workspace
 from runners.containers import AttemptLabels, Engine, instance_name
 from runners.livelogs import LivePublisher, LogSink
 from runners.outcome import failed, outcome
@@ -330,6 +336,8 @@ class Runner:
                 return
             log.info("task %s attempt %d %s", claim.task_id, claim.attempt, outcome.status)
             await self._hand_on(delivery, after.ready)
+            # An instance that failed its map task for good: its running siblings stop.
+            await handoff.signal_cancels(self.redis, after.cancel_running)
         except Exception:
             # The attempt's lease runs out and the reconciler retries it elsewhere; the
             # runner itself must live on to run the next task.
@@ -429,6 +437,8 @@ class Runner:
                 on_created=on_created,
                 secrets=secrets,
                 redactions=redactions,
+                place_inputs=lambda inputs_dir: self._place_inputs(claim, inputs_dir),
+                keep_artifacts=lambda found: self._keep_artifacts(claim, found),
                 egress_proxy_url=proxy_url,
             )
         except PayloadError as exc:
@@ -453,6 +463,35 @@ class Runner:
         # The streams were redacted as they came; the output JSON (from the output file
         # or the hook) and the error text are redacted here, before anything is written.
         return _redacted(ended, redactions)
+
+    async def _place_inputs(self, claim: tr.Claim, inputs_dir: Path) -> None:
+        """Each upstream task's artifacts, read-only under /homerun/inputs/<upstream>/."""
+        for upstream, stored in await artifact_store.upstream(self.db, claim.task_id):
+            target = workspace.place_input_file(inputs_dir, upstream, stored.path)
+            with target.open("wb") as f:
+                async for data in artifact_store.chunks(
+                    lambda q, v: self.db.fetch_all(q, dict(v)), stored, 0, stored.size - 1
+                ):
+                    await self.engine.call(f.write, data)
+            os.chmod(target, 0o644)
+
+    async def _keep_artifacts(self, claim: tr.Claim, found: artifacts.Collected) -> None:
+        """Store what the attempt left (fenced: a superseded attempt stores nothing)."""
+        files = [
+            artifact_store.StoredFile(
+                path=f.path,
+                content_type=artifacts.content_type(f.path),
+                open=functools.partial(artifacts.open_found, f),
+            )
+            for f in found.files
+        ]
+        stored = await artifact_store.save(
+            self.db, claim.task_id, claim.attempt, files, found.refused
+        )
+        if not stored:
+            log.info(
+                "task %s attempt %d superseded; artifacts dropped", claim.task_id, claim.attempt
+            )
 
     async def _open_secrets(self, claim: tr.Claim) -> dict[str, bytes] | tr.Outcome:
         """The values of the secrets the task lists (name -> bytes), or why it cannot run."""
@@ -557,6 +596,7 @@ class Runner:
                 f"task {claim.task_name!r} needs network egress, which this deployment"
                 " does not allow (HOMERUN_ALLOW_TASK_NETWORK)",
             )
+        spec = with_submitted_files(spec, claim)
         return with_resources(spec, claim)
 
     # --- while an attempt runs ----------------------------------------------------------
@@ -662,6 +702,14 @@ class Runner:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def with_submitted_files(spec: ContainerSpec, claim: tr.Claim) -> ContainerSpec:
+    """The submission's files, read-only at /homerun/files/<name> (checked base64 there)."""
+    if not claim.files:
+        return spec
+    placed = {f"{FILES_DIR}/{name}": base64.b64decode(text) for name, text in claim.files.items()}
+    return replace(spec, files={**spec.files, **placed})
 
 
 def with_resources(spec: ContainerSpec, claim: tr.Claim) -> ContainerSpec:

@@ -22,11 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.models import JSON
-from plugins.tasktypes import HOMERUN_DIR, INPUT_FILE, INPUTS_DIR, OUTPUT_FILE, PayloadError
+from plugins.tasktypes import (
+    ARTIFACTS_DIR,
+    HOMERUN_DIR,
+    INPUT_FILE,
+    INPUTS_DIR,
+    OUTPUT_FILE,
+    PayloadError,
+)
+from runners import artifacts
 
 # Container paths a spec may not place a file at: the runner's own mounts, and the kernel's.
-_RESERVED = (HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE)
-_FORBIDDEN_TREES = ("/proc", "/sys", "/dev", INPUTS_DIR, "/run/secrets")
+_RESERVED = (HOMERUN_DIR, INPUTS_DIR, OUTPUT_FILE, ARTIFACTS_DIR)
+_FORBIDDEN_TREES = ("/proc", "/sys", "/dev", INPUTS_DIR, ARTIFACTS_DIR, "/run/secrets")
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,11 @@ class Workspace:
     @property
     def output_file(self) -> Path:
         return self.root / "output.json"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Bind-mounted read-write at ``/homerun/artifacts`` (``runners/artifacts.py``)."""
+        return self.root / "artifacts"
 
     def read_output(self, limit: int) -> tuple[bytes | None, int]:
         """(bytes of output.json or None if empty/absent/over ``limit``, its size)."""
@@ -114,10 +127,40 @@ def prepare(
     # container mounts it, it is the one file of the workspace the task can change, and
     # RLIMIT_FSIZE bounds it.
     os.chmod(output, 0o666)
+    artifacts = root / "artifacts"
+    artifacts.mkdir()
+    # World-writable for the same reason; its bounds are runners/artifacts.py's, watched
+    # while the task runs and applied again after it exits.
+    os.chmod(artifacts, 0o777)
     return Workspace(root=root, readonly=readonly, inputs_dir=inputs_dir)
 
 
+def place_input_file(inputs_dir: Path, upstream: str, path: str) -> Path:
+    """Where an upstream task's artifact ``path`` goes (``inputs/<upstream>/<path>``, a map
+    instance's ``upstream`` being ``<map task>/<index>``), its directories made; ValueError
+    for a name or path that would leave that directory."""
+    parts = path.split("/")
+    if not _plain(upstream) or upstream.count("/") > 1:
+        raise ValueError(f"bad upstream name {upstream!r}")
+    if not _plain(path):
+        raise ValueError(f"artifact path {path!r} is not a plain relative path")
+    parent = inputs_dir
+    for part in (*upstream.split("/"), *parts[:-1]):
+        parent = parent / part
+        parent.mkdir(mode=0o755, exist_ok=True)
+    return parent / parts[-1]
+
+
+def _plain(relative: str) -> bool:
+    return not relative.startswith("/") and all(
+        p not in ("", ".", "..") for p in relative.split("/")
+    )
+
+
 def remove(root: Path) -> None:
+    # What the task made under artifacts/ is its uid's: made the runner's first, or a
+    # runner that is not root could not remove files in the task's own directories.
+    artifacts.reclaim(root / "artifacts")
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -12,7 +12,9 @@
 #   HOMERUN_STACK  as for make up
 # db-password and replication-password are also Postgres's: ALTER ROLE first, with the new
 # value, then rotate with VALUE_FILE (docs/operations.md, "Upgrades and rotation");
-# PG_ALTERED=1 says that was done.
+# PG_ALTERED=1 says that was done. secrets-keyring needs VALUE_FILE: the whole new keyring,
+# the old keys' lines kept (a generated value would drop them and is no keyring);
+# docs/operations.md, "Rotating the key".
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,6 +40,13 @@ case "$KEY" in
             exit 2
         fi
         ;;
+    secrets-keyring)
+        if [ -z "${VALUE_FILE:-}" ] || ! "$PY" -c 'import sys; from core.sealing import Keyring; Keyring.parse(open(sys.argv[1]).read())' "$VALUE_FILE"; then
+            log "$KEY needs VALUE_FILE=<the whole new keyring>: the current lines and a new one"
+            log "(homerun secrets-keygen <id>), docs/operations.md, Rotating the key"
+            exit 2
+        fi
+        ;;
 esac
 [ -f "$DIR/$KEY" ] || { log "$DIR/$KEY is missing: is stack $STACK deployed from here?"; exit 2; }
 # The stack must be the one these files describe before one of them changes.
@@ -56,7 +65,8 @@ log "new value in $DIR/$KEY (the previous one in $DIR/$KEY.previous); deploying"
 if ! HOMERUN_ROTATE="$KEY" HOMERUN_SKIP_IMAGES="${HOMERUN_SKIP_IMAGES:-1}" \
     HOMERUN_SKIP_SAMPLE="${HOMERUN_SKIP_SAMPLE:-1}" scripts/up.sh >/dev/null; then
     log "the deploy failed; the stack may be part-way: fix it and run make rotate again," \
-        "or put $DIR/$KEY.previous back and run make up"
+        "or put $DIR/$KEY.previous back and run HOMERUN_ROTATE=$KEY make up (without it," \
+        "make up's preflight stops at a value the stack does not have)"
     exit 1
 fi
 log "rotated $KEY on stack $STACK"

@@ -39,7 +39,7 @@ from docker.errors import APIError, NotFound
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stack import secretfiles
 from stack.model import EndpointMode, PublishMode, converge_timeout_s
-from stack.topology import StackConfig, build_topology
+from stack.topology import DERIVED_SECRET_KEYS, SECRET_KEYS, StackConfig, build_topology
 
 NAMESPACE = "com.docker.stack.namespace"
 SERVICE_LABEL = "com.docker.swarm.service.name"
@@ -358,8 +358,8 @@ def default_timeout(stack: str) -> float:
 
 
 def _secret_bases(stack: str) -> dict[str, str]:
-    """Secret key -> its base name <stack>_<key>; the secrets are the same in every config."""
-    return {s.key: s.name for s in build_topology(StackConfig(stack=stack)).secrets}
+    """Secret key -> its base name <stack>_<key>, for every secret any config may have."""
+    return {key: f"{stack}_{key}" for key in (*SECRET_KEYS, *DERIVED_SECRET_KEYS)}
 
 
 def _in_use(client: docker.DockerClient, stack: str) -> dict[str, set[str]]:
@@ -391,7 +391,8 @@ def preflight(stack: str, secrets_dir: Path, rotate: str | None) -> list[str]:
     problems: list[str] = []
     for key, base in _secret_bases(stack).items():
         names = used.get(base)
-        if not names or key == rotate:
+        # A derived secret (the registry's htpasswd) rotates with its source.
+        if not names or rotate in (key, DERIVED_SECRET_KEYS.get(key, ("",))[0]):
             continue
         if key not in values or naming_key is None:
             missing = key if key not in values else secretfiles.NAMING_KEY

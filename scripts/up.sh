@@ -52,6 +52,16 @@ SECRETS_DIR="$STATE/secrets"
 
 log() { printf '[up] %s\n' "$*" >&2; }
 
+login_own_registry() { # login_own_registry DOCKER_HOST ADDRESS: docker login to the stack's registry
+    local user out
+    user="$("$PY" -c 'from stack.topology import REGISTRY_USER; print(REGISTRY_USER)')"
+    if ! out="$(DOCKER_HOST="$1" docker login --username "$user" --password-stdin "$2" \
+        <"$SECRETS_DIR/registry-password" 2>&1)"; then
+        log "docker login $2 as $user failed: $out"
+        exit 1
+    fi
+}
+
 mkdir -p "$STATE"
 [ -f .homerun/.gitignore ] || printf '# local state of make up: secrets, env, caches\n*\n' >.homerun/.gitignore
 
@@ -164,10 +174,16 @@ else
         "$PY" scripts/stackctl.py wait "$STACK" ${TIMEOUT_ARGS[@]+"${TIMEOUT_ARGS[@]}"}
         push="${HOMERUN_REGISTRY_PUSH:-127.0.0.1:$REGISTRY_PORT}"
         deadline=$((SECONDS + 60))
-        until curl -fs -o /dev/null "http://$push/v2/"; do
+        # 401: it answers, and wants the password (stack/topology.py: htpasswd).
+        until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$push/v2/")" = 401 ]; do
             [ "$SECONDS" -lt "$deadline" ] || { log "the registry does not answer at $push"; exit 1; }
             sleep 0.5
         done
+        # Logged in as its one user, where the images are pushed from and where the
+        # services are deployed from (--with-registry-auth hands the nodes that login).
+        login_own_registry "${HOMERUN_PUSH_DOCKER_HOST:-${DOCKER_HOST:-}}" "$push"
+        login_own_registry "${DOCKER_HOST:-}" "127.0.0.1:$REGISTRY_PORT"
+        auth_args=(--with-registry-auth)
         DOCKER_HOST="${HOMERUN_PUSH_DOCKER_HOST:-${DOCKER_HOST:-}}" scripts/push-images.sh "$push"
     fi
     log "docker stack deploy $STACK"

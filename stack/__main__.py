@@ -33,8 +33,9 @@ def main() -> None:
     # Secrets named after their values (stack.secretfiles): a new value is a new secret.
     topology = build_topology(config).with_secret_names(deployment.secret_names)
     name = topology.stack
-    # Registry credentials (registryUsername/registryPassword) reach the nodes through the
-    # provider the services are created with (their `auth` would be replace-on-change).
+    # Registry credentials (registryUsername/registryPassword, or the stack's own registry's
+    # password) reach the nodes through the provider the services are created with (their
+    # `auth` would be replace-on-change).
     provider = None
     if deployment.registry_auth is not None:
         auth = deployment.registry_auth
@@ -68,11 +69,13 @@ def main() -> None:
     # With its own registry the stack's images must be in it before any service pulls them.
     pushed: list[pulumi.Resource] = []
     if config.run_registry:
+        assert deployment.registry_auth is not None  # stack.config: from its secret
         registry = Registry(f"{name}-registry", topology, refs, config.image_registry)
         images = Images(
             f"{name}-images",
             config,
             registry.ready,
+            deployment.registry_auth,
             pulumi.ResourceOptions(depends_on=[registry]),
         )
         pushed.append(images)

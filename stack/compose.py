@@ -371,6 +371,30 @@ def _parser() -> argparse.ArgumentParser:
         help="finished jobs older than this are deleted (0: kept forever)",
     )
     p.add_argument(
+        "--retention-poll-seconds",
+        type=int,
+        default=d.retention_poll_seconds,
+        help="how often each notifier looks for expired jobs",
+    )
+    p.add_argument(
+        "--artifacts-max-files",
+        type=int,
+        default=d.artifacts_max_files,
+        help="entries one task may leave under /homerun/artifacts (the runners check it)",
+    )
+    p.add_argument(
+        "--artifacts-max-bytes",
+        type=int,
+        default=d.artifacts_max_bytes,
+        help="bytes one task may leave under /homerun/artifacts",
+    )
+    p.add_argument(
+        "--max-map-items",
+        type=int,
+        default=d.max_map_items,
+        help="items one map task may fan out over (the API and the scheduler check it)",
+    )
+    p.add_argument(
         "--resources",
         type=_resource_override,
         action="append",
@@ -458,6 +482,10 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         registry_port=args.registry_port,
         registry_image=args.registry_image,
         retention_seconds=args.retention_seconds,
+        retention_poll_seconds=args.retention_poll_seconds,
+        max_map_items=args.max_map_items,
+        artifacts_max_files=args.artifacts_max_files,
+        artifacts_max_bytes=args.artifacts_max_bytes,
         registry_proxy_image=args.registry_proxy_image,
         runner_groups=tuple(args.runner_group),
         egress=args.egress,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,8 @@ from stack.model import EndpointMode, PublishMode, Resources
 from stack.modes import detect_modes
 from stack.topology import (
     DEFAULT_TAG,
+    DERIVED_SECRET_KEYS,
+    REGISTRY_USER,
     SECRET_KEYS,
     RunnerGroup,
     StackConfig,
@@ -33,6 +35,7 @@ SECRET_CONFIG_KEYS = {
     "redis-password": "redisPassword",
     "secrets-keyring": "secretsKeyring",
     "ui-session-key": "uiSessionKey",
+    "registry-password": "runRegistryPassword",
     "egress-proxy-key": "egressProxyKey",
 }
 
@@ -92,18 +95,23 @@ def read(cfg: pulumi.Config) -> Deployment:
         registry_proxy_image=cfg.get("registryProxyImage") or d.registry_proxy_image,
         runner_groups=_runner_groups(cfg),
         retention_seconds=_int(cfg, "retentionSeconds", d.retention_seconds),
+        retention_poll_seconds=_int(cfg, "retentionPollSeconds", d.retention_poll_seconds),
+        max_map_items=_int(cfg, "maxMapItems", d.max_map_items),
+        artifacts_max_files=_int(cfg, "artifactsMaxFiles", d.artifacts_max_files),
+        artifacts_max_bytes=_int(cfg, "artifactsMaxBytes", d.artifacts_max_bytes),
         egress=_bool(cfg, "egress", d.egress),
         egress_allow=tuple(_strings(cfg, "egressAllow")),
         egress_denied_networks=tuple(_strings(cfg, "egressDeniedNetworks")),
         task_runtime=cfg.get("taskRuntime") or d.task_runtime,
     )
     secrets_dir = Path(cfg.get("secretsDir") or secretfiles.default_dir(stack.stack))
-    values = _secret_values(cfg, secrets_dir)
+    needed = {s.key for s in build_topology(stack).secrets}
+    values = _secret_values(cfg, secrets_dir, needed)
     return Deployment(
         stack,
         {key: pulumi.Output.secret(_b64(value)) for key, value in values.items()},
         _secret_names(cfg, secrets_dir, stack, values),
-        _registry_auth(cfg, stack),
+        _registry_auth(cfg, stack, values),
     )
 
 
@@ -148,12 +156,18 @@ def _runner_groups(cfg: pulumi.Config) -> tuple[RunnerGroup, ...]:
         raise pulumi.RunError(f"config runnerGroups: {exc}") from None
 
 
-def _secret_values(cfg: pulumi.Config, directory: Path) -> dict[str, str]:
-    """A config secret wins; otherwise the file the compose CLI (or `make up`) generated.
-    Plain text here only to derive the names; it leaves this module as a Pulumi secret."""
+def _secret_values(cfg: pulumi.Config, directory: Path, needed: Iterable[str]) -> dict[str, str]:
+    """The ``needed`` secrets' values: a config secret wins; otherwise the file the compose
+    CLI (or `make up`) generated; a derived one from its source. Plain text here only to
+    derive the names; it leaves this module as a Pulumi secret."""
     from_files = secretfiles.read(directory)
+    wanted = set(needed)
+    # A derived secret needs its source (and nothing configures it directly).
+    wanted |= {DERIVED_SECRET_KEYS[k][0] for k in wanted if k in DERIVED_SECRET_KEYS}
     out: dict[str, str] = {}
     for key, config_key in SECRET_CONFIG_KEYS.items():
+        if key not in wanted:
+            continue
         # get() not get_secret(): an empty default must read as "unset", and the value is
         # wrapped as a secret by read() whichever way it came.
         plain = cfg.get(config_key)
@@ -166,7 +180,7 @@ def _secret_values(cfg: pulumi.Config, directory: Path) -> dict[str, str]:
                     f"...` or put it in {directory / key}"
                 )
             out[key] = from_files[key]
-    return out
+    return {k: v for k, v in secretfiles.with_derived(out).items() if k in wanted}
 
 
 def _secret_names(
@@ -183,9 +197,18 @@ def _secret_names(
     return {s.key: s.name for s in secretfiles.named(topology, values, key).secrets}
 
 
-def _registry_auth(cfg: pulumi.Config, stack: StackConfig) -> RegistryAuth | None:
-    """Credentials for ``registry`` (the stack's own registry needs none): Pulumi config
-    first, then the environment the compose path reads too."""
+def _registry_auth(
+    cfg: pulumi.Config, stack: StackConfig, secrets: Mapping[str, str]
+) -> RegistryAuth | None:
+    """Credentials for the registry the images come from: the stack's own registry's from
+    its secret; for ``registry``, Pulumi config first, then the environment the compose path
+    reads too."""
+    if stack.run_registry:
+        return RegistryAuth(
+            stack.image_registry,
+            REGISTRY_USER,
+            pulumi.Output.secret(secretfiles.normalize(secrets["registry-password"]).decode()),
+        )
     username = cfg.get("registryUsername") or os.environ.get("HOMERUN_REGISTRY_USERNAME", "")
     password = cfg.get("registryPassword") or os.environ.get("HOMERUN_REGISTRY_PASSWORD", "")
     if not (stack.registry and username):

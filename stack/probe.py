@@ -1,4 +1,4 @@
-"""Wait until an HTTP endpoint answers 200.
+"""Wait until an HTTP endpoint answers (200, or the status a caller expects).
 
 The Pulumi program pushes images into the stack's own registry right after creating it.
 Swarm reports a replicated service converged once its task is healthy, but a global one
@@ -16,8 +16,8 @@ import urllib.request
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def status(url: str, timeout: float = 5.0) -> str | None:
-    """None when ``url`` answers 200, else why not (one attempt)."""
+def status(url: str, timeout: float = 5.0, expect: int = 200) -> str | None:
+    """None when ``url`` answers ``expect``, else why not (one attempt)."""
     try:
         with _OPENER.open(url, timeout=timeout) as response:
             code = int(response.status)
@@ -25,13 +25,15 @@ def status(url: str, timeout: float = 5.0) -> str | None:
         code = exc.code
     except (urllib.error.URLError, OSError) as exc:
         return str(getattr(exc, "reason", exc))
-    return None if code == 200 else f"HTTP {code}"
+    return None if code == expect else f"HTTP {code}"
 
 
-def wait_until_serving(url: str, timeout: float = 300.0, interval: float = 1.0) -> None:
-    """Return once ``url`` answers 200; TimeoutError after ``timeout`` seconds."""
+def wait_until_serving(
+    url: str, timeout: float = 300.0, interval: float = 1.0, expect: int = 200
+) -> None:
+    """Return once ``url`` answers ``expect``; TimeoutError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while (why := status(url, min(5.0, timeout))) is not None:
+    while (why := status(url, min(5.0, timeout), expect)) is not None:
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{url} did not answer within {timeout:g}s: {why}")
         time.sleep(interval)

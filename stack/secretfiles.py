@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from stack.model import Topology
-from stack.topology import SECRET_KEYS
+from stack.topology import DERIVED_SECRET_KEYS, REGISTRY_USER, SECRET_KEYS
 
 # The HMAC key of the secrets' names: a file beside them, never a Swarm secret.
 NAMING_KEY = "naming-key"
@@ -41,6 +41,51 @@ def _generate(key: str) -> str:
         # the last one current; a rotation appends a line (docs/operations.md).
         return f"k1 {base64.b64encode(secrets.token_bytes(32)).decode()}\n"
     return secrets.token_urlsafe(32)
+
+
+# bcrypt's work factor for the registry's htpasswd: the password is 32 random bytes, so the
+# hash only has to be a hash; 10 keeps each derivation near 50 ms.
+_BCRYPT_ROUNDS = 10
+# bcrypt's own base64 alphabet, in the order of the standard one.
+_BCRYPT_B64 = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+    b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+)
+
+
+def htpasswd_line(user: str, password: str) -> str:
+    """``user:<bcrypt>`` as the registry's htpasswd file holds it, the same for the same
+    password: the salt is an HMAC of the password rather than random, so a second checkout
+    or the Pulumi program derives the same bytes, hence the same secret name (a random salt
+    would replace the registry's secret at every deploy). The password is random and used
+    for this one user, so a salt that repeats for a repeated password gives nothing away."""
+    import bcrypt  # the stack extra's; only a stack with its own registry derives this
+
+    mac = hmac.new(password.encode(), b"homerun registry htpasswd salt", hashlib.sha256)
+    # 16 bytes are bcrypt's salt: 22 characters of its base64 (the last carries 2 bits).
+    encoded = base64.b64encode(mac.digest()[:16]).rstrip(b"=").translate(_BCRYPT_B64)
+    salt = b"$2b$%02d$" % _BCRYPT_ROUNDS + encoded
+    return f"{user}:{bcrypt.hashpw(password.encode(), salt).decode()}"
+
+
+def derive(key: str, values: Mapping[str, str]) -> str:
+    """The value of the derived secret ``key`` (topology.DERIVED_SECRET_KEYS) from the others."""
+    source, _ = DERIVED_SECRET_KEYS[key]
+    if key == "registry-htpasswd":
+        return htpasswd_line(REGISTRY_USER, normalize(values[source]).decode())
+    raise KeyError(key)
+
+
+def with_derived(values: Mapping[str, str]) -> dict[str, str]:
+    """``values`` and every derived secret whose source is among them."""
+    return {
+        **values,
+        **{
+            key: derive(key, values)
+            for key, (source, _) in DERIVED_SECRET_KEYS.items()
+            if source in values
+        },
+    }
 
 
 def default_dir(stack: str) -> Path:
@@ -62,6 +107,16 @@ def ensure(directory: Path, *, generate: bool) -> dict[str, Path]:
             write_new(path, _generate(key))
         if key != NAMING_KEY:
             paths[key] = path.resolve()
+    # Derived files follow their source on every call: a rotated password brings its
+    # htpasswd line along. Never edited by hand, so rewriting them loses nothing.
+    values = {key: path.read_text() for key, path in paths.items()}
+    for key, value in with_derived(values).items():
+        if key in DERIVED_SECRET_KEYS:
+            path = directory / key
+            if not path.exists() or path.read_text() != value:
+                path.touch(mode=0o600)
+                path.write_text(value)
+            paths[key] = path.resolve()
     return paths
 
 
@@ -81,12 +136,15 @@ def normalize(value: str | bytes) -> bytes:
 
 
 def read(directory: Path) -> dict[str, str]:
-    """Every secret's value, from existing files only (the naming key is not one)."""
-    return {
-        key: (directory / key).read_text().strip()
-        for key in SECRET_KEYS
-        if (directory / key).exists()
-    }
+    """Every secret's value, from existing files only (the naming key is not one), and the
+    derived ones computed from them."""
+    return with_derived(
+        {
+            key: (directory / key).read_text().strip()
+            for key in SECRET_KEYS
+            if (directory / key).exists()
+        }
+    )
 
 
 def read_naming_key(directory: Path) -> bytes | None:

@@ -59,10 +59,10 @@ internal overlay (attachable: the runner attaches task containers, which are not
 and ``egress-out``, a routed one, with ``egress-proxy`` (``homerun/egress-proxy``, Debian's
 Squid, run as ``squid -N -f <file>``, the file a Swarm config rendered by core/egress.py from
 ``egress_allow`` and ``egress_denied_networks``) on both: the only member of ``egress`` with a
-way out. The API (which refuses an egress task unless this is on and the allow-list is not
-empty) and the runner (which attaches egress tasks to ``<stack>_egress`` with
-HTTP_PROXY/HTTPS_PROXY=http://egress-proxy:3128) get the HOMERUN_EGRESS_* settings from the
-same values.
+way out. The API and the notifier's scheduler (which refuse an egress task unless this is
+on and the allow-list is not empty: ``_validator_env``) and the runner (which attaches egress
+tasks to ``<stack>_egress`` with HTTP_PROXY/HTTPS_PROXY=http://egress-proxy:3128) get the
+HOMERUN_EGRESS_* settings from the same values.
 
 Placement
 ---------
@@ -106,9 +106,11 @@ from stack.model import (
 
 __all__ = [
     "DEFAULT_RESOURCES",
+    "DERIVED_SECRET_KEYS",
     "EGRESS_SERVICE_KEYS",
     "IMAGE_NAMES",
     "REGISTRY_SERVICE_KEYS",
+    "REGISTRY_USER",
     "SECRET_KEYS",
     "SERVICE_KEYS",
     "RunnerGroup",
@@ -147,8 +149,17 @@ SECRET_KEYS = {
     "redis-password": "requirepass of both Redis (the queue and the streams)",
     "secrets-keyring": "the keyring that seals the API's secrets (core/sealing.py)",
     "ui-session-key": "the key that signs the dashboard's session cookies (every API replica)",
+    "registry-password": "password of user homerun at the stack's own registry (run_registry)",
     "egress-proxy-key": "the key signing egress attempts' proxy credentials (core/egressgate.py)",
 }
+# Secrets computed from another one on the deploying machine, never generated or configured
+# on their own: key -> (the key they derive from, what they hold). stack.secretfiles derives
+# them, the same bytes for the same source, so both renderings name them alike.
+DERIVED_SECRET_KEYS = {
+    "registry-htpasswd": ("registry-password", "the registry's htpasswd line for that password"),
+}
+# The one user of the stack's own registry: make up pushes as it, nodes and runners pull as it.
+REGISTRY_USER = "homerun"
 
 # Sized for a small box shared with other work: reservations are what the scheduler
 # guarantees, limits what a task may burst to.
@@ -180,6 +191,8 @@ EDGE_CONF = "/usr/local/etc/haproxy/haproxy.cfg"
 # The port registry:2 listens on in its container (and the proxy in its own).
 REGISTRY_PORT = 5000
 REGISTRY_DATA = "/var/lib/registry"
+# The registry's debug listener (its /debug/health), on its container's loopback only.
+REGISTRY_DEBUG_PORT = 5001
 DOCKER_SOCKET = "/var/run/docker.sock"
 # Users of the images (images/*.Dockerfile) that own their secret files.
 APP_UID = 10001
@@ -282,6 +295,15 @@ class StackConfig:
     runner_groups: tuple[RunnerGroup, ...] = ()
     # How long finished jobs are kept (HOMERUN_RETENTION_SECONDS; 0: forever): 30 days.
     retention_seconds: int = 30 * 24 * 3600
+    # How often each notifier looks for expired jobs (HOMERUN_RETENTION_POLL_SECONDS).
+    retention_poll_seconds: int = 60
+    # Items one map task may fan out over (HOMERUN_MAX_MAP_ITEMS), read where job bodies
+    # are validated (the API and the notifier's scheduler: _validator_env).
+    max_map_items: int = 10_000
+    # What one task may leave under /homerun/artifacts (HOMERUN_ARTIFACTS_MAX_FILES and
+    # HOMERUN_ARTIFACTS_MAX_BYTES), read by the runners that collect them.
+    artifacts_max_files: int = 1000
+    artifacts_max_bytes: int = 100 * 1024 * 1024
     # Network egress for tasks that ask for it, through egress-proxy (core/egress.py):
     # the allow-list (host, host:port, *.domain[:port]) and extra refused networks (CIDRs).
     egress: bool = False
@@ -333,6 +355,12 @@ class StackConfig:
             )
         if self.retention_seconds < 0:
             raise ValueError("retention_seconds must be >= 0 (0: keep finished jobs forever)")
+        if self.retention_poll_seconds < 1:
+            raise ValueError("retention_poll_seconds must be >= 1")
+        if self.max_map_items < 1:
+            raise ValueError("max_map_items must be >= 1")
+        if self.artifacts_max_files < 1 or self.artifacts_max_bytes < 1:
+            raise ValueError("artifacts_max_files and artifacts_max_bytes must be >= 1")
         unknown = set(self.resources) - set(DEFAULT_RESOURCES)
         if unknown:
             raise ValueError(f"resources for unknown services: {sorted(unknown)}")
@@ -409,7 +437,6 @@ def build_topology(config: StackConfig) -> Topology:
         # Postgres and Redis live here only: no route out, nothing published.
         Network("data", f"{s}_data", internal=True, encrypted=config.encrypt_networks),
     )
-    secrets = tuple(Secret(key, f"{s}_{key}") for key in SECRET_KEYS)
     volumes = tuple(Volume(k, f"{s}_{k}") for k in ("pg-primary", "pg-replica", "redis-queue"))
     configs: tuple[Config, ...] = (
         _config(
@@ -452,6 +479,12 @@ def build_topology(config: StackConfig) -> Topology:
         configs = registry.configs + configs
         volumes = registry.volumes + volumes
         services = registry.services + services
+    # Only the secrets some service mounts: a stack without its own registry has no
+    # registry password in Swarm.
+    used = {ref.secret for svc in services for ref in svc.secrets}
+    secrets = tuple(
+        Secret(key, f"{s}_{key}") for key in (*SECRET_KEYS, *DERIVED_SECRET_KEYS) if key in used
+    )
     return Topology(s, networks, secrets, configs, volumes, services)
 
 
@@ -610,6 +643,27 @@ def _task_types_env(config: StackConfig) -> dict[str, str]:
     return {"HOMERUN_ALLOWED_IMAGES": ",".join(config.allowed_images)}
 
 
+def _validator_env(config: StackConfig) -> dict[str, str]:
+    """The settings of ``core.validation.VALIDATOR_SETTINGS`` that the stack sets, for every
+    service that validates job bodies: the API (``POST /v1/jobs``, a schedule's job at
+    ``POST /v1/schedules``) and the notifier, whose scheduler validates each tick's job
+    again when it fires. One helper for both, so they cannot drift: a notifier without the
+    API's allow-list, egress or runner groups skipped every tick of a schedule the API had
+    accepted (tests/unit/stack/test_validator_env.py holds the two equal)."""
+    return {
+        **_task_types_env(config),
+        **_egress_env(config),
+        # Which runs_on some runner group can take (only when groups are declared: the
+        # default, one group without labels, is the setting's own default).
+        **(
+            {"HOMERUN_RUNNER_GROUPS": ",".join(config.runner_groups_env)}
+            if config.runner_groups
+            else {}
+        ),
+        "HOMERUN_MAX_MAP_ITEMS": str(config.max_map_items),
+    }
+
+
 # The app image's own check: GET /healthz for the API; for the runner and notifier, that the
 # process lives (both ride out lost dependencies, so probing Postgres or Redis would only
 # make Swarm restart them in a loop during an outage).
@@ -623,8 +677,7 @@ def _api(config: StackConfig) -> Service:
         command=("homerun", "api"),
         env={
             **_app_env(config),
-            **_task_types_env(config),
-            **_egress_env(config),
+            **_validator_env(config),
             "HOMERUN_ADMIN_TOKEN_FILE": _secret("admin-token").path,
             "HOMERUN_SECRETS_KEYRING_FILE": _secret("secrets-keyring").path,
             "HOMERUN_UI_SESSION_KEY_FILE": _secret("ui-session-key").path,
@@ -633,13 +686,6 @@ def _api(config: StackConfig) -> Service:
             # The edge adds X-Forwarded-For (the client's address, for the per-source
             # limits); no published port reaches the API except through it.
             "HOMERUN_FORWARDED_ALLOW_IPS": "*",
-            # Which runs_on some runner group can take (only when groups are declared: the
-            # default, one group without labels, is the setting's own default).
-            **(
-                {"HOMERUN_RUNNER_GROUPS": ",".join(config.runner_groups_env)}
-                if config.runner_groups
-                else {}
-            ),
         },
         networks=("public", "data"),
         replicas=config.api_replicas,
@@ -682,6 +728,8 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
                 {"HOMERUN_EGRESS_PROXY_KEY_FILE": _secret(EGRESS_KEY).path} if config.egress else {}
             ),
             "HOMERUN_RUNNER_CONCURRENCY": str(concurrency),
+            "HOMERUN_ARTIFACTS_MAX_FILES": str(config.artifacts_max_files),
+            "HOMERUN_ARTIFACTS_MAX_BYTES": str(config.artifacts_max_bytes),
             "HOMERUN_TASK_RUNTIME": config.task_runtime,
             "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),
             "HOMERUN_DOCKER_URL": f"unix://{DOCKER_SOCKET}",
@@ -696,10 +744,24 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
                 if config.image_registry
                 else {}
             ),
+            # The stack's own registry wants its password for pulls too.
+            **(
+                {
+                    "HOMERUN_TASK_IMAGE_REGISTRY_USERNAME": REGISTRY_USER,
+                    "HOMERUN_TASK_IMAGE_REGISTRY_PASSWORD_FILE": _secret("registry-password").path,
+                }
+                if config.run_registry
+                else {}
+            ),
         },
         networks=("data",),
         replicas=config.runner_replicas if group is None else group.replicas,
-        secrets=(*_app_secrets(), _secret("secrets-keyring"), *_egress_secrets(config)),
+        secrets=(
+            *_app_secrets(),
+            _secret("secrets-keyring"),
+            *((_secret("registry-password"),) if config.run_registry else ()),
+            *_egress_secrets(config),
+        ),
         # The runner starts task containers next to itself on the node's engine.
         mounts=(
             Mount("bind", config.docker_socket, DOCKER_SOCKET),
@@ -725,16 +787,19 @@ NOTIFIER_METRICS_PORT = 9102
 
 def _notifier(config: StackConfig) -> Service:
     # Also the scheduler (core/scheduler.py): schedules have no service of their own, and
-    # it needs the queue Redis (HOMERUN_QUEUE_REDIS_URL, on "data") for the ticks' tasks.
+    # it needs the queue Redis (HOMERUN_QUEUE_REDIS_URL, on "data") for the ticks' tasks
+    # and the API's validator settings for their jobs.
     return Service(
         **_common(config, "notifier"),
         image=config.image("app"),
         command=("homerun", "notifier"),
         env={
             **_app_env(config),
+            **_validator_env(config),
             # Also the purger (notifier/retention.py); its figures on /metrics, inside
             # the "data" network only.
             "HOMERUN_RETENTION_SECONDS": str(config.retention_seconds),
+            "HOMERUN_RETENTION_POLL_SECONDS": str(config.retention_poll_seconds),
             "HOMERUN_NOTIFIER_METRICS_PORT": str(NOTIFIER_METRICS_PORT),
         },
         # "public" is its route out to webhook receivers; nothing of it is published.
@@ -820,15 +885,33 @@ def _registry(config: StackConfig) -> Service:
         **_common(config, "registry"),
         image=config.registry_image,
         command=(),
-        # `pulumi destroy` of a pushed image (keep_remotely off) and manual clean-ups.
-        env={"REGISTRY_STORAGE_DELETE_ENABLED": "true"},
+        # Published on every node: without a password anyone who reaches a node could pull
+        # the runner's image or push over it. Every request needs user REGISTRY_USER's
+        # password (htpasswd, bcrypt); deletes stay off (the pushes are kept remotely, and
+        # nothing of homerun deletes from it).
+        env={
+            "REGISTRY_AUTH": "htpasswd",
+            "REGISTRY_AUTH_HTPASSWD_REALM": f"homerun {config.stack}",
+            "REGISTRY_AUTH_HTPASSWD_PATH": _secret("registry-htpasswd", 0).path,
+            # The health check asks the debug listener, which needs no password and is
+            # only on the container's loopback.
+            "REGISTRY_HTTP_DEBUG_ADDR": f"127.0.0.1:{REGISTRY_DEBUG_PORT}",
+        },
         networks=("registry",),
         replicas=1,
+        secrets=(_secret("registry-htpasswd", 0),),
         mounts=(Mount("volume", "registry", REGISTRY_DATA),),
         ports=(Port(REGISTRY_PORT, config.registry_port, PublishMode.INGRESS),) if ingress else (),
         # registry:2 is Alpine: busybox wget is its only HTTP client.
         healthcheck=Healthcheck(
-            test=("CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{REGISTRY_PORT}/v2/")
+            test=(
+                "CMD",
+                "wget",
+                "-q",
+                "-O",
+                "/dev/null",
+                f"http://127.0.0.1:{REGISTRY_DEBUG_PORT}/debug/health",
+            )
         ),
         constraints=config.constraint("registry", "true"),
     )

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ class Registry:
     addr: str
     log: Path
     proc: subprocess.Popen[bytes]
+    debug_addr: str | None = None  # the debug listener (its /debug/health), when asked for
 
     def requests_for(self, path: str, since: int = 0) -> list[str]:
         """Access-log lines (after byte ``since``) of requests for exactly ``path``."""
@@ -53,28 +55,40 @@ class Registry:
 
 
 @contextmanager
-def running_registry(root: Path) -> Iterator[Registry]:
-    """A registry storing under ``root`` (created), stopped on exit."""
+def running_registry(
+    root: Path, htpasswd: str | None = None, debug_addr: str | None = None
+) -> Iterator[Registry]:
+    """A registry storing under ``root`` (created), stopped on exit. With ``htpasswd`` (a
+    file's content, as the stack's ``registry-htpasswd`` secret holds it) every request
+    needs a password, configured the way the stack's ``REGISTRY_AUTH*`` variables do;
+    ``debug_addr`` turns on the debug listener the stack's health check asks."""
     binary = shutil.which("docker-registry")
     if binary is None:
         pytest.fail("docker-registry is missing: run scripts/bootstrap.sh")
     addr = f"127.0.0.1:{free_port()}"
     (root / "storage").mkdir(parents=True)
     config = root / "config.yml"
-    config.write_text(
+    text = (
         "version: 0.1\n"
         "log:\n  level: warn\n"
         f"storage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
         f"http:\n  addr: {addr}\n"
     )
+    if debug_addr:
+        text += f"  debug:\n    addr: {debug_addr}\n"
+    if htpasswd is not None:
+        (root / "htpasswd").write_text(htpasswd)
+        text += f"auth:\n  htpasswd:\n    realm: test\n    path: {root / 'htpasswd'}\n"
+    config.write_text(text)
     log = root / "registry.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [binary, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
         )
-    reg = Registry(addr, log, proc)
+    reg = Registry(addr, log, proc, debug_addr)
     try:
-        wait_for(lambda: _answers(addr), 20, message=f"the registry on {addr}")
+        expect = 200 if htpasswd is None else 401
+        wait_for(lambda: _answers(addr, expect), 20, message=f"the registry on {addr}")
         yield reg
     finally:
         reg.thaw()
@@ -86,6 +100,9 @@ def running_registry(root: Path) -> Iterator[Registry]:
             proc.wait(10)
 
 
-def _answers(addr: str) -> bool:
-    with urllib.request.urlopen(f"http://{addr}/v2/", timeout=1) as response:
-        return bool(response.status == 200)
+def _answers(addr: str, expect: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{addr}/v2/", timeout=1) as response:
+            return bool(response.status == expect)
+    except urllib.error.HTTPError as exc:
+        return exc.code == expect

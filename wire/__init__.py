@@ -8,6 +8,7 @@ homerun's, so both sides can depend on it without depending on each other.
 
 from __future__ import annotations
 
+from wire.artifacts import Artifact, ArtifactList, RefusedArtifact
 from wire.codec import (
     REF_PREFIX,
     AnyJson,
@@ -52,6 +53,8 @@ __all__ = [
     "TERMINAL_JOB",
     "TERMINAL_TASK",
     "AnyJson",
+    "Artifact",
+    "ArtifactList",
     "Attempt",
     "AttemptDetail",
     "AttemptStatus",
@@ -73,6 +76,7 @@ __all__ = [
     "Overlap",
     "Probe",
     "Readiness",
+    "RefusedArtifact",
     "ReplicaState",
     "Resources",
     "Result",

@@ -167,7 +167,10 @@ class JobSummary(msgspec.Struct, kw_only=True):
     ] = None
     keep: Annotated[
         bool,
-        msgspec.Meta(description='Never deleted by retention (POST or PATCH {"keep": true}).'),
+        msgspec.Meta(
+            description='Never deleted by retention (POST or PATCH {"keep": true});'
+            " a re-run of a kept job is not kept."
+        ),
     ] = False
 
 

@@ -62,6 +62,10 @@ class FailureKind(StrEnum):
     # The output is JSON Postgres cannot store (a NUL, a lone surrogate, a number out of
     # range): the same command writes it again, so it is never retried.
     OUTPUT = "output"
+    # What the task left under /homerun/artifacts is over the deployment's bounds (files,
+    # bytes) or holds what is never collected (a symlink, a FIFO, a device, a hard link
+    # out of the tree): the same command leaves it again, so it is never retried.
+    ARTIFACTS = "artifacts"
     INFRASTRUCTURE = "infrastructure"  # engine error, lost lease, runner shutdown
     # A map task's list is not a list, or longer than the deployment allows: the map task
     # fails before any instance runs (core/transitions/fanout.py).

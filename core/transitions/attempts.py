@@ -20,6 +20,7 @@ from core import storable
 from core.events import EventType
 from core.models import JSON, AttemptStatus, FailureKind, JobStatus, TaskStatus
 from core.outbox import record_event
+from core.transitions import fanout
 from core.transitions.common import lock_job_of_task, now
 from core.transitions.settle import conclude_attempt
 from core.transitions.types import Aftermath, Claim, Heartbeat, Outcome
@@ -49,7 +50,8 @@ async def claim_attempt(
             "SELECT t.id, t.job_id, t.name, t.type, t.payload, t.status, t.attempts,"
             " t.timeout_s, t.not_before, t.runs_on, t.cpus, t.memory_mb, t.network,"
             " t.map_parent, t.map_index, t.map_item,"
-            " j.status AS job_status, j.token_id, t.secrets"
+            " j.status AS job_status, j.token_id, t.secrets,"
+            " COALESCE(t.files, (SELECT m.files FROM tasks m WHERE m.id = t.map_parent)) AS files"
             " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = :id FOR UPDATE OF t",
             {"id": task_id},
         )
@@ -123,17 +125,20 @@ async def claim_attempt(
         memory_mb=task["memory_mb"],
         inputs=inputs,
         secrets=tuple(task["secrets"] or ()),
+        files=json.loads(task["files"]) if task["files"] is not None else {},
     )
 
 
 async def heartbeat(db: Database, task_id: str, attempt: int, *, lease_seconds: float) -> Heartbeat:
-    """Extend an attempt's lease; tell the runner whether to keep going."""
+    """Extend an attempt's lease; tell the runner whether to keep going: not if its job is
+    being cancelled, nor if it is a map instance whose map task has ended (a sibling failed
+    for good), the backstop for a cancel signal the queue Redis lost."""
     row = await db.fetch_one(
         "UPDATE attempts a SET lease_expires_at = clock_timestamp() + make_interval(secs => :secs)"
         " FROM tasks t JOIN jobs j ON j.id = t.job_id"
         " WHERE a.task_id = :task_id AND a.number = :attempt AND a.status = :running"
         " AND t.id = a.task_id AND t.attempts = a.number"
-        " RETURNING j.cancel_requested",
+        f" RETURNING j.cancel_requested OR {fanout.ENDED_PARENT_SQL} AS cancel_requested",
         {
             "secs": lease_seconds,
             "task_id": task_id,
@@ -284,6 +289,7 @@ async def expire_leases(
                 retry_max_seconds=retry_max_seconds,
             )
         total.ready += after.ready
+        total.cancel_running += after.cancel_running
     return total
 
 

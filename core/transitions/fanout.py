@@ -14,8 +14,10 @@ transition holds the job row's lock, so the count holds across runners and API p
 
 The map task is running while its instances are; it succeeds when all of them did, with
 their outputs as one list in item order (what its dependents receive), and fails as soon
-as one instance failed for good: the instances not started are cancelled, those running
-finish on their own (their results are kept but change nothing). A list that is not a
+as one instance failed for good: the instances not started are cancelled at once, and
+those still running are signalled (``orphans``, handed back as ``cancel_running``) and
+told again by their heartbeat (``transitions.heartbeat``), as a cancelled job's are, so a
+failed map does not hold runner slots for results nobody can use. A list that is not a
 list, or longer than the bound the job was accepted under, fails it with failure kind
 ``map`` before any instance exists.
 
@@ -37,7 +39,15 @@ from core.outbox import record_event
 from core.transitions import settle
 from core.transitions.types import ReadyTask
 
-__all__ = ["advance", "cancel_instances", "expand", "parent_ended"]
+__all__ = ["ENDED_PARENT_SQL", "advance", "cancel_instances", "expand", "orphans", "parent_ended"]
+
+# Whether the map task of the instance row ``t`` has ended: its running instances are to
+# stop (false for a task that is no instance).
+ENDED_PARENT_SQL = (
+    "EXISTS (SELECT 1 FROM tasks p WHERE p.id = t.map_parent AND p.status IN ("
+    + ", ".join(f"'{status.value}'" for status in TaskStatus if status.terminal)
+    + "))"
+)
 
 # The list a map task fans out over, as a jsonb expression on its row ``p``.
 _SOURCE = (
@@ -184,6 +194,17 @@ async def advance(conn: Connection, parent_id: str, job_id: str, token_id: str) 
         },
     )
     return [_ready(r, token_id) for r in promoted]
+
+
+async def orphans(conn: Connection, parent_id: str) -> list[tuple[str, int]]:
+    """The running instances of a map task that has ended (failed, or cancelled with its
+    job): ``(task_id, attempt)`` for the runners to stop. None while it runs."""
+    rows = await conn.fetch_all(
+        "SELECT t.id, t.attempts FROM tasks t WHERE t.map_parent = :id AND t.status = :running"
+        f" AND {ENDED_PARENT_SQL} ORDER BY t.map_index",
+        {"id": parent_id, "running": TaskStatus.RUNNING.value},
+    )
+    return [(str(r["id"]), int(r["attempts"])) for r in rows]
 
 
 def _ready(row: Any, token_id: str) -> ReadyTask:

@@ -49,6 +49,7 @@ async def conclude_attempt(
         },
     )
     after = Aftermath()
+    failed_for_good = False
     base = {"name": task["name"], "exit_code": exit_code}
     if status == AttemptStatus.SUCCEEDED:
         await set_task(conn, task_id, TaskStatus.SUCCEEDED, output=output)
@@ -62,12 +63,14 @@ async def conclude_attempt(
         )
         after.ready = await _promote_dependents(conn, job_id, token_id, task_id)
     elif status == AttemptStatus.CANCELLED or task["cancel_requested"]:
+        # Not the job: an instance stopped because its map task ended without it.
+        reason = "job cancelled" if task["cancel_requested"] else "its map task ended"
         await set_task(conn, task_id, TaskStatus.CANCELLED, error=error or "cancelled")
         await record_event(
             conn,
             job_id,
             EventType.TASK_CANCELLED,
-            {**base, "status": TaskStatus.CANCELLED.value, "reason": "job cancelled"},
+            {**base, "status": TaskStatus.CANCELLED.value, "reason": reason},
             task_id=task_id,
             attempt=attempt,
         )
@@ -104,6 +107,7 @@ async def conclude_attempt(
         ]
         return after
     else:
+        failed_for_good = True
         await set_task(conn, task_id, TaskStatus.FAILED, error=error)
         await record_event(
             conn,
@@ -121,6 +125,8 @@ async def conclude_attempt(
         await _cancel_downstream(conn, job_id, task_id, reason=f"dependency {task['name']} failed")
     if task.get("map_parent") is not None:  # an instance ended: its map task moves on
         after.ready += await fanout.advance(conn, str(task["map_parent"]), job_id, token_id)
+        if failed_for_good:  # it failed the map task: its siblings still running stop
+            after.cancel_running += await fanout.orphans(conn, str(task["map_parent"]))
     after.job_status = await settle_job(conn, job_id)
     return after
 
@@ -141,7 +147,7 @@ async def _may_retry(
     assert counts is not None
     if failure_kind == FailureKind.INFRASTRUCTURE:
         return int(counts["infra"]) <= MAX_INFRASTRUCTURE_RETRIES
-    if failure_kind in (FailureKind.PAYLOAD, FailureKind.OUTPUT):
+    if failure_kind in (FailureKind.PAYLOAD, FailureKind.OUTPUT, FailureKind.ARTIFACTS):
         return False  # deterministic: the same payload or command fails the same way
     return int(counts["own"]) < int(task["max_attempts"])
 

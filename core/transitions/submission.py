@@ -12,6 +12,7 @@ from databases.core import Connection
 from core.events import EventType
 from core.models import JobStatus, TaskStatus
 from core.outbox import record_event
+from core.store import artifacts as artifact_store
 from core.transitions import fanout
 from core.transitions.settle import settle_job
 from core.transitions.types import Created, IdempotencyConflict, NewJob, NewTask, ReadyTask
@@ -93,13 +94,13 @@ async def insert_job(
         await conn.execute(
             "INSERT INTO tasks (id, job_id, name, type, payload, status, priority,"
             " timeout_s, max_attempts, reused_from, output, output_bytes, finished_at,"
-            " runs_on, cpus, memory_mb, network, secrets, map_spec, max_parallel)"
+            " runs_on, cpus, memory_mb, network, secrets, map_spec, max_parallel, files)"
             " VALUES (:id, :job_id, :name, :type, CAST(:payload AS jsonb), :status,"
             " :priority, :timeout_s, :max_attempts, :reused_from, CAST(:output AS jsonb),"
             " octet_length(CAST(:output AS jsonb)::text), CASE WHEN"
             " CAST(:reused_from AS uuid) IS NULL THEN NULL ELSE clock_timestamp() END,"
             " :runs_on, :cpus, :memory_mb, :network, :secrets,"
-            " CAST(:map_spec AS jsonb), :max_parallel)",
+            " CAST(:map_spec AS jsonb), :max_parallel, CAST(:files AS jsonb))",
             {
                 "id": ids[task.name],
                 "job_id": job_id,
@@ -119,8 +120,11 @@ async def insert_job(
                 "secrets": list(task.secrets),
                 "map_spec": _map_spec(task),
                 "max_parallel": None if task.map is None else task.map.max_parallel,
+                "files": json.dumps(dict(task.files)) if task.files else None,
             },
         )
+    if reused:  # a re-run's taken-over tasks keep their artifacts (downstream reads them)
+        await artifact_store.copy_reused(conn, job_id)
     for task in job.tasks:
         for upstream in task.depends_on:
             await conn.execute(

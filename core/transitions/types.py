@@ -59,6 +59,8 @@ class NewTask:
     # operator allows it: core/egress.py).
     network: str = "none"
     secrets: Sequence[str] = ()  # names of the token's secrets it reads
+    # Small input files (name -> base64), placed read-only under /homerun/files.
+    files: Mapping[str, str] = field(default_factory=dict)
     map: MapSpec | None = None  # a map task: one instance per item (core.transitions.fanout)
 
 
@@ -113,6 +115,7 @@ class Claim:
     memory_mb: int | None = None
     network: str = "none"  # what the submission asked for (NewTask.network)
     secrets: tuple[str, ...] = ()  # the runner opens them just before the run
+    files: dict[str, str] = field(default_factory=dict)  # submitted: name -> base64
 
 
 @dataclass(frozen=True)

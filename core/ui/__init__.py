@@ -1,7 +1,8 @@
 """The dashboard: server-rendered pages under /ui/ of the API (same process and origin).
 
 ``mount(settings)`` is the one thing ``core.app`` takes from here: a Starlette ``Mount`` of
-the pages (``pages``), the actions and live streams (``actions``), and the package's static
+the pages (``pages``), the actions and live streams (``actions``), submitting (``submit``,
+its form from ``forms``), schedules (``schedules``), secrets (``secrets``), and the static
 files (``static/``: our ``ui.js`` and ``ui.css``, and the pinned, vendored htmx,
 htmx-ext-sse and dagre in ``static/vendor/``). Without a session key (the
 ``ui_session_key`` setting, a Swarm secret) the dashboard is off and /ui/ says so.
@@ -18,7 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from core.settings import Settings, env_name
-from core.ui import actions, pages
+from core.ui import actions, pages, schedules, secrets, submit
 from core.ui.session import Sessions
 from core.ui.web import UI, SecurityHeaders, make_templates
 
@@ -52,6 +53,9 @@ def mount(settings: Settings) -> Mount:
         routes=[
             *pages.routes,
             *actions.routes,
+            *submit.routes,
+            *schedules.routes,
+            *secrets.routes,
             Mount("/static", StaticFiles(directory=STATIC), name="ui_static"),
         ],
         middleware=[Middleware(SecurityHeaders, ui=ui)],

@@ -9,7 +9,8 @@ with the session instead of a bearer header (a browser's EventSource cannot send
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -18,11 +19,11 @@ from starlette.routing import BaseRoute, Route
 from core.auth import authenticate
 from core.endpoints import events, jobs
 from core.errors import ApiError
-from core.ui.calls import read
-from core.ui.web import Handler, form_fields, render, signed_in, signed_out, ui_of
+from core.ui.calls import call
+from core.ui.web import Handler, form_fields, model_of, render, signed_in, signed_out, ui_of
 from wire import Job
 
-__all__ = ["routes", "safe_next"]
+__all__ = ["act", "routes", "safe_next", "to_job"]
 
 MAX_TOKEN_CHARS = 512
 
@@ -84,16 +85,31 @@ def _wants_page(request: Request) -> bool:
     return request.headers.get("hx-request") != "true"
 
 
-async def _act(request: Request, endpoint: Handler) -> Response:
-    """Run an API action; a plain form post gets a page back (303, or the error shown)."""
+async def act(
+    request: Request,
+    endpoint: Handler,
+    then: Callable[[Response], str],
+    *,
+    path_params: Mapping[str, Any] | None = None,
+    body: Any = None,
+) -> Response:
+    """Run an API action; a plain form post gets a page back: 303 to ``then(answer)``, or
+    the API's error shown (with its status)."""
     try:
-        job = await read(request, endpoint, Job)
+        answer = await call(request, endpoint, path_params=path_params, body=body)
     except ApiError as exc:
         if not _wants_page(request):
             raise
-        response = render(request, "error.html", {"error": exc}, status_code=exc.status)
-        return response
-    return RedirectResponse(f"/ui/jobs/{job.id}", status_code=303)
+        return render(request, "error.html", {"error": exc}, status_code=exc.status)
+    return RedirectResponse(then(answer), status_code=303)
+
+
+def to_job(answer: Response) -> str:
+    return f"/ui/jobs/{model_of(answer, Job).id}"
+
+
+async def _act(request: Request, endpoint: Handler) -> Response:
+    return await act(request, endpoint, to_job)
 
 
 @signed_in
@@ -104,12 +120,6 @@ async def cancel(request: Request) -> Response:
 @signed_in
 async def rerun(request: Request) -> Response:
     return await _act(request, jobs.rerun_job)
-
-
-@signed_in
-async def submit(request: Request) -> Response:
-    """POST /v1/jobs itself: its JSON answer (the job, or the error naming each field)."""
-    return await jobs.create_job(request)
 
 
 @signed_in
@@ -126,7 +136,6 @@ routes: Iterable[BaseRoute] = [
     Route("/signin", signin_page, methods=["GET"]),
     Route("/signin", signin, methods=["POST"]),
     Route("/signout", signout, methods=["POST"]),
-    Route("/submit", submit, methods=["POST"]),
     Route("/events", token_events, methods=["GET"]),
     Route("/jobs/{job_id:uuid}/events", job_events, methods=["GET"]),
     Route("/jobs/{job_id:uuid}/cancel", cancel, methods=["POST"]),

@@ -8,12 +8,14 @@ API's, once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message
 
 from core.ui.web import Handler, model_of
 
@@ -26,14 +28,29 @@ def _request(
     request: Request,
     query: Sequence[tuple[str, str]] | None,
     path_params: Mapping[str, Any] | None,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Request:
     scope = dict(request.scope)
     if query is not None:
         scope["query_string"] = urlencode(list(query)).encode()
     if path_params is not None:
         scope["path_params"] = dict(path_params)
-    # scope["state"] is shared, so the principal the guard found travels along.
-    return Request(scope, request.receive)
+    extra = {k.lower().encode(): v.encode() for k, v in (headers or {}).items()}
+    if body is not None:
+        extra[b"content-type"] = b"application/json"
+        extra[b"content-length"] = str(len(body)).encode()
+    if extra:
+        kept = [(k, v) for k, v in request.scope["headers"] if k not in extra]
+        scope["headers"] = kept + list(extra.items())
+    if body is None:
+        # scope["state"] is shared, so the principal the guard found travels along.
+        return Request(scope, request.receive)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(scope, receive)
 
 
 async def call(
@@ -42,11 +59,16 @@ async def call(
     *,
     query: Sequence[tuple[str, str]] | None = None,
     path_params: Mapping[str, Any] | None = None,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """The endpoint's answer to this request, with other query or path parameters if given."""
-    if query is None and path_params is None:
+    """The endpoint's answer to this request, with other query or path parameters if given,
+    ``body`` (encoded as JSON) in place of the request's own (a posted form), and
+    ``headers`` added (or replacing the request's of the same name)."""
+    raw = None if body is None else json.dumps(body).encode()
+    if query is None and path_params is None and raw is None and not headers:
         return await endpoint(request)
-    return await endpoint(_request(request, query, path_params))
+    return await endpoint(_request(request, query, path_params, raw, headers))
 
 
 async def read(
@@ -56,6 +78,11 @@ async def read(
     *,
     query: Sequence[tuple[str, str]] | None = None,
     path_params: Mapping[str, Any] | None = None,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
 ) -> M:
     """The endpoint's ``wire`` model (an ``ApiError`` it raises goes up unchanged)."""
-    return model_of(await call(request, endpoint, query=query, path_params=path_params), kind)
+    answer = await call(
+        request, endpoint, query=query, path_params=path_params, body=body, headers=headers
+    )
+    return model_of(answer, kind)

@@ -1,4 +1,5 @@
-"""The dashboard's pages (GET): jobs, a job, a task, submit, task types, schedules, system.
+"""The dashboard's pages (GET): jobs, a job, a task, a map task's instances, task types,
+system (submit, schedules and secrets have modules of their own).
 
 Each reads through the JSON API's endpoint functions (``core.ui.calls``) or, where the API
 has no JSON answer for it (a job's events are an SSE stream; the system page's figures),
@@ -21,15 +22,24 @@ from starlette.routing import BaseRoute, Route
 
 from core import events as event_model
 from core import queue
-from core.endpoints import jobs, schedules, task_types
+from core.endpoints import artifacts, instances, jobs, schedules, task_types
 from core.errors import ApiError
 from core.state import get_state
 from core.store import events as event_store
 from core.store import runners
-from core.ui.calls import read
+from core.ui.calls import call, read
 from core.ui.web import render, signed_in
+from wire import (
+    ArtifactList,
+    InstancePage,
+    JobPage,
+    JobStatus,
+    SchedulePage,
+    TaskDetail,
+    TaskStatus,
+    TaskTypeList,
+)
 from wire import Job as JobModel
-from wire import JobPage, JobStatus, SchedulePage, TaskDetail, TaskTypeList
 
 __all__ = ["routes"]
 
@@ -113,7 +123,15 @@ async def _job_context(request: Request) -> dict[str, Any]:
     )
     timeline = [json.loads(event_model.render(r)) for r in rows]
     graph = {
-        "nodes": [{"id": t.name, "status": t.status.value, "task_id": t.id} for t in job.tasks],
+        "nodes": [
+            {
+                "id": t.name,
+                "status": t.status.value,
+                "task_id": t.id,
+                "href": f"/ui/jobs/{job.id}/tasks/{t.id}",
+            }
+            for t in job.tasks
+        ],
         "edges": [[d, t.name] for t in job.tasks for d in t.depends_on],
     }
     failed = any(t.status.value != "succeeded" for t in job.tasks)
@@ -140,21 +158,42 @@ async def job_live(request: Request) -> Response:
 @signed_in
 async def task_page(request: Request) -> Response:
     task = await read(request, jobs.get_task, TaskDetail)
+    files = await read(request, artifacts.list_artifacts, ArtifactList)
     template = "task_panel.html" if request.headers.get("hx-request") == "true" else "task.html"
-    return render(request, template, {"task": task, "job_id": task.job_id})
+    return render(request, template, {"task": task, "job_id": task.job_id, "files": files})
 
 
 @signed_in
-async def submit_page(request: Request) -> Response:
-    types = await read(request, task_types.list_task_types, TaskTypeList)
-    example = {
-        "name": "example",
-        "tasks": [{"name": "hello", "type": "shell", "payload": {"script": "echo hello"}}],
-    }
+async def artifact_download(request: Request) -> Response:
+    """One artifact, as GET /v1/.../artifacts/{path} streams it (Range included): the
+    session's cookie reaches only /ui/, so the dashboard hands the API's answer on."""
+    return await call(request, artifacts.get_artifact)
+
+
+# The query parameters of a map task's instances page, handed to the API as they are.
+INSTANCE_FILTERS = ("status", "cursor", "limit")
+
+
+@signed_in
+async def instances_page(request: Request) -> Response:
+    """A map task's instances, a page at a time (the job's page shows only their counts)."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k in INSTANCE_FILTERS and v]
+    task = await read(request, jobs.get_task, TaskDetail)
+    page = await read(request, instances.list_instances, InstancePage, query=query)
+    paging = [(k, v) for k, v in query if k != "cursor"]
     return render(
         request,
-        "submit.html",
-        {"task_types": types.task_types, "example": json.dumps(example, indent=2)},
+        "instances.html",
+        {
+            "task": task,
+            "job_id": task.job_id,
+            "page": page,
+            "statuses": [s.value for s in TaskStatus],
+            "chosen": request.query_params.getlist("status"),
+            "next_query": urlencode([*paging, ("cursor", page.next_cursor)])
+            if page.next_cursor
+            else None,
+        },
     )
 
 
@@ -162,13 +201,6 @@ async def submit_page(request: Request) -> Response:
 async def task_types_page(request: Request) -> Response:
     types = await read(request, task_types.list_task_types, TaskTypeList)
     return render(request, "task_types.html", {"task_types": types.task_types})
-
-
-@signed_in
-async def schedules_page(request: Request) -> Response:
-    query = [(k, v) for k, v in request.query_params.multi_items() if k == "cursor" and v]
-    page = await read(request, schedules.list_schedules, SchedulePage, query=query)
-    return render(request, "schedules.html", {"page": page})
 
 
 @signed_in
@@ -210,8 +242,12 @@ routes: Iterable[BaseRoute] = [
     Route(_JOB, job_page, methods=["GET"]),
     Route(f"{_JOB}/live", job_live, methods=["GET"]),
     Route(f"{_JOB}/tasks/{{task_id:uuid}}", task_page, methods=["GET"]),
-    Route("/submit", submit_page, methods=["GET"]),
+    Route(f"{_JOB}/tasks/{{task_id:uuid}}/instances", instances_page, methods=["GET"]),
+    Route(
+        f"{_JOB}/tasks/{{task_id:uuid}}/artifacts/{{path:path}}",
+        artifact_download,
+        methods=["GET"],
+    ),
     Route("/task-types", task_types_page, methods=["GET"]),
-    Route("/schedules", schedules_page, methods=["GET"]),
     Route("/system", system_page, methods=["GET"]),
 ]

@@ -49,11 +49,12 @@ M = TypeVar("M")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCOPE_KEY = "homerun.ui"
 # The pages in the navigation bar: (path under /ui, label). A new page is a route in
-# core/ui/pages.py, a template, and a line here.
+# core/ui/ (pages.py, or a module of its own), a template, and a line here.
 NAV: list[tuple[str, str]] = [
     ("/jobs", "Jobs"),
     ("/submit", "Submit"),
     ("/schedules", "Schedules"),
+    ("/secrets", "Secrets"),
     ("/task-types", "Task types"),
     ("/system", "System"),
 ]
@@ -92,6 +93,7 @@ def make_templates() -> jinja2.Environment:
     env.filters["when"] = _when
     env.filters["duration"] = _duration
     env.filters["pretty"] = _pretty
+    env.filters["compact"] = _compact
     env.globals["NAV"] = NAV
     return env
 
@@ -112,6 +114,12 @@ def _duration(pair: tuple[datetime | None, datetime | None]) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+def _compact(value: Any) -> str:
+    """JSON on one line, as text (autoescaped where it is placed, unlike ``tojson``'s
+    \\u003c escapes, which are for attributes and show as such in text)."""
+    return wire.dumps(wire.to_builtins(value), ensure_ascii=False, sort_keys=True)
 
 
 def _pretty(value: Any) -> str:

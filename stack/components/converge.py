@@ -14,6 +14,13 @@ provider/cmd/pulumi-resource-docker/schema.json) and its Terraform source
   also computed: the engine reports options of its own (``...vxlanid_list`` beside
   ``encrypted``), so it would differ on every run. ``options`` is ignored after creation; a
   change of encryption is carried by a label (stack.components.network), which settles.
+- ``Service`` again: the provider creates with ``QueryRegistry``, and the Docker client then
+  asks the registry about the image (pinned or not) and adds the platforms it answers to
+  ``taskSpec.placement.platforms`` (docker/docker client/service_create.go); updates do not,
+  and ``platforms`` is optional, not computed, so a service with placement constraints would
+  be updated (restarted) by the second ``pulumi up`` only to drop them. They are ignored;
+  every service sends a ``placement`` (stack.components.render), as ignoring a path whose
+  parent the old inputs have and the new ones lack is an error of the engine's.
 - ``Secret`` and ``ServiceConfig``: their names carry a digest of their content, so the
   default order is the right one: the new object exists before the services move to it,
   and the old one is deleted after.
@@ -26,7 +33,10 @@ import pulumi
 SERVICE = "docker:index/service:Service"
 NETWORK = "docker:index/network:Network"
 # Inputs the engine fills in itself and Pulumi must not diff.
-IGNORED: dict[str, list[str]] = {NETWORK: ["options"]}
+IGNORED: dict[str, list[str]] = {
+    NETWORK: ["options"],
+    SERVICE: ["taskSpec.placement.platforms"],
+}
 DELETE_FIRST = {SERVICE, NETWORK}
 
 

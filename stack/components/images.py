@@ -16,6 +16,7 @@ from collections.abc import Callable
 import pulumi
 import pulumi_docker as docker
 
+from stack.config import RegistryAuth
 from stack.topology import IMAGE_NAMES, StackConfig
 
 
@@ -31,9 +32,11 @@ class Images(pulumi.ComponentResource):
         name: str,
         config: StackConfig,
         registry: pulumi.Output[str],
+        auth: RegistryAuth,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``registry``: the registry's address, resolved once it takes pushes."""
+        """``registry``: the registry's address, resolved once it takes pushes; ``auth``: its
+        user and password (stack.config: the registry-password secret)."""
         super().__init__("homerun:stack:Images", name, None, opts)
         self.tags, self.pushes, self.pinned = {}, {}, {}
         for image in IMAGE_NAMES:
@@ -60,7 +63,9 @@ class Images(pulumi.ComponentResource):
                 # The provider reads the pushed digest from the registry itself, over https
                 # unless the address says http; the stack's registry has no TLS.
                 auth_config=docker.RegistryImageAuthConfigArgs(
-                    address=registry.apply(lambda address: f"http://{address}")
+                    address=registry.apply(lambda address: f"http://{address}"),
+                    username=auth.username,
+                    password=auth.password,
                 ),
                 triggers={"sourceImageId": local_id},
                 opts=pulumi.ResourceOptions(parent=self),

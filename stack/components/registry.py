@@ -59,6 +59,7 @@ async def _answering(address: str) -> str:
     # A preview pushes nothing; only a real update waits for the registry.
     if not pulumi.runtime.is_dry_run():
         # Blocking: off the event loop, which Pulumi's other registrations share.
+        # 401: the registry answers, and asks for the password it was given.
         url = f"http://{address}/v2/"
-        await asyncio.to_thread(probe.wait_until_serving, url, READY_TIMEOUT_S)
+        await asyncio.to_thread(probe.wait_until_serving, url, READY_TIMEOUT_S, expect=401)
     return address

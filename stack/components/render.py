@@ -135,9 +135,8 @@ def service_args(stack: str, svc: Service, refs: Refs) -> docker.ServiceArgs:
             max_attempts=svc.restart.max_attempts,
             window=duration(svc.restart.window_s),
         ),
-        placement=docker.ServiceTaskSpecPlacementArgs(constraints=list(svc.constraints))
-        if svc.constraints
-        else None,
+        # Always sent, constraints or not: its platforms are ignored (components.converge).
+        placement=docker.ServiceTaskSpecPlacementArgs(constraints=list(svc.constraints) or None),
     )
     if svc.replicas is None:
         mode = docker.ServiceModeArgs(global_=True)

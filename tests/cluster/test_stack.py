@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from stack.topology import DEFAULT_TAG, REGISTRY_USER
 from tests.cluster.conftest import ROOT, STACK, Cluster
 from tests.conftest import wait_for
 
@@ -32,6 +33,15 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 TASK_LABEL = "homerun.task"  # runners/containers.py LABEL_TASK
 DEPLOY_TIMEOUT_S = 600
 WORKERS = 18  # + a first and a last task: a pipeline of 20
+# What the registry may answer a manifest as (docker push of a local image: v2 schema 2).
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    )
+)
 STACK_REGISTRY = "127.0.0.1:5000"  # the stack's own registry, on every node's loopback
 
 
@@ -202,6 +212,29 @@ def test_every_node_gets_homeruns_images_from_the_stacks_registry(
     repositories = set(catalog["repositories"])
     assert {"library/haproxy", "library/registry"} <= repositories, catalog
     assert not [r for r in repositories if r.startswith("homerun/")], catalog
+
+
+def test_the_stacks_registry_answers_nobody_without_its_password(deployed: ClusterStack) -> None:
+    """Port 5000 of every node reaches the stack's registry (registry-proxy, host mode): a
+    stranger on the nodes' network gets 401 for the catalog, the runner's image and a
+    delete; user homerun with the stack's registry-password reads it, and deletes are off."""
+    password = (ROOT / ".homerun" / "stacks" / STACK / "secrets" / "registry-password").read_text()
+    login = (REGISTRY_USER, password.strip())
+    for node in deployed.cluster.nodes:
+        base = f"http://{node.ip}:5000/v2"
+        manifest = f"{base}/homerun/app/manifests/{DEFAULT_TAG}"
+        assert httpx.get(f"{base}/_catalog", timeout=10).status_code == 401, node.index
+        assert httpx.get(manifest, timeout=10).status_code == 401, node.index
+        assert httpx.delete(manifest, timeout=10).status_code == 401, node.index
+        catalog = httpx.get(f"{base}/_catalog", auth=login, timeout=10)
+        assert catalog.status_code == 200, node.index
+        assert "homerun/app" in catalog.json()["repositories"]
+    # With the password, deletes are still refused (REGISTRY_STORAGE_DELETE_ENABLED unset).
+    head = httpx.head(manifest, auth=login, timeout=10, headers={"Accept": MANIFEST_TYPES})
+    assert head.status_code == 200, head
+    digest = head.headers["Docker-Content-Digest"]
+    gone = httpx.delete(f"{base}/homerun/app/manifests/{digest}", auth=login, timeout=10)
+    assert gone.status_code == 405, gone.text
 
 
 def _pipeline() -> dict[str, Any]:

@@ -178,7 +178,10 @@ def stack(docker_client: docker.DockerClient) -> Iterator[Stack]:
         " --runner-group big:replicas=1,concurrency=2,labels=bigdisk"
         # Egress on, for tests/e2e/test_egress.py's stand-in host; every other task still
         # asks for nothing and gets no network.
-        f" {EGRESS_COMPOSE_ARGS}",
+        f" {EGRESS_COMPOSE_ARGS}"
+        # tests/e2e/test_retention.py's jobs expire after 1 s (a token of its own) and
+        # must go within seconds; a pass over a small database costs nothing.
+        " --retention-poll-seconds 2",
     }
     state = ROOT / ".homerun" / "stacks" / name
     try:

@@ -13,6 +13,41 @@
     return names;
   }
 
+  // A live update replaces what it swaps (a jobs table body, a job's live part), and with
+  // it the element the keyboard was on: remember that element (its nearest id, and its
+  // href or tag) before the swap, and focus its new copy after.
+  let refocus = null;
+  document.addEventListener("htmx:beforeSwap", (ev) => {
+    const el = document.activeElement;
+    refocus = null;
+    if (!el || el === document.body || !ev.detail.target.contains(el)) return;
+    const host = el.closest("[id]");
+    if (host) refocus = { id: host.id, href: el.getAttribute("href"), tag: el.tagName };
+  });
+
+  function restoreFocus() {
+    if (refocus === null) return;
+    const { id, href, tag } = refocus;
+    refocus = null;
+    const host = document.getElementById(id);
+    if (!host) return;
+    const same = (e) => (href === null || e.getAttribute("href") === href) && e.tagName === tag;
+    const found = same(host) ? host : Array.from(host.querySelectorAll(tag)).find(same);
+    if (found) found.focus();
+  }
+
+  // A task opened from the graph: its panel below the graph (the link's own page without
+  // htmx), and the keyboard's focus moved there.
+  function openTask(ev, href) {
+    const panel = document.getElementById("task-panel");
+    if (!panel || typeof htmx === "undefined") return;
+    ev.preventDefault();
+    htmx.ajax("GET", href, { target: "#task-panel", swap: "innerHTML" }).then(() => {
+      panel.setAttribute("tabindex", "-1");
+      panel.focus();
+    });
+  }
+
   // The task graph, laid out by dagre, drawn as SVG elements (no markup strings).
   function drawGraph() {
     const box = document.getElementById("graph");
@@ -21,20 +56,30 @@
     const g = new dagre.graphlib.Graph();
     g.setGraph({ rankdir: "LR", nodesep: 20, ranksep: 40, marginx: 10, marginy: 10 });
     g.setDefaultEdgeLabel(() => ({}));
-    for (const n of graph.nodes) g.setNode(n.id, { width: 120, height: 36, status: n.status });
+    for (const n of graph.nodes) {
+      g.setNode(n.id, { width: 130, height: 44, status: n.status, href: n.href });
+    }
     for (const [from, to] of graph.edges) g.setEdge(from, to);
     dagre.layout(g);
     const svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("width", g.graph().width);
     svg.setAttribute("height", g.graph().height);
+    svg.setAttribute("viewBox", "0 0 " + g.graph().width + " " + g.graph().height);
     for (const e of g.edges()) {
       const line = document.createElementNS(SVG, "polyline");
       line.setAttribute("points", g.edge(e).points.map((p) => p.x + "," + p.y).join(" "));
       line.setAttribute("class", "edge");
       svg.appendChild(line);
     }
+    // Each task a link (focusable, Enter follows it): its name and its status as text, so
+    // the colour is never the only sign of the status.
     for (const id of g.nodes()) {
       const n = g.node(id);
+      const link = document.createElementNS(SVG, "a");
+      link.setAttribute("href", n.href);
+      link.setAttribute("class", "node-link");
+      link.setAttribute("data-task", id);
+      link.setAttribute("aria-label", "task " + id + ": " + n.status);
       const rect = document.createElementNS(SVG, "rect");
       rect.setAttribute("x", n.x - n.width / 2);
       rect.setAttribute("y", n.y - n.height / 2);
@@ -42,12 +87,19 @@
       rect.setAttribute("height", n.height);
       rect.setAttribute("rx", 6);
       rect.setAttribute("class", "node s-" + n.status);
-      const text = document.createElementNS(SVG, "text");
-      text.setAttribute("x", n.x);
-      text.setAttribute("y", n.y + 4);
-      text.setAttribute("class", "node-label");
-      text.textContent = id;
-      svg.append(rect, text);
+      const name = document.createElementNS(SVG, "text");
+      name.setAttribute("x", n.x);
+      name.setAttribute("y", n.y - 3);
+      name.setAttribute("class", "node-label");
+      name.textContent = id.length > 18 ? id.slice(0, 17) + "\u2026" : id;
+      const status = document.createElementNS(SVG, "text");
+      status.setAttribute("x", n.x);
+      status.setAttribute("y", n.y + 13);
+      status.setAttribute("class", "node-status");
+      status.textContent = n.status;
+      link.append(rect, name, status);
+      link.addEventListener("click", (ev) => openTask(ev, n.href));
+      svg.appendChild(link);
     }
     box.replaceChildren(svg);
   }
@@ -193,5 +245,8 @@
     drawGraph();
     wireSubmit();
   });
-  document.addEventListener("htmx:afterSwap", drawGraph);
+  document.addEventListener("htmx:afterSwap", () => {
+    drawGraph();
+    restoreFocus();
+  });
 })();

@@ -93,6 +93,8 @@ def test_every_operation_conforms_to_the_openapi_document(
             "PUT /v1/secrets/{name}",
             "DELETE /v1/secrets/{name}",
             "GET /v1/jobs/{job_id}/tasks/{task_id}/instances",
+            "GET /v1/jobs/{job_id}/tasks/{task_id}/artifacts",
+            "GET /v1/jobs/{job_id}/tasks/{task_id}/artifacts/{path}",
         }
         statuses: dict[str, set[int]] = {}
         for operation in operations:

@@ -243,6 +243,10 @@ async def test_an_instance_failing_for_good_fails_the_map_and_cancels_the_rest(
     assert a is not None and b is not None
     after = await tr.finish_attempt(db, a.task_id, 1, failed())
     assert after.ready == [] and after.job_status is None  # b still runs
+    # ... but is to stop: signalled now, and told so by its next heartbeat too.
+    assert after.cancel_running == [(b.task_id, 1)]
+    beat = await tr.heartbeat(db, b.task_id, 1, lease_seconds=9)
+    assert beat.alive and beat.cancel_requested
     sq = await task_row(db, created.job_id, "sq")
     assert sq["status"] == TaskStatus.FAILED.value
     assert sq["error"] == "instance sq[0] failed: boom"
@@ -252,9 +256,52 @@ async def test_an_instance_failing_for_good_fails_the_map_and_cancels_the_rest(
         {"p": str(sq["id"])},
     )
     assert left == 8
-    # The running instance ends on its own; its success changes nothing but ends the job.
+    # The runner stops it and reports it cancelled, which ends the job.
+    after = await tr.finish_attempt(
+        db, b.task_id, 1, tr.Outcome(AttemptStatus.CANCELLED, error="cancelled")
+    )
+    assert after.ready == [] and after.cancel_running == []
+    assert after.job_status == JobStatus.FAILED
+    assert (await task_row(db, created.job_id, "sq[1]"))["status"] == TaskStatus.CANCELLED.value
+    reason = await db.fetch_val(
+        "SELECT data ->> 'reason' FROM events WHERE task_id = :t AND type = 'task.cancelled'",
+        {"t": b.task_id},
+    )
+    assert reason == "its map task ended"
+
+
+async def test_an_instance_that_ends_before_its_stop_arrives_changes_nothing(
+    db: Database, token_id: str
+) -> None:
+    created = await tr.create_job(
+        db, map_job(items=list(range(3)), max_attempts=1), token_id=token_id
+    )
+    a, b, c = [
+        await tr.claim_attempt(db, r.task_id, runner_id="r", lease_seconds=9) for r in created.ready
+    ]
+    assert a is not None and b is not None and c is not None
+    after = await tr.finish_attempt(db, a.task_id, 1, failed())
+    assert sorted(after.cancel_running) == sorted([(b.task_id, 1), (c.task_id, 1)])
+    # b's success raced the signal: kept, but the map task stays failed; c is stopped.
     after = await tr.finish_attempt(db, b.task_id, 1, ok(1))
-    assert after.ready == [] and after.job_status == JobStatus.FAILED
+    assert after.cancel_running == [] and after.job_status is None
+    after = await tr.finish_attempt(
+        db, c.task_id, 1, tr.Outcome(AttemptStatus.CANCELLED, error="cancelled")
+    )
+    assert after.job_status == JobStatus.FAILED
+    assert (await task_row(db, created.job_id, "sq"))["status"] == TaskStatus.FAILED.value
+
+
+async def test_a_running_map_does_not_stop_its_instances(db: Database, token_id: str) -> None:
+    created = await tr.create_job(db, map_job(items=list(range(2))), token_id=token_id)
+    a, b = [
+        await tr.claim_attempt(db, r.task_id, runner_id="r", lease_seconds=9) for r in created.ready
+    ]
+    assert a is not None and b is not None
+    after = await tr.finish_attempt(db, a.task_id, 1, ok(1))
+    assert after.cancel_running == []
+    beat = await tr.heartbeat(db, b.task_id, 1, lease_seconds=9)
+    assert beat.alive and not beat.cancel_requested
 
 
 async def test_cancelling_a_job_ends_its_map(db: Database, token_id: str) -> None:

@@ -79,3 +79,42 @@ async def test_a_map_with_max_parallel_4_on_two_runners(
         {"j": created.job_id},
     )
     assert both == 2  # the cap held across two runners, not inside one
+
+
+# Item 0 fails for good after a while; the others would run for five minutes.
+FAIL_OR_HANG = """
+i=$(sed -n 's/.*"index": *\\([0-9]*\\).*/\\1/p' /homerun/inputs/_map.json)
+if [ "$i" = 0 ]; then sleep 6; echo "item 0 fails" >&2; exit 3; fi
+sleep 300
+"""
+
+
+async def test_an_instance_failing_for_good_stops_its_running_siblings(
+    db: Database, jobs: Jobs, start_runner: Callable[..., Runner]
+) -> None:
+    created = await jobs.submit(
+        tr.NewTask(
+            "sq",
+            "shell",
+            {"script": FAIL_OR_HANG},
+            max_attempts=1,
+            map=tr.MapSpec(items=[0, 1, 2], max_items=3),
+        ),
+    )
+    start_runner(runner_id="fanout-stop", runner_concurrency=3)
+
+    async def siblings_running() -> bool:
+        tasks = await jobs.tasks(created.job_id)
+        return all(tasks.get(f"sq[{i}]", {}).get("status") == "running" for i in (1, 2))
+
+    await eventually(siblings_running, 60, "sq[1] and sq[2] to run beside sq[0]")
+    # Well before the siblings' 300 s: they were stopped, not waited for.
+    await eventually(lambda: jobs.finished(created.job_id), 60, "the failed map's job to end")
+    assert await jobs.job_status(created.job_id) == "failed"
+    tasks = await jobs.tasks(created.job_id)
+    assert tasks["sq"]["status"] == "failed"
+    assert tasks["sq"]["error"].startswith("instance sq[0] failed")
+    for name in ("sq[1]", "sq[2]"):
+        assert tasks[name]["status"] == "cancelled", name
+        (attempt,) = await jobs.attempts(str(tasks[name]["id"]))
+        assert attempt["status"] == "cancelled", name

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import httpx
 import pytest
 
 from core.transitions import MAX_INFRASTRUCTURE_RETRIES, NewTask
@@ -23,7 +24,9 @@ from plugins.tasktypes import ContainerSpec
 from runners.containers import AttemptLabels
 from runners.results import EngineFailed, Stop, Stopped, exit_code
 from runners.worker import Runner
-from tests.conftest import eventually
+from stack import secretfiles
+from stack.topology import REGISTRY_USER
+from tests.conftest import eventually, free_port
 from tests.integration.runners.conftest import SHELL_IMAGE, Jobs, containers_of, small_engine
 from tests.registry import Registry, running_registry
 
@@ -211,4 +214,102 @@ async def test_a_pull_past_its_time_out_is_an_engine_error(
         " (HOMERUN_IMAGE_PULL_TIMEOUT_SECONDS)"
     )
     assert exit_code(result) is None and not isinstance(result, Stopped)
+    assert containers_of(docker_client, instance) == []
+
+
+# --- the stack's own registry: a password for every request ------------------------------
+
+REGISTRY_PASSWORD = "registry-password-for-the-test"
+
+
+@pytest.fixture
+def locked_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A registry configured as the stack configures its own: htpasswd with the line the
+    stack derives (stack.secretfiles), the debug listener its health check asks."""
+    line = secretfiles.htpasswd_line(REGISTRY_USER, REGISTRY_PASSWORD)
+    debug = f"127.0.0.1:{free_port()}"
+    with running_registry(tmp_path / "registry", htpasswd=line, debug_addr=debug) as reg:
+        yield reg
+
+
+def _status(method: str, url: str, auth: tuple[str, str] | None = None) -> int:
+    return httpx.request(method, url, auth=auth, timeout=5).status_code
+
+
+async def test_the_locked_registry_refuses_strangers_and_the_runner_pulls_with_its_password(
+    jobs: Jobs,
+    start_runner: Callable[..., Runner],
+    locked_registry: Registry,
+    docker_client: docker.DockerClient,
+    instance: str,
+    tmp_path: Path,
+) -> None:
+    reg = locked_registry
+    base = f"http://{reg.addr}"
+    login = {"username": REGISTRY_USER, "password": REGISTRY_PASSWORD}
+    repository = f"hrtest-{uuid.uuid4().hex[:12]}/task-shell"
+    qualified = f"{reg.addr}/{repository}:{TAG}"
+    docker_client.images.get(SHELL_IMAGE).tag(f"{reg.addr}/{repository}", TAG)
+    try:
+        # A push without the password is refused; with it, it lands.
+        events = list(
+            docker_client.api.push(f"{reg.addr}/{repository}", tag=TAG, stream=True, decode=True)
+        )
+        assert any("error" in e for e in events), events
+        for event in docker_client.api.push(
+            f"{reg.addr}/{repository}", tag=TAG, stream=True, decode=True, auth_config=login
+        ):
+            assert "error" not in event, event
+        docker_client.images.remove(qualified)
+
+        # Anyone who reaches the port and has no password gets nothing: no catalog, no
+        # manifest, no blob, no delete (and with the password, deletes are still off).
+        manifest = f"{base}/v2/{repository}/manifests/{TAG}"
+        assert _status("GET", f"{base}/v2/_catalog") == 401
+        assert _status("GET", manifest) == 401
+        assert _status("GET", manifest, ("homerun", "guess")) == 401
+        assert _status("DELETE", f"{base}/v2/{repository}/manifests/sha256:{'0' * 64}") == 401
+        assert _status("GET", f"{base}/v2/_catalog", (REGISTRY_USER, REGISTRY_PASSWORD)) == 200
+        # The health check's address answers without a password (and only on loopback).
+        assert _status("GET", f"http://{reg.debug_addr}/debug/health") == 200
+
+        # An engine without the password cannot pull; the error says what the registry said.
+        anonymous = small_engine(
+            instance,
+            tmp_path / "work",
+            runner_concurrency=1,
+            log_lines_per_second=100,
+            task_image_registry=reg.addr,
+        )
+        try:
+            result = await anonymous.run(
+                ContainerSpec(image=f"{repository}:{TAG}", argv=["true"]),
+                AttemptLabels(instance, "runner-1", "job-1", "task-1", 1, token_id="token-1"),
+                payload={},
+                inputs={},
+                time_limit=20,
+                stop=Stop(),
+            )
+        finally:
+            anonymous.close()
+        assert isinstance(result, EngineFailed)
+        assert result.error.startswith(f"pulling image {qualified} failed"), result.error
+        assert not _on_engine(docker_client, qualified)
+
+        # With the stack's settings (user, password file) it pulls and runs the task.
+        runner = start_runner(
+            task_image_registry=reg.addr,
+            task_image_registry_username=REGISTRY_USER,
+            task_image_registry_password=REGISTRY_PASSWORD,
+            allowed_images=(f"{repository}:{TAG}",),
+        )
+        created = await jobs.submit(container_task("login", f"{repository}:{TAG}"))
+        await eventually(lambda: jobs.finished(created.job_id), 60, "the logged-in job")
+        assert await jobs.job_status(created.job_id) == "succeeded"
+        assert _on_engine(docker_client, qualified)
+        assert runner.engine.puller.in_flight == {}
+    finally:
+        for ref in (qualified, f"{reg.addr}/{repository}:{TAG}"):
+            if _on_engine(docker_client, ref):
+                docker_client.images.remove(ref)
     assert containers_of(docker_client, instance) == []

@@ -3,80 +3,61 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Response, expect
 
-from tests.harness.stack import Stack, new_token, private_stack
+from tests.harness.stack import Stack, new_token
+from tests.integration.ui.browsing import (
+    XSS,
+    in_thread,
+    new_page,
+    shoot,
+    sign_in,
+    sql,
+    submit,
+)
 
 pytestmark = pytest.mark.integration
 
-SHOTS = Path(__file__).resolve().parents[3] / "test-output" / "ui"
-XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+
+def _fill_task(page: Page, index: int, name: str, script: str, depends_on: str = "") -> None:
+    page.fill(f"#f-t{index}-name", name)
+    page.fill(f"#f-t{index}-depends_on", depends_on)
+    page.fill(f"#f-t{index}-p-script", script)
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with private_stack("dashboard-ui", ui_session_key="dashboard-test-key") as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-def _page(browser: Browser, dialogs: list[str]) -> Page:
-    page = browser.new_page()
-
-    def on_dialog(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    return page
-
-
-def _sign_in(page: Page, stack: Stack, token: str) -> None:
-    page.goto(f"{stack.url}/ui/")
-    expect(page.locator("input#token")).to_have_attribute("type", "password")
-    page.fill("#token", token)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Jobs")
-
-
-def test_submit_pipeline_watch_it_and_xss_stays_text(stack: Stack, browser: Browser) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+def test_submit_pipeline_from_the_form_watch_it_and_xss_stays_text(
+    stack: Stack, browser: Browser
+) -> None:
     dialogs: list[str] = []
-    page = _page(browser, dialogs)
+    page = new_page(browser, dialogs)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(r.url) if r.status == 404 else None)
-    _sign_in(page, stack, stack.token)
+
+    def on_response(r: Response) -> None:
+        if r.status == 404 or r.status >= 500:
+            errors.append(f"{r.status} {r.url}")
+
+    page.on("response", on_response)
+    sign_in(page, stack, stack.token)
     page.goto(f"{stack.url}/ui/submit")
-    body = {
-        # A job name the API refuses (its pattern); labels and log lines carry anything.
-        "name": "xss pipeline",
-        "labels": {"x": XSS[0], "y": XSS[1]},
-        "tasks": [
-            {
-                "name": "a",
-                "type": "shell",
-                "payload": {"script": f"echo '{XSS[0]}'; echo '{XSS[1]}'; sleep 2"},
-            },
-            {"name": "b", "type": "shell", "payload": {"script": "echo b"}, "depends_on": ["a"]},
-            {"name": "c", "type": "shell", "payload": {"script": "echo c"}, "depends_on": ["b"]},
-        ],
-    }
-    page.fill("#job-body", json.dumps(body))
-    page.click("form[data-submit] button[type=submit]")
+    # The shape form: three shell tasks (the form then has a fieldset for each).
+    page.select_option("#add-task", "shell")
+    page.click("#set-tasks")
+    page.select_option("#add-task", "shell")
+    page.click("#set-tasks")
+    expect(page.locator("fieldset.task")).to_have_count(3)
+    assert page.url.endswith("/ui/submit?task=shell&task=shell&task=shell")
+    # The payload fields come from the shell type's schema (script required, env a map).
+    expect(page.locator("#f-t0-p-script")).to_have_attribute("required", "")
+    expect(page.locator("label[for=f-t0-p-env]")).to_have_text("env")
+    page.fill("#f-name", "xss pipeline")
+    page.fill("#f-labels", f"x={XSS[0]}\ny={XSS[1]}")
+    _fill_task(page, 0, "a", f"echo '{XSS[0]}'\necho '{XSS[1]}'\nsleep 2")
+    _fill_task(page, 1, "b", "echo b", "a")
+    _fill_task(page, 2, "c", "echo c", "b")
+    page.click("#submit-job")
     page.wait_for_url("**/ui/jobs/*")
     status = page.locator("#job-status")
     expect(status).to_have_text("running", timeout=60_000)
@@ -85,20 +66,29 @@ def test_submit_pipeline_watch_it_and_xss_stays_text(stack: Stack, browser: Brow
     expect(status).to_have_text("succeeded", timeout=90_000)
     expect(page.locator("#job-live")).to_contain_text(XSS[0])
     assert errors == []
+    # The graph: dagre's layout, a node per task with its status as text, edges a->b->c.
     expect(page.locator("#graph svg rect.s-succeeded")).to_have_count(3)
-    page.screenshot(path=str(SHOTS / "job.png"), full_page=True)
+    expect(page.locator("#graph svg .node-status")).to_have_text(["succeeded"] * 3)
+    expect(page.locator("#graph svg polyline.edge")).to_have_count(2)
+    xs = [
+        float(page.locator(f"#graph a[data-task={n}] rect").get_attribute("x") or "nan")
+        for n in "abc"
+    ]
+    assert xs == sorted(xs) and len(set(xs)) == 3  # laid out in ranks, left to right
+    shoot(page, "job")
     page.goto(f"{stack.url}/ui/jobs")
     expect(page.locator("tbody#job-rows")).to_contain_text(XSS[0])
-    page.screenshot(path=str(SHOTS / "jobs.png"), full_page=True)
-    for name in ("submit", "task-types", "schedules", "system"):
+    shoot(page, "jobs")
+    for name in ("submit", "submit/json", "task-types", "schedules", "secrets", "system"):
         page.goto(f"{stack.url}/ui/{name}")
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        shoot(page, name.replace("/", "-"))
+    assert errors == []
     assert dialogs == []
 
 
 def test_post_without_csrf_is_refused(stack: Stack, browser: Browser) -> None:
-    page = _page(browser, [])
-    _sign_in(page, stack, stack.token)
+    page = new_page(browser, [])
+    sign_in(page, stack, stack.token)
     answer = page.request.post(
         f"{stack.url}/ui/submit",
         data=json.dumps({"tasks": []}),
@@ -109,47 +99,19 @@ def test_post_without_csrf_is_refused(stack: Stack, browser: Browser) -> None:
 
 
 def test_revoked_token_is_signed_out(stack: Stack, browser: Browser) -> None:
-    # Playwright's sync API holds an event loop in this thread: database work runs in another.
-    pool = ThreadPoolExecutor(1)
-    token_id, token = pool.submit(new_token, stack.settings.database_url, "to-revoke").result()
-    page = _page(browser, [])
-    _sign_in(page, stack, token)
-    admin = httpx.get(f"{stack.url}/v1/jobs", headers={"Authorization": f"Bearer {token}"})
-    assert admin.status_code == 200
-    import asyncio
-
-    from databases import Database
-
-    async def revoke() -> None:
-        db = Database(stack.settings.database_url)
-        await db.connect()
-        try:
-            await db.execute(
-                "UPDATE tokens SET revoked_at = now() WHERE id = :id", {"id": token_id}
-            )
-        finally:
-            await db.disconnect()
-
-    pool.submit(asyncio.run, revoke()).result()
+    token_id, token = in_thread(new_token, stack.settings.database_url, "to-revoke")
+    page = new_page(browser, [])
+    sign_in(page, stack, token)
+    sql(stack, "UPDATE tokens SET revoked_at = now() WHERE id = :id", {"id": token_id})
     page.goto(f"{stack.url}/ui/jobs")
     expect(page.locator("input#token")).to_be_visible()
     expect(page.locator(".notice")).to_contain_text("session ended")
 
 
-def _submit(stack: Stack, body: dict[str, object]) -> str:
-    """POST /v1/jobs as a client would; the new job's id."""
-    answer = httpx.post(
-        f"{stack.url}/v1/jobs", json=body, headers={"Authorization": f"Bearer {stack.token}"}
-    )
-    assert answer.status_code in (200, 201), answer.text
-    job_id: str = answer.json()["id"]
-    return job_id
-
-
 def test_cancel_a_running_job_from_its_page(stack: Stack, browser: Browser) -> None:
-    page = _page(browser, [])
-    _sign_in(page, stack, stack.token)
-    job_id = _submit(
+    page = new_page(browser, [])
+    sign_in(page, stack, stack.token)
+    job_id = submit(
         stack, {"tasks": [{"name": "long", "type": "shell", "payload": {"script": "sleep 30"}}]}
     )
     page.goto(f"{stack.url}/ui/jobs/{job_id}")
@@ -167,9 +129,9 @@ def test_cancel_a_running_job_from_its_page(stack: Stack, browser: Browser) -> N
 def test_rerun_a_failed_job_lands_on_the_new_job(
     stack: Stack, browser: Browser, button: str
 ) -> None:
-    page = _page(browser, [])
-    _sign_in(page, stack, stack.token)
-    job_id = _submit(
+    page = new_page(browser, [])
+    sign_in(page, stack, stack.token)
+    job_id = submit(
         stack,
         {
             "tasks": [
@@ -201,11 +163,11 @@ def test_rerun_a_failed_job_lands_on_the_new_job(
 
 def test_output_json_shows_as_text(stack: Stack, browser: Browser) -> None:
     dialogs: list[str] = []
-    page = _page(browser, dialogs)
-    _sign_in(page, stack, stack.token)
+    page = new_page(browser, dialogs)
+    sign_in(page, stack, stack.token)
     output = {"x": XSS[0], "y": XSS[1]}
     script = f"cat > /homerun/output.json <<'JSON'\n{json.dumps(output)}\nJSON"
-    job_id = _submit(
+    job_id = submit(
         stack, {"tasks": [{"name": "out", "type": "shell", "payload": {"script": script}}]}
     )
     page.goto(f"{stack.url}/ui/jobs/{job_id}")
@@ -231,9 +193,9 @@ def test_output_json_shows_as_text(stack: Stack, browser: Browser) -> None:
 
 
 def test_submit_errors_are_shown_at_the_field_they_name(stack: Stack, browser: Browser) -> None:
-    page = _page(browser, [])
-    _sign_in(page, stack, stack.token)
-    page.goto(f"{stack.url}/ui/submit")
+    page = new_page(browser, [])
+    sign_in(page, stack, stack.token)
+    page.goto(f"{stack.url}/ui/submit/json")
     body = {
         "tasks": [
             {"name": "a", "type": "shell", "payload": {"script": "true"}},
@@ -253,4 +215,41 @@ def test_submit_errors_are_shown_at_the_field_they_name(stack: Stack, browser: B
     selected = box.evaluate("b => b.value.slice(b.selectionStart, b.selectionEnd)")
     assert selected == '"max_attempts": 99'
     expect(box).to_have_attribute("aria-invalid", "true")
-    assert page.url.endswith("/ui/submit")  # no job was made: the page stays
+    assert page.url.endswith("/ui/submit/json")  # no job was made: the page stays
+
+
+def test_a_tasks_artifacts_are_listed_and_downloaded_with_the_session(
+    stack: Stack, browser: Browser
+) -> None:
+    dialogs: list[str] = []
+    page = new_page(browser, dialogs)
+    sign_in(page, stack, stack.token)
+    name = "report <img src=x onerror=alert(1)>.txt"
+    script = (
+        "mkdir -p /homerun/artifacts/out && printf 'hello artifact' >"
+        f" '/homerun/artifacts/out/{name}' && ln -s /etc/passwd /homerun/artifacts/passwd"
+    )
+    job_id = submit(
+        stack, {"tasks": [{"name": "make", "type": "shell", "payload": {"script": script}}]}
+    )
+    page.goto(f"{stack.url}/ui/jobs/{job_id}")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=90_000)
+    page.reload()
+    page.click("#task-make a")
+    panel = page.locator("#task-panel")
+    link = panel.locator("table.artifacts a")
+    expect(link).to_have_text(f"out/{name}")
+    # The symlink was refused, and says so; the hostile name is text.
+    expect(panel.locator("ul.refused")).to_contain_text("passwd")
+    expect(panel.locator("img")).to_have_count(0)
+    href = link.get_attribute("href")
+    assert href is not None and href.startswith(f"/ui/jobs/{job_id}/tasks/")
+    # The browser's own session fetches it (the cookie reaches /ui/ only), Range included.
+    whole = page.request.get(f"{stack.url}{href}")
+    assert whole.status == 200 and whole.body() == b"hello artifact"
+    part = page.request.get(f"{stack.url}{href}", headers={"Range": "bytes=6-13"})
+    assert part.status == 206 and part.body() == b"artifact"
+    # Without a session it is the sign-in page, not the file.
+    anonymous = browser.new_context().request.get(f"{stack.url}{href}", max_redirects=0)
+    assert anonymous.status == 303
+    assert dialogs == []

@@ -67,6 +67,7 @@ SURFACE = {
         "MAX_TASK_SECRETS",
         "SECRET_NAME_MESSAGE",
         "SECRET_NAME_PATTERN",
+        "VALIDATOR_SETTINGS",
         "JobSchemas",
         "JobValidator",
         "find_cycle",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runners.images import is_qualified, qualify, split
+from runners.images import Login, is_qualified, qualify, split
 
 DIGEST = "sha256:" + "ab" * 32
 REGISTRY = "registry.example:5000"
@@ -65,3 +65,15 @@ def test_split_tells_a_port_from_a_tag(
     image: str, parts: tuple[str, str | None, str | None]
 ) -> None:
     assert split(image) == parts
+
+
+def test_the_login_goes_only_to_its_own_registry() -> None:
+    login = Login.of("127.0.0.1:5000/", "homerun", "pw")
+    assert login is not None and login.registry == "127.0.0.1:5000"
+    assert login.covers("127.0.0.1:5000/homerun/task-shell:0.1.0")
+    assert not login.covers("registry.example:5000/homerun/task-shell:0.1.0")
+    assert not login.covers("127.0.0.1:5001/x:1")
+    assert not login.covers("homerun/task-shell:0.1.0")  # unqualified: Docker Hub
+    assert Login.of("", "homerun", "pw") is None
+    assert Login.of("127.0.0.1:5000", "", "pw") is None
+    assert "pw" not in repr(login)

@@ -115,6 +115,15 @@ def test_an_oom_kill_names_the_memory_limit() -> None:
     assert got.error == "exited with code 137: killed for using more than its memory limit (48 MiB)"
 
 
+def test_artifacts_over_their_bounds_fail_as_artifacts_whatever_the_exit() -> None:
+    hook = Hook()
+    for code in (0, 137):
+        got = judge(Exited(exit_code=code, artifacts_error="more than 10 entries"), hook)
+        assert (got.status, got.failure_kind) == (AttemptStatus.FAILED, FailureKind.ARTIFACTS)
+        assert got.error == "more than 10 entries"
+    assert hook.runs == []
+
+
 def test_an_output_file_over_its_limit_fails_the_task() -> None:
     hook = Hook()
     got = judge(Exited(exit_code=0, output_file=None, output_file_size=101), hook)

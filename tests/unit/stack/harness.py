@@ -28,6 +28,7 @@ SECRET_VALUES = {
     "secretsKeyring": "k1 a2V5cmluZy1zM2NyZXQtdmFsdWUtWFlaLTMyYnl0ZXM=",
     "secretNamingKey": "naming-k3y-value-XYZ",
     "uiSessionKey": "ui-session-key-for-tests",
+    "runRegistryPassword": "registry-s3cret-value-XYZ",
     "egressProxyKey": "egress-proxy-key-for-tests",
 }
 

@@ -68,7 +68,8 @@ def test_secret_files_are_generated_once_private_and_never_inlined(tmp_path):
     rc, doc, text = _run(tmp_path)
     assert rc == 0
     files = {key: Path(s["file"]) for key, s in doc["secrets"].items()}
-    assert sorted(files) == sorted(SECRET_KEYS)
+    # Every secret but the stack's own registry's and the egress proxy's (neither here).
+    assert sorted(files) == sorted(set(SECRET_KEYS) - {"registry-password", "egress-proxy-key"})
     assert {"admin-token", "db-password", "redis-password", "replication-password"} <= set(files)
     values = {}
     for key, path in files.items():
@@ -194,12 +195,18 @@ def test_registry_only_renders_the_registry_part_as_the_full_file_does(tmp_path)
     args = (*HOST_MODES, "--stack", "hrpart", "--run-registry", "--placement-labels")
     rc, full, _ = _run(tmp_path / "full", *args)
     assert rc == 0
-    # No secret is needed (nor generated) for the registry part.
+    # The part needs the registry's htpasswd, the same secret as the full file's (same
+    # secrets directory: make up renders both from one).
+    (tmp_path / "part").mkdir()
+    (tmp_path / "part" / "secrets").symlink_to(tmp_path / "full" / "secrets")
     rc, part, _ = _run(tmp_path / "part", *args, "--registry-only", "--no-generate-secrets")
     assert rc == 0
-    assert not (tmp_path / "part" / "secrets").exists()
     assert list(part["services"]) == ["registry", "registry-proxy"]
-    assert sorted(part) == ["configs", "networks", "services", "version", "volumes"]
+    assert sorted(part) == ["configs", "networks", "secrets", "services", "version", "volumes"]
+    assert list(part["secrets"]) == ["registry-htpasswd"]
+    assert (
+        part["secrets"]["registry-htpasswd"]["name"] == full["secrets"]["registry-htpasswd"]["name"]
+    )
     assert list(part["networks"]) == ["registry"]
     assert list(part["volumes"]) == ["registry"]
     assert list(part["configs"]) == ["registry-proxy-conf"]
@@ -221,7 +228,7 @@ def test_registry_only_with_the_routing_mesh_is_the_registry_alone(tmp_path):
     rc, part, _ = _run(tmp_path, "--run-registry", "--registry-only")
     assert rc == 0
     assert list(part["services"]) == ["registry"]
-    assert "configs" not in part and "secrets" not in part
+    assert "configs" not in part and list(part["secrets"]) == ["registry-htpasswd"]
 
 
 @pytest.mark.parametrize(

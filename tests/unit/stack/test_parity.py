@@ -19,21 +19,17 @@ import pytest
 import yaml
 
 from stack import compose
+from stack.config import SECRET_CONFIG_KEYS
 from stack.model import Topology
 from stack.topology import IMAGE_NAMES, StackConfig
 from tests.unit.stack.forms import from_compose, from_pulumi
 from tests.unit.stack.harness import SECRET_VALUES, local_image_id, registry_digest, run_program
 
+# Each secret's file holding the value Pulumi config has for it.
 SECRET_FILES = {
-    "db-password": SECRET_VALUES["dbPassword"],
-    "replication-password": SECRET_VALUES["replicationPassword"],
-    "admin-token": SECRET_VALUES["adminToken"],
-    "redis-password": SECRET_VALUES["redisPassword"],
-    "secrets-keyring": SECRET_VALUES["secretsKeyring"],
+    **{key: SECRET_VALUES[config_key] for key, config_key in SECRET_CONFIG_KEYS.items()},
     # The key the secrets' names are derived with (stack.secretfiles), as Pulumi has it.
     "naming-key": SECRET_VALUES["secretNamingKey"],
-    "ui-session-key": SECRET_VALUES["uiSessionKey"],
-    "egress-proxy-key": SECRET_VALUES["egressProxyKey"],
 }
 
 # (compose CLI arguments, the same deployment as Pulumi config)
@@ -85,6 +81,14 @@ CASES: dict[str, tuple[list[str], dict[str, Any]]] = {
             "5",
             "--retention-seconds",
             "86400",
+            "--retention-poll-seconds",
+            "7",
+            "--max-map-items",
+            "500",
+            "--artifacts-max-files",
+            "20",
+            "--artifacts-max-bytes",
+            "1048576",
             "--allowed-images",
             "alpine:3,busybox:1",
             "--resources",
@@ -101,6 +105,10 @@ CASES: dict[str, tuple[list[str], dict[str, Any]]] = {
             "runnerConcurrency": 7,
             "maxRunningPerToken": 5,
             "retentionSeconds": 86400,
+            "retentionPollSeconds": 7,
+            "maxMapItems": 500,
+            "artifactsMaxFiles": 20,
+            "artifactsMaxBytes": 1048576,
             "allowedImages": ["alpine:3", "busybox:1"],
             "resources": ["api=2,1024", "postgres-primary=2,4096,0.5,1024"],
         },

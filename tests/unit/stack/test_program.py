@@ -133,7 +133,6 @@ def test_secrets_are_swarm_secrets_with_secret_data(default_run):
             ("redis-password", SECRET_VALUES["redisPassword"]),
             ("secrets-keyring", SECRET_VALUES["secretsKeyring"]),
             ("ui-session-key", SECRET_VALUES["uiSessionKey"]),
-            ("egress-proxy-key", SECRET_VALUES["egressProxyKey"]),
         )
     }
     assert sorted(by_name) == sorted(names.values())
@@ -218,7 +217,7 @@ def test_dnsrr_with_the_routing_mesh_is_refused():
 
 
 def test_placement_labels_constrain_only_when_enabled(default_services):
-    assert all("placement" not in s["taskSpec"] for s in default_services.values())
+    assert not any(s["taskSpec"]["placement"].get("constraints") for s in default_services.values())
     run = services(run_program({"placementLabels": True}))
 
     def constraints(key: str) -> list[str]:
@@ -413,7 +412,8 @@ def test_the_registry_and_its_proxy_in_host_mode(registry_run):
     registry, proxy = run["hrreg_registry"], run["hrreg_registry-proxy"]
     spec = registry["taskSpec"]["containerSpec"]
     assert spec["image"] == f"registry:2@{registry_digest('registry:2')}"
-    assert spec["env"] == {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
+    assert spec["env"]["REGISTRY_AUTH"] == "htpasswd"
+    assert "REGISTRY_STORAGE_DELETE_ENABLED" not in spec["env"]
     assert spec["mounts"][0]["source"] == "hrreg_registry"
     assert registry["mode"] == {"replicated": {"replicas": 1}}
     assert not registry["endpointSpec"].get("ports")
@@ -454,8 +454,15 @@ def test_every_homerun_image_is_tagged_and_pushed(registry_run):
         assert tag.inputs["targetImage"] == target
         push = pushes[target]
         assert push.inputs["keepRemotely"] is True
-        # The digest is read back over plain HTTP: the registry has no TLS.
-        assert push.inputs["authConfig"] == {"address": "http://127.0.0.1:5077"}
+        # The digest is read back over plain HTTP: the registry has no TLS. The push logs in
+        # as the registry's user, and the whole block is a Pulumi secret (the password).
+        auth = push.inputs["authConfig"]
+        assert _unsecret(auth) is not auth
+        assert _unsecret(auth) == {
+            "address": "http://127.0.0.1:5077",
+            "username": "homerun",
+            "password": SECRET_VALUES["runRegistryPassword"],
+        }
         assert tag.urn in push.dependencies
         # A rebuild of the local image under the same tag is tagged and pushed again.
         assert tag.inputs["tagTriggers"] == [local_image_id(source)]

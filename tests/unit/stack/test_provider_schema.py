@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 
 from stack import secretfiles
-from stack.model import NETWORK_ENCRYPTED_LABEL, duration
+from stack.model import NETWORK_ENCRYPTED_LABEL, PULL_ALLOWANCE_S, duration
 from tests.unit.stack.forms import plain
 from tests.unit.stack.harness import SECRET_VALUES, Captured, Run, local_image_id, run_program
 from tests.unit.stack.test_parity import CASES
@@ -208,3 +209,50 @@ def test_every_content_derived_name_fits_swarms_64_characters() -> None:
     named = secretfiles.named(topology, {s.key: "v" for s in topology.secrets}, b"k")
     for name in [s.name for s in named.secrets] + [c.name for c in topology.configs]:
         assert len(name) <= 64, name
+
+
+def test_the_platforms_a_creation_adds_are_never_diffed(run: Run) -> None:
+    # Creating with QueryRegistry, the Docker client adds the platforms the registry answers
+    # for the image (client/service_create.go); optional and not computed, they would be a
+    # change on the second `pulumi up` of every service with placement constraints.
+    placement = SCHEMA["types"]["docker:index/ServiceTaskSpecPlacement:ServiceTaskSpecPlacement"]
+    assert "platforms" in placement and not placement["platforms"].get("replaceOnChanges")
+    for r in _of(run, SERVICE):
+        assert "taskSpec.placement.platforms" in r.ignore_changes, r.name
+        # Ignoring a path whose parent the new inputs lack is an engine error.
+        assert "placement" in r.inputs["taskSpec"], r.name
+
+
+def _first_start_s(r: Captured) -> float:
+    """The slowest first start of a rendered service: the pull, the health check's start
+    period, then every retry failing but the last."""
+    h = r.inputs["taskSpec"]["containerSpec"]["healthcheck"]
+    each = _seconds(h["interval"]) + _seconds(h["timeout"])
+    return PULL_ALLOWANCE_S + _seconds(h["startPeriod"]) + int(h["retries"]) * each
+
+
+def test_every_replicated_service_waits_longer_than_its_slowest_first_start(run: Run) -> None:
+    # The provider deletes a service that has not converged in time when creating it.
+    replicated = [r for r in _of(run, SERVICE) if "replicated" in r.inputs["mode"]]
+    assert replicated
+    for r in replicated:
+        timeout = r.inputs["convergeConfig"]["timeout"]
+        assert _seconds(timeout) >= max(300.0, _first_start_s(r)), (r.name, timeout)
+        if r.inputs["name"].endswith("_postgres-replica"):
+            assert timeout == "18m"  # a base backup within a 180 s start period
+    # `make up` waits as long as the slowest of them (scripts/stackctl.py wait).
+    stackctl = _stackctl()
+    stack = replicated[0].inputs["name"].split("_")[0]
+    assert stackctl.default_timeout(stack) >= max(_first_start_s(r) for r in replicated)
+
+
+def _stackctl() -> Any:
+    import importlib.util
+
+    path = Path(__file__).parents[3] / "scripts" / "stackctl.py"
+    spec = importlib.util.spec_from_file_location("stackctl_under_test", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

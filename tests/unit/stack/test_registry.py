@@ -4,14 +4,19 @@ and the configuration of the proxy that puts it on every node's 127.0.0.1."""
 from __future__ import annotations
 
 import re
+import stat
+from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 
+from stack import secretfiles
 from stack.model import EndpointMode, Port, PublishMode
 from stack.topology import (
     DEFAULT_RESOURCES,
     REGISTRY_SERVICE_KEYS,
+    REGISTRY_USER,
     SERVICE_KEYS,
     StackConfig,
     build_topology,
@@ -80,7 +85,16 @@ def test_the_registry_service(mode):
     registry = topology.service("registry")
     assert registry.name == "hrreg_registry"
     assert registry.command == ()  # the image's own
-    assert registry.env == {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
+    # Every request wants the password; nothing enables deletes.
+    assert registry.env == {
+        "REGISTRY_AUTH": "htpasswd",
+        "REGISTRY_AUTH_HTPASSWD_REALM": "homerun hrreg",
+        "REGISTRY_AUTH_HTPASSWD_PATH": "/run/secrets/registry-htpasswd",
+        "REGISTRY_HTTP_DEBUG_ADDR": "127.0.0.1:5001",
+    }
+    assert [(r.secret, r.target) for r in registry.secrets] == [
+        ("registry-htpasswd", "registry-htpasswd")
+    ]
     assert registry.replicas == 1
     (mount,) = registry.mounts
     assert (mount.type, mount.source, mount.target) == ("volume", "registry", "/var/lib/registry")
@@ -91,7 +105,8 @@ def test_the_registry_service(mode):
         "-q",
         "-O",
         "/dev/null",
-        "http://127.0.0.1:5000/v2/",
+        # /v2/ answers 401 without the password; the debug listener is the container's own.
+        "http://127.0.0.1:5001/debug/health",
     )
     network = topology.network("registry")
     # A published port needs the network's gateway.
@@ -131,7 +146,8 @@ def test_the_registry_part_is_the_registry_services_and_what_they_use():
     assert [n.key for n in part.networks] == ["registry"]
     assert [v.key for v in part.volumes] == ["registry"]
     assert [c.key for c in part.configs] == ["registry-proxy-conf"]
-    assert part.secrets == ()
+    # Only the registry's htpasswd: the password itself is for those who pull.
+    assert [s.key for s in part.secrets] == ["registry-htpasswd"]
     # The very objects of the whole stack: deploying the part first changes nothing later.
     for svc in part.services:
         assert svc == topology.service(svc.key)
@@ -148,3 +164,56 @@ def test_the_proxy_config():
     # A big layer's upload must not hit an idle time-out.
     for side in ("client", "server"):
         assert re.search(rf"timeout {side} 1h", conf), side
+
+
+def test_the_runners_pull_with_the_registry_password_and_nothing_else_sees_it():
+    topology = build_topology(StackConfig(run_registry=True, **HOST))
+    runner = topology.service("runner")
+    assert runner.env["HOMERUN_TASK_IMAGE_REGISTRY_USERNAME"] == REGISTRY_USER
+    assert (
+        runner.env["HOMERUN_TASK_IMAGE_REGISTRY_PASSWORD_FILE"] == "/run/secrets/registry-password"
+    )
+    holders = {
+        svc.key for svc in topology.services for r in svc.secrets if r.secret == "registry-password"
+    }
+    assert holders == {"runner"}
+    htpasswd = {
+        svc.key for svc in topology.services for r in svc.secrets if r.secret == "registry-htpasswd"
+    }
+    assert htpasswd == {"registry"}
+
+
+def test_a_stack_without_its_own_registry_has_no_registry_secrets():
+    topology = build_topology(StackConfig(registry="reg.example:5000"))
+    keys = {s.key for s in topology.secrets}
+    assert not keys & {"registry-password", "registry-htpasswd"}
+    assert "HOMERUN_TASK_IMAGE_REGISTRY_USERNAME" not in topology.service("runner").env
+
+
+def test_the_htpasswd_line_is_bcrypt_of_the_password_and_the_same_every_time():
+    line = secretfiles.htpasswd_line("homerun", "s3cret-password")
+    user, _, hashed = line.partition(":")
+    assert user == "homerun"
+    assert hashed.startswith("$2b$10$")
+    assert bcrypt.checkpw(b"s3cret-password", hashed.encode())
+    assert not bcrypt.checkpw(b"s3cret-passwore", hashed.encode())
+    # Deterministic (same secret name from a second checkout), and the salt follows the
+    # password: another password gets another salt.
+    assert secretfiles.htpasswd_line("homerun", "s3cret-password") == line
+    other = secretfiles.htpasswd_line("homerun", "other-password").partition(":")[2]
+    assert other[:29] != hashed[:29]
+
+
+def test_the_derived_secret_follows_its_source_file(tmp_path: Path) -> None:
+    paths = secretfiles.ensure(tmp_path, generate=True)
+    first = paths["registry-htpasswd"].read_text()
+    password = paths["registry-password"].read_text()
+    assert bcrypt.checkpw(password.encode(), first.partition(":")[2].encode())
+    assert stat.S_IMODE(paths["registry-htpasswd"].stat().st_mode) == 0o600
+    # A rotated password (make rotate writes the new file) brings a new line along.
+    paths["registry-password"].write_text("rotated-password-value")
+    again = secretfiles.ensure(tmp_path, generate=False)
+    rotated = again["registry-htpasswd"].read_text()
+    assert rotated != first
+    assert bcrypt.checkpw(b"rotated-password-value", rotated.partition(":")[2].encode())
+    assert secretfiles.read(tmp_path)["registry-htpasswd"] == rotated

@@ -39,7 +39,9 @@ def test_every_object_carries_the_stack_name():
     names = [o.name for o in topology.services] + [o.name for o in topology.networks]
     names += [o.name for o in topology.secrets] + [o.name for o in topology.configs]
     names += [o.name for o in topology.volumes]
-    assert len(names) == len(SERVICE_KEYS) + 2 + len(SECRET_KEYS) + 1 + 3
+    # Every secret but the stack's own registry's password (no registry here) and the egress
+    # proxy's key (no egress).
+    assert len(names) == len(SERVICE_KEYS) + 2 + (len(SECRET_KEYS) - 2) + 1 + 3
     assert all(name.startswith("hrtopo_") for name in names), names
 
 
@@ -122,13 +124,40 @@ def test_app_environment_uses_only_names_core_settings_reads(run_registry):
     assert topology.service("runner").env["HOMERUN_ALLOWED_IMAGES"] == "alpine:3"
 
 
-def test_the_api_and_the_runner_get_the_same_allowed_images():
-    # The API validates a container task's image at submission: without the list it
-    # refused every image the runner would have run.
+def test_the_api_the_runner_and_the_notifier_get_the_same_allowed_images():
+    # The API validates a container task's image at submission (without the list it
+    # refused every image the runner would have run), the notifier's scheduler each
+    # tick's job (tests/unit/stack/test_validator_env.py).
     topology = build_topology(StackConfig(allowed_images=("alpine:*", "team/tool:1")))
-    for key in ("api", "runner"):
+    for key in ("api", "runner", "notifier"):
         assert topology.service(key).env["HOMERUN_ALLOWED_IMAGES"] == "alpine:*,team/tool:1"
-    assert "HOMERUN_ALLOWED_IMAGES" not in topology.service("notifier").env
+
+
+def test_retention_poll_and_map_bound_reach_their_services():
+    topology = build_topology(StackConfig(retention_poll_seconds=3, max_map_items=77))
+    assert topology.service("notifier").env["HOMERUN_RETENTION_POLL_SECONDS"] == "3"
+    for key in ("api", "notifier"):
+        assert topology.service(key).env["HOMERUN_MAX_MAP_ITEMS"] == "77"
+    assert "HOMERUN_MAX_MAP_ITEMS" not in topology.service("runner").env
+    with pytest.raises(ValueError, match="retention_poll_seconds"):
+        StackConfig(retention_poll_seconds=0)
+    with pytest.raises(ValueError, match="max_map_items"):
+        StackConfig(max_map_items=0)
+
+
+def test_the_artifact_bounds_reach_the_runners_that_collect():
+    group = RunnerGroup(name="big", labels=("big",))
+    config = StackConfig(artifacts_max_files=9, artifacts_max_bytes=4096, runner_groups=(group,))
+    topology = build_topology(config)
+    for key in ("runner", "runner-big"):
+        env = topology.service(key).env
+        assert (env["HOMERUN_ARTIFACTS_MAX_FILES"], env["HOMERUN_ARTIFACTS_MAX_BYTES"]) == (
+            "9",
+            "4096",
+        )
+    assert "HOMERUN_ARTIFACTS_MAX_BYTES" not in topology.service("api").env
+    with pytest.raises(ValueError, match="artifacts_max"):
+        StackConfig(artifacts_max_bytes=0)
 
 
 def test_the_per_token_cap_reaches_every_runner():
@@ -233,9 +262,11 @@ def test_public_surface_is_pinned():
 
     assert sorted(stack.topology.__all__) == [
         "DEFAULT_RESOURCES",
+        "DERIVED_SECRET_KEYS",
         "EGRESS_SERVICE_KEYS",
         "IMAGE_NAMES",
         "REGISTRY_SERVICE_KEYS",
+        "REGISTRY_USER",
         "RunnerGroup",
         "SECRET_KEYS",
         "SERVICE_KEYS",

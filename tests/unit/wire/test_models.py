@@ -245,7 +245,27 @@ def samples() -> dict[str, list[Any]]:
             wire.InstancePage(instances=instances(), next_cursor="abc"),
             wire.InstancePage(instances=[], next_cursor=None),
         ],
+        "Artifact": [artifact()],
+        "RefusedArtifact": [wire.RefusedArtifact(path="link", reason="a symlink (never followed)")],
+        "ArtifactList": [
+            wire.ArtifactList(
+                task_id=str(uuid.uuid4()),
+                artifacts=[artifact()],
+                refused=[wire.RefusedArtifact(path="fifo", reason="a FIFO")],
+            ),
+            wire.ArtifactList(task_id=str(uuid.uuid4()), artifacts=[], refused=[]),
+        ],
     }
+
+
+def artifact() -> wire.Artifact:
+    return wire.Artifact(
+        path="out/report.pdf",
+        size=3,
+        sha256="ab" * 32,
+        content_type="application/pdf",
+        created_at=datetime.now(UTC),
+    )
 
 
 def map_columns() -> dict[str, Any]:
@@ -468,4 +488,5 @@ def test_public_surface() -> None:
         *("REF_PREFIX", "AnyJson", "DecodeError", "Timestamp", "Uuid"),
         *("components", "decode", "dumps", "to_builtins"),
         *("Instance", "InstancePage", "MapState"),
+        *("Artifact", "ArtifactList", "RefusedArtifact"),
     }
