@@ -206,9 +206,11 @@ def _cli(client: docker.DockerClient, stack: Stack, *args: str) -> str:
     """``homerun ARGS`` inside an API task: its settings (the operator's allow-list), its
     database."""
     (api, *_) = running_containers(client, stack.service("api"))
-    result = client.containers.get(api).exec_run(["homerun", *args])
-    assert result.exit_code == 0, result.output
-    return str(result.output.decode())
+    # demux: the CLI's stderr note would otherwise land inside its stdout lines.
+    result = client.containers.get(api).exec_run(["homerun", *args], demux=True)
+    stdout, stderr = result.output
+    assert result.exit_code == 0, (stdout, stderr)
+    return str((stdout or b"").decode())
 
 
 def test_a_token_narrowed_to_one_host_reaches_it_and_not_the_operators_other(
