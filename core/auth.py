@@ -25,7 +25,9 @@ __all__ = ["Principal", "authenticate", "require_token"]
 
 PRIMARY_TIMEOUT_SECONDS = 2.0
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="homerun"'}
-_LOOKUP = "SELECT id, name, is_admin FROM tokens WHERE hash = :hash AND revoked_at IS NULL"
+_LOOKUP = (
+    "SELECT id, name, is_admin, egress_allow FROM tokens WHERE hash = :hash AND revoked_at IS NULL"
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class Principal:
     id: str
     name: str
     is_admin: bool
+    # The token's own egress list (core/tokens.py): None the operator's, () no egress.
+    egress_allow: tuple[str, ...] | None = None
 
 
 def _unauthorized(message: str, msg: str) -> ApiError:
@@ -95,7 +99,13 @@ async def authenticate(request: Request, value: str) -> Principal:
         if not verdict.allowed:
             raise _too_many_failures(verdict.retry_after_seconds)
         raise _unauthorized("invalid or revoked token", "not a valid token")
-    principal = Principal(id=str(row["id"]), name=row["name"], is_admin=bool(row["is_admin"]))
+    allow = row["egress_allow"]
+    principal = Principal(
+        id=str(row["id"]),
+        name=row["name"],
+        is_admin=bool(row["is_admin"]),
+        egress_allow=None if allow is None else tuple(allow),
+    )
     verdict = await state.rate_limiter.check(principal.id)
     if not verdict.allowed:
         raise ApiError(

@@ -22,7 +22,12 @@ What the proxy allows, in this order:
 Allow-list entries (``HOMERUN_EGRESS_ALLOW``, comma-separated): ``host`` (ports 80 and 443),
 ``host:port``, ``*.domain`` / ``*.domain:port`` (any name *below* domain, not domain itself).
 Every decision is one line of the proxy's access log (stdout): time, client, result
-(``TCP_DENIED/403`` for a refusal), method, URL.
+(``TCP_DENIED/403`` for a refusal), method, URL, the server's address and, with the gate,
+which token's list decided (``token:<id>``).
+
+A token's own narrower list (``core/egressgate.py``) is checked between steps 1 and 2 when
+``squid_conf`` is given a ``Gate``: a request without a credential the stack's key signed is
+challenged (407), one whose destination the token's list does not hold is refused (403).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = [
     "PROXY_PORT",
     "AllowEntry",
     "EgressConfigError",
+    "Gate",
     "parse_allow_list",
     "parse_networks",
     "proxy_env",
@@ -46,6 +52,9 @@ __all__ = [
 
 PROXY_PORT = 3128
 DEFAULT_PORTS = (80, 443)
+# Where the proxy's image carries ``core/egress.py`` and ``core/egressgate.py``
+# (images/egress-proxy.Dockerfile).
+GATE_LIB_DIR = "/usr/local/lib/homerun"
 
 # Never reachable through the proxy, after resolution. Documentation ranges (192.0.2.0/24,
 # 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are not here: they route nowhere, and the
@@ -100,6 +109,19 @@ class AllowEntry:
         if self.wildcard:
             return name.endswith("." + self.host)
         return name == self.host
+
+    def within(self, allow: Sequence[AllowEntry]) -> bool:
+        """Whether every request this entry passes, some entry of ``allow`` passes too (a
+        token's narrower list may only hold such entries)."""
+        return all(any(other._covers(self, port) for other in allow) for port in self.ports)
+
+    def _covers(self, entry: AllowEntry, port: int) -> bool:
+        if port not in self.ports:
+            return False
+        if not entry.wildcard:
+            return self.matches(entry.host, port)
+        # Every name below entry.host is below self.host: the same domain or one under it.
+        return self.wildcard and (entry.host == self.host or entry.host.endswith("." + self.host))
 
 
 def _parse_entry(raw: str) -> AllowEntry:
@@ -163,6 +185,47 @@ def proxy_env(proxy_url: str) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Gate:
+    """The per-token gate (``core/egressgate.py``) as the proxy runs it."""
+
+    key_file: str  # the stack's egress-proxy-key, as the proxy's user can read it
+    lib_dir: str = GATE_LIB_DIR  # the directory holding ``core/egressgate.py``'s package
+    python: str = "/usr/bin/python3"
+
+    def helper(self, *args: str) -> str:
+        return " ".join(
+            (
+                "/usr/bin/env",
+                f"PYTHONPATH={self.lib_dir}",
+                self.python,
+                "-m",
+                "core.egressgate",
+                *args,
+            )
+        )
+
+
+def _gate_lines(gate: Gate) -> list[str]:
+    return [
+        f"auth_param basic program {gate.helper('auth', gate.key_file)}",
+        "auth_param basic children 4 startup=1 idle=1",
+        "auth_param basic realm homerun egress",
+        # Squid lower-cases user names otherwise, and ours are base64url.
+        "auth_param basic casesensitive on",
+        # Re-checked this often: an expired credential stops working within a minute.
+        "auth_param basic credentialsttl 1 minute",
+        "acl token_signed proxy_auth REQUIRED",
+        "external_acl_type token_list ttl=60 negative_ttl=60 children-max=4"
+        f" children-startup=1 %LOGIN %DST %PORT {gate.helper('allows')}",
+        "acl token_allows external token_list",
+        # Unsigned or forged: challenged (407), so nothing below is even looked at.
+        "http_access deny !token_signed",
+        # "all" last: a refusal (403), not a new challenge, when the token's list says no.
+        "http_access deny !token_allows all",
+    ]
+
+
 def _dstdomain(entry: AllowEntry) -> tuple[str, str]:
     """(ACL type, value) matching the entry's names; -n: never a reverse lookup of an IP."""
     if entry.wildcard:
@@ -171,9 +234,14 @@ def _dstdomain(entry: AllowEntry) -> tuple[str, str]:
 
 
 def squid_conf(
-    allow: Sequence[AllowEntry], *, extra_denied: Sequence[str] = (), port: int = PROXY_PORT
+    allow: Sequence[AllowEntry],
+    *,
+    extra_denied: Sequence[str] = (),
+    port: int = PROXY_PORT,
+    gate: Gate | None = None,
 ) -> str:
-    """Squid's whole configuration for this allow-list (Debian bookworm's Squid 5)."""
+    """Squid's whole configuration for this allow-list (Debian bookworm's Squid 5); with a
+    ``gate``, each request must also carry a signed token credential whose list holds it."""
     lines = [
         "# Rendered by homerun (core/egress.py): the egress proxy's whole configuration.",
         f"http_port {port}",
@@ -181,7 +249,7 @@ def squid_conf(
         "cache deny all",
         "cache_mem 0 MB",
         "shutdown_lifetime 1 seconds",
-        "logformat homerun %ts.%03tu %>a %Ss/%03>Hs %rm %ru %<a",
+        "logformat homerun %ts.%03tu %>a %Ss/%03>Hs %rm %ru %<a %ea",
         "access_log stdio:/dev/stdout homerun",
         "cache_log stdio:/dev/stderr",
         "cache_store_log none",
@@ -198,6 +266,8 @@ def squid_conf(
         "http_access deny to_localhost",
         "http_access deny denied_dst",
     ]
+    if gate is not None:
+        lines += _gate_lines(gate)
     for i, entry in enumerate(allow):
         kind, value = _dstdomain(entry)
         lines.append(f"acl allow{i}_host {kind} {value}")

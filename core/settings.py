@@ -164,6 +164,10 @@ class Settings:
     # The OCI runtime of egress tasks: runsc as registered here runs with --network=none,
     # so they run under runc unless the operator registered a runtime with a network.
     egress_runtime: str = "runc"
+    # The key signing each egress attempt's proxy credential (core/egressgate.py), the
+    # stack's egress-proxy-key secret, shared with the proxy. Without it a token's narrower
+    # egress list cannot be enforced, so the runner refuses such tokens' egress tasks.
+    egress_proxy_key: str | None = None
 
     # --- events / notifier
     stream_maxlen: int = 10_000
@@ -375,6 +379,7 @@ SECRET_FILES = {
     "secrets_keyring": "HOMERUN_SECRETS_KEYRING_FILE",
     "ui_session_key": "HOMERUN_UI_SESSION_KEY_FILE",
     "task_image_registry_password": "HOMERUN_TASK_IMAGE_REGISTRY_PASSWORD_FILE",
+    "egress_proxy_key": "HOMERUN_EGRESS_PROXY_KEY_FILE",
 }
 DATABASE_PASSWORD_FILE = "HOMERUN_DATABASE_PASSWORD_FILE"
 REDIS_PASSWORD_FILE = "HOMERUN_REDIS_PASSWORD_FILE"

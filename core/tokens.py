@@ -9,21 +9,27 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from databases import Database
+
+from core import egress
 
 __all__ = [
     "TOKEN_PREFIX",
     "AdminTokenRefused",
     "TokenInfo",
     "create_token",
+    "egress_allow_of",
     "ensure_admin_token",
     "hash_token",
     "list_tokens",
+    "narrowed_egress",
     "parse_retention",
     "revoke_token",
+    "set_egress",
     "set_retention",
 ]
 
@@ -41,6 +47,8 @@ class TokenInfo:
     revoked_at: datetime | None
     # The token's own retention period in seconds (0: forever); None: the setting's.
     retention_seconds: int | None = None
+    # The token's own egress allow-list (None: the operator's whole list; (): no egress).
+    egress_allow: tuple[str, ...] | None = None
 
 
 def hash_token(plaintext: str) -> bytes:
@@ -70,8 +78,8 @@ async def create_token(db: Database, name: str, *, admin: bool = False) -> tuple
 
 async def list_tokens(db: Database) -> list[TokenInfo]:
     rows = await db.fetch_all(
-        "SELECT id, name, is_admin, created_at, revoked_at, retention_seconds FROM tokens"
-        " ORDER BY created_at, id"
+        "SELECT id, name, is_admin, created_at, revoked_at, retention_seconds, egress_allow"
+        " FROM tokens ORDER BY created_at, id"
     )
     return [
         TokenInfo(
@@ -81,6 +89,7 @@ async def list_tokens(db: Database) -> list[TokenInfo]:
             created_at=r["created_at"],
             revoked_at=r["revoked_at"],
             retention_seconds=r["retention_seconds"],
+            egress_allow=None if r["egress_allow"] is None else tuple(r["egress_allow"]),
         )
         for r in rows
     ]
@@ -190,3 +199,50 @@ async def set_retention(db: Database, token_id: str, seconds: int | None) -> boo
         {"id": token_id, "seconds": seconds},
     )
     return updated is not None
+
+
+# --- egress: a token's own allow-list, narrowing the operator's (core/egressgate.py)
+
+
+def narrowed_egress(operator_allow: Sequence[str], entries: Sequence[str]) -> tuple[str, ...]:
+    """A token's list from its text entries, normalised (``host:port`` per port), each one
+    inside the operator's list; ``ValueError`` names the first entry that is not."""
+    operator = egress.parse_allow_list(operator_allow)
+    out: list[str] = []
+    for raw in entries:
+        try:
+            [entry] = egress.parse_allow_list([raw]) or [None]
+        except egress.EgressConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if entry is None:
+            raise ValueError("an egress allow-list entry is empty")
+        if not entry.within(operator):
+            raise ValueError(
+                f"egress allow-list entry {raw!r} is outside the operator's allow-list"
+                f" ({', '.join(operator_allow) or 'empty'}): a token's list can only narrow it"
+            )
+        host = ("*." if entry.wildcard else "") + entry.host
+        out += [f"{host}:{port}" for port in entry.ports if f"{host}:{port}" not in out]
+    return tuple(out)
+
+
+async def set_egress(db: Database, token_id: str, allow: Sequence[str] | None) -> bool:
+    """Set the token's own egress list (None: the operator's whole list, empty: no egress);
+    False if no such token. Checked by ``narrowed_egress`` first; the next attempt uses it."""
+    try:
+        uuid.UUID(token_id)
+    except ValueError:
+        return False
+    updated = await db.fetch_val(
+        "UPDATE tokens SET egress_allow = :allow WHERE id = :id RETURNING id",
+        {"id": token_id, "allow": None if allow is None else list(allow)},
+    )
+    return updated is not None
+
+
+async def egress_allow_of(db: Database, token_id: str) -> tuple[str, ...] | None:
+    """The token's own egress list as stored (None: the operator's whole list)."""
+    row = await db.fetch_one("SELECT egress_allow FROM tokens WHERE id = :id", {"id": token_id})
+    if row is None or row["egress_allow"] is None:
+        return None
+    return tuple(row["egress_allow"])

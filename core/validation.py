@@ -38,6 +38,7 @@ __all__ = [
     "JobValidator",
     "find_cycle",
     "parse_json",
+    "refuse_closed_egress",
     "request_hash",
 ]
 
@@ -729,3 +730,25 @@ class JobValidator:
                 "dependency cycle: " + " -> ".join(cycle),
             )
         ]
+
+
+def refuse_closed_egress(
+    job: NewJob, token_allow: Sequence[str] | None, at: Sequence[str] = ("body",)
+) -> None:
+    """422 for each task asking ``"network": "egress"`` of a token whose own egress list is
+    empty (``homerun token egress TOKEN none``): the proxy would refuse its every request.
+    ``at`` is where the job sits in the request (a schedule's is ``body.job``)."""
+    if token_allow is None or token_allow:
+        return
+    details = [
+        Detail(
+            [*at, "tasks", i, "network"],
+            "this token may not use network egress: its egress allow-list is empty"
+            " (homerun token egress)",
+        )
+        for i, task in enumerate(job.tasks)
+        if task.network == "egress"
+    ]
+    if details:
+        where = ".".join(str(p) for p in details[0].loc)
+        raise ApiError(422, "validation_error", f"{where}: {details[0].msg}", details)

@@ -125,11 +125,17 @@ def _cmd_token(args: argparse.Namespace) -> int:
             state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
             admin = " admin" if info.is_admin else ""
             kept = "" if info.retention_seconds is None else f" retention={info.retention_seconds}s"
+            out = ""
+            if info.egress_allow is not None:
+                out = f" egress={','.join(info.egress_allow) or 'none'}"
             print(
-                f"{info.id}  {info.name:<20} {info.created_at:%Y-%m-%d %H:%M}  {state}{admin}{kept}"
+                f"{info.id}  {info.name:<20} {info.created_at:%Y-%m-%d %H:%M}"
+                f"  {state}{admin}{kept}{out}"
             )
     elif args.token_command == "retention":
         return _token_retention(args)
+    elif args.token_command == "egress":
+        return _token_egress(args)
     else:
         if not asyncio.run(_with_db(lambda db: tokens.revoke_token(db, args.token_id))):
             print(f"homerun: no active token {args.token_id}", file=sys.stderr)
@@ -151,6 +157,36 @@ def _token_retention(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     what = "the default" if seconds is None else "forever" if seconds == 0 else f"{seconds}s"
     print(f"token {args.token_id}: finished jobs kept {what}")
+    return EXIT_OK
+
+
+def _token_egress(args: argparse.Namespace) -> int:
+    from core import tokens
+    from core.settings import Settings
+
+    words = [w.strip().lower() for w in args.entries]
+    allow: tuple[str, ...] | None
+    if words == ["default"]:
+        allow = None
+    elif words == ["none"]:
+        allow = ()
+    else:
+        try:
+            allow = tokens.narrowed_egress(Settings.from_env().egress_allow, args.entries)
+        except ValueError as exc:
+            print(f"homerun: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    if not asyncio.run(_with_db(lambda db: tokens.set_egress(db, args.token_id, allow))):
+        print(f"homerun: no token {args.token_id}", file=sys.stderr)
+        return EXIT_FAILED
+    what = (
+        "the operator's whole allow-list"
+        if allow is None
+        else ", ".join(allow)
+        if allow
+        else "no egress"
+    )
+    print(f"token {args.token_id}: egress to {what}")
     return EXIT_OK
 
 
@@ -604,6 +640,18 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument("token_id")
     retention.add_argument(
         "period", help="default (HOMERUN_RETENTION_SECONDS), forever, or e.g. 90d, 12h, 3600"
+    )
+
+    token_egress = token_sub.add_parser(
+        "egress", help="narrow the token's network egress to part of the operator's allow-list"
+    )
+    token_egress.add_argument("token_id")
+    token_egress.add_argument(
+        "entries",
+        nargs="+",
+        metavar="ENTRY",
+        help="default (the operator's whole HOMERUN_EGRESS_ALLOW), none (no egress), or"
+        " entries inside it: host, host:port, *.domain[:port]",
     )
 
     rekey = sub.add_parser(

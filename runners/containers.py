@@ -276,6 +276,7 @@ class Engine:
         redactions: Redactions | None = None,
         place_inputs: Callable[[Path], Awaitable[None]] | None = None,
         keep_artifacts: Callable[[artifacts.Collected], Awaitable[None]] | None = None,
+        egress_proxy_url: str | None = None,
     ) -> RunResult:
         """Run ``spec`` to completion, time-out or ``stop``; always remove the container.
 
@@ -286,7 +287,9 @@ class Engine:
 
         ``secrets`` (name -> value) become files under ``/run/secrets``
         (``runners.secretfiles``); ``redactions`` is applied to the output streams before
-        anything else sees them (``runners.redaction``).
+        anything else sees them (``runners.redaction``). ``egress_proxy_url`` is the
+        proxy URL an egress task gets (with its token's credential: ``core.egressgate``),
+        the engine's own when None.
 
         Raises ``PayloadError`` (from the workspace) for a spec that places a file where
         the runner cannot; every other way the run can end is a ``RunResult`` variant.
@@ -319,7 +322,8 @@ class Engine:
                 assert space.inputs_dir is not None
                 await place_inputs(space.inputs_dir)
             try:
-                container = await self._create_pulling(spec, space, labels, stop)
+                proxy = egress_proxy_url or self.egress_proxy_url
+                container = await self._create_pulling(spec, space, labels, stop, proxy)
             except _Ended as ended:
                 return replace(ended.result, seconds=time.monotonic() - started)
             try:
@@ -377,7 +381,12 @@ class Engine:
                 return why
 
     async def _create_pulling(
-        self, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels, stop: Stop
+        self,
+        spec: ContainerSpec,
+        space: workspace.Workspace,
+        labels: AttemptLabels,
+        stop: Stop,
+        proxy_url: str,
     ) -> Any:
         """Create the container, pulling its image first if the engine lacks it.
 
@@ -386,7 +395,7 @@ class Engine:
         image = images.qualify(spec.image, self.image_registry)
         try:
             await self.task_runtime()
-            return await self._create_owned(image, spec, space, labels)
+            return await self._create_owned(image, spec, space, labels, proxy_url)
         except docker.errors.ImageNotFound:
             pass
         except runtimes.RuntimeUnavailable as exc:
@@ -395,7 +404,7 @@ class Engine:
             raise _Ended(EngineFailed(error=f"creating the container failed: {exc}")) from None
         await self._pull(image, stop)
         try:
-            return await self._create_owned(image, spec, space, labels)
+            return await self._create_owned(image, spec, space, labels, proxy_url)
         except docker.errors.ImageNotFound:
             failure = f"image {image} was pulled but is not on the engine any more"
         except (docker.errors.DockerException, requests.RequestException) as exc:
@@ -432,7 +441,12 @@ class Engine:
             raise _Ended(EngineFailed(error=str(exc))) from None
 
     async def _create_owned(
-        self, image: str, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels
+        self,
+        image: str,
+        spec: ContainerSpec,
+        space: workspace.Workspace,
+        labels: AttemptLabels,
+        proxy_url: str,
     ) -> Any:
         """Create the container; a caller cancelled meanwhile still gets it removed.
 
@@ -440,7 +454,9 @@ class Engine:
         the container nothing would remove it: so the create is waited for, and what it
         made removed, before the cancellation goes on.
         """
-        creating = asyncio.ensure_future(self.call(self._create, image, spec, space, labels))
+        creating = asyncio.ensure_future(
+            self.call(self._create, image, spec, space, labels, proxy_url)
+        )
         try:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
@@ -624,7 +640,12 @@ class Engine:
             _close_stream(stream)
 
     def _create(
-        self, image: str, spec: ContainerSpec, space: workspace.Workspace, labels: AttemptLabels
+        self,
+        image: str,
+        spec: ContainerSpec,
+        space: workspace.Workspace,
+        labels: AttemptLabels,
+        proxy_url: str = "",
     ) -> Any:
         limits = spec.limits
         mounts = [
@@ -661,7 +682,7 @@ class Engine:
         )
         extra: dict[str, Any] = {}
         if egress:
-            env.update(egress_env(self.egress_proxy_url))
+            env.update(egress_env(proxy_url or self.egress_proxy_url))
             # The internal network has no IPv6, but an interface still gets a link-local
             # address, and the host's end of a bridge too: no IPv6 at all in the task.
             extra["sysctls"] = dict(EGRESS_SYSCTLS)

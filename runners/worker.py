@@ -39,11 +39,11 @@ import redis.asyncio as redis
 from databases import Database
 from redis.exceptions import RedisError
 
-from core import handoff, keys, logstream, queue
+from core import egressgate, handoff, keys, logstream, queue, tokens
 from core import transitions as tr
 from core.models import FailureKind
 from core.sealing import Keyring, TamperedSecret, UnknownKey
-from core.settings import Settings
+from core.settings import Settings, env_name
 from core.store import artifacts as artifact_store
 from core.store import secrets as secret_store
 from core.store import tasks as task_store
@@ -76,6 +76,8 @@ IDLE_WAIT_SECONDS = 1.0
 ERROR_PAUSE_SECONDS = 1.0
 # How soon a retry held back for a lost run on another engine is looked at again.
 LOST_RUN_RECHECK_SECONDS = 1.0
+# How long an egress attempt's proxy credential outlives the attempt's own bounds.
+EGRESS_CREDENTIAL_MARGIN_SECONDS = 300
 
 
 class Runner:
@@ -386,6 +388,9 @@ class Runner:
             return secrets
         redactions = Redactions(secrets)
         timeout = claim.timeout_s or spec.timeout_s or self.settings.default_timeout_seconds
+        proxy_url = await self._egress_proxy_url(claim, spec, timeout)
+        if isinstance(proxy_url, tr.Outcome):
+            return proxy_url
         # The submission checked timeout_s; a task type's own time-out (which a payload
         # may set) is bound by the same operator limit here.
         timeout = min(timeout, self.settings.max_task_timeout_seconds)
@@ -434,6 +439,7 @@ class Runner:
                 redactions=redactions,
                 place_inputs=lambda inputs_dir: self._place_inputs(claim, inputs_dir),
                 keep_artifacts=lambda found: self._keep_artifacts(claim, found),
+                egress_proxy_url=proxy_url,
             )
         except PayloadError as exc:
             return failed(FailureKind.PAYLOAD, f"the task type's container spec is invalid: {exc}")
@@ -517,6 +523,42 @@ class Runner:
                     f"secret {name!r} cannot be opened: its stored value fails authentication",
                 )
         return values
+
+    async def _egress_proxy_url(
+        self, claim: tr.Claim, spec: ContainerSpec, time_limit: float
+    ) -> str | tr.Outcome | None:
+        """The proxy URL an egress attempt gets, with its token's signed credential
+        (core/egressgate.py): the token's own list as it is now. None: not an egress task."""
+        if spec.network != NetworkPolicy.EGRESS:
+            return None
+        allow = await tokens.egress_allow_of(self.db, claim.token_id)
+        if allow is not None and not allow:
+            return failed(
+                FailureKind.TASK,
+                f"task {claim.task_name!r} needs network egress, which its token may no longer"
+                " use (its egress allow-list is empty: homerun token egress)",
+            )
+        key = self.settings.egress_proxy_key
+        if key is None:
+            if allow is not None:
+                # Unsigned, the proxy could not hold the token to its narrower list.
+                return failed(
+                    FailureKind.INFRASTRUCTURE,
+                    f"runner {self.runner_id} has no egress proxy key"
+                    f" ({env_name('egress_proxy_key')}_FILE) to hold token"
+                    f" {claim.token_id} to its own egress allow-list",
+                )
+            return self.settings.egress_proxy_url
+        # Good for the whole attempt: a pull first, then the run, then a margin.
+        expires = int(
+            time.time()
+            + self.settings.image_pull_timeout_seconds
+            + time_limit
+            + EGRESS_CREDENTIAL_MARGIN_SECONDS
+        )
+        return egressgate.proxy_url(
+            self.settings.egress_proxy_url, key.encode(), claim.token_id, allow, expires
+        )
 
     def _build_spec(self, claim: tr.Claim) -> ContainerSpec | tr.Outcome:
         task_type = self.task_types.get(claim.task_type)

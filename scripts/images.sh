@@ -162,6 +162,21 @@ build_wheels() {
     fi
 }
 
+# ---------------------------------------------------------------- the egress gate
+# The egress proxy runs core/egressgate.py (and core/egress.py, its matching) as Squid
+# helpers: copied into the build context, as the wheels are, so the image carries exactly
+# this checkout's code without the project's dependencies.
+stage_gate() {
+    local dir="$ROOT/images/.gate/core"
+    mkdir -p "$dir"
+    : >"$dir/__init__.py.new"
+    for f in egress.py egressgate.py; do
+        cmp -s "$ROOT/core/$f" "$dir/$f" || cp "$ROOT/core/$f" "$dir/$f"
+    done
+    cmp -s "$dir/__init__.py.new" "$dir/__init__.py" || mv "$dir/__init__.py.new" "$dir/__init__.py"
+    rm -f "$dir/__init__.py.new"
+}
+
 # ---------------------------------------------------------------- images
 build() {
     local name="$1" context="$2"
@@ -195,7 +210,8 @@ for target in "${want[@]}"; do
         base) ensure_base ;;
         wheels) build_wheels ;;
         app) ensure_base; [ -d "$WHEELS/app" ] || build_wheels; build app images ;;
-        postgres | redis | edge | task-shell | task-python | egress-proxy) ensure_base; build "$target" images ;;
+        egress-proxy) ensure_base; stage_gate; build "$target" images ;;
+        postgres | redis | edge | task-shell | task-python) ensure_base; build "$target" images ;;
         *) log "unknown image: $target (known: ${ALL[*]})"; exit 2 ;;
     esac
 done

@@ -36,6 +36,7 @@ SECRET_CONFIG_KEYS = {
     "secrets-keyring": "secretsKeyring",
     "ui-session-key": "uiSessionKey",
     "registry-password": "runRegistryPassword",
+    "egress-proxy-key": "egressProxyKey",
 }
 
 

@@ -151,6 +151,7 @@ SECRET_KEYS = {
     "secrets-keyring": "the keyring that seals the API's secrets (core/sealing.py)",
     "ui-session-key": "the key that signs the dashboard's session cookies (every API replica)",
     "registry-password": "password of user homerun at the stack's own registry (run_registry)",
+    "egress-proxy-key": "the key signing egress attempts' proxy credentials (core/egressgate.py)",
 }
 # Secrets computed from another one on the deploying machine, never generated or configured
 # on their own: key -> (the key they derive from, what they hold). stack.secretfiles derives
@@ -204,6 +205,7 @@ GUARD_SOCKET = f"{GUARD_SOCKET_DIR}/docker.sock"
 APP_UID = 10001
 PG_UID = 999
 REDIS_UID = 999  # images/redis.Dockerfile's redis user
+PROXY_UID = 13  # Debian's proxy user, images/egress-proxy.Dockerfile's
 # The runner's work directory: the same path on the host and in the runner, since task
 # containers bind-mount files from it (runners/workspace.py).
 WORK_DIR = "/var/lib/homerun/work"
@@ -731,6 +733,10 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
                 else {}
             ),
             **_egress_env(config),
+            # The runner signs each egress attempt's proxy credential (core/egressgate.py).
+            **(
+                {"HOMERUN_EGRESS_PROXY_KEY_FILE": _secret(EGRESS_KEY).path} if config.egress else {}
+            ),
             "HOMERUN_RUNNER_CONCURRENCY": str(concurrency),
             "HOMERUN_ARTIFACTS_MAX_FILES": str(config.artifacts_max_files),
             "HOMERUN_ARTIFACTS_MAX_BYTES": str(config.artifacts_max_bytes),
@@ -766,6 +772,7 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
             *_app_secrets(),
             _secret("secrets-keyring"),
             *((_secret("registry-password"),) if config.run_registry else ()),
+            *_egress_secrets(config),
         ),
         # The runner starts task containers next to itself on the node's engine, through
         # its node's docker-guard.
@@ -981,6 +988,13 @@ def _registry_proxy(config: StackConfig) -> Service:
 # --------------------------------------------------------------------------- egress
 
 EGRESS_CONF = "/etc/squid/squid.conf"
+EGRESS_KEY = "egress-proxy-key"
+
+
+def _egress_secrets(config: StackConfig) -> tuple[SecretRef, ...]:
+    """The runner's share of the gate: the key it signs proxy credentials with (only
+    ``egress-proxy`` and the runners mount it)."""
+    return (_secret(EGRESS_KEY),) if config.egress else ()
 
 
 def _egress_part(config: StackConfig) -> Topology:
@@ -994,6 +1008,7 @@ def _egress_part(config: StackConfig) -> Topology:
     conf = egress.squid_conf(
         egress.parse_allow_list(config.egress_allow),
         extra_denied=egress.parse_networks(config.egress_denied_networks),
+        gate=egress.Gate(key_file=_secret(EGRESS_KEY, PROXY_UID).path),
     )
     configs = (_config(s, "egress-proxy-conf", conf),)
     proxy = Service(
@@ -1004,6 +1019,8 @@ def _egress_part(config: StackConfig) -> Topology:
         networks=("egress", "egress-out"),
         replicas=1,
         configs=(ConfigRef("egress-proxy-conf", EGRESS_CONF),),
+        # Read by the gate's helpers, which run as squid's proxy user.
+        secrets=(_secret(EGRESS_KEY, PROXY_UID),),
         healthcheck=Healthcheck(
             test=("CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{egress.PROXY_PORT}"),
         ),

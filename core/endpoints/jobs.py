@@ -22,7 +22,7 @@ from core.openapi import Document
 from core.responses import ModelResponse
 from core.state import AppState, get_state
 from core.store import jobs as job_store
-from core.validation import parse_json, request_hash
+from core.validation import parse_json, refuse_closed_egress, request_hash
 from wire import AttemptDetail, Job, JobPage, TaskDetail
 
 __all__ = ["openapi_paths", "routes"]
@@ -89,6 +89,7 @@ async def create_job(request: Request) -> Response:
     body = parse_json(await request.body())
     job = state.validator.validate(body)
     await secret_names.require_known(state, principal.id, job)
+    refuse_closed_egress(job, principal.egress_allow)
     try:
         created = await transitions.create_job(
             state.db.primary,
@@ -267,6 +268,7 @@ async def rerun_job(request: Request) -> Response:
     # Validated as any new job is: the task types or the limits may have changed since.
     job = state.validator.validate(reruns.body_of(original))
     await secret_names.require_known(state, principal.id, job)
+    refuse_closed_egress(job, principal.egress_allow)
     try:
         rerun = reruns.plan(original, job, from_failed=from_failed)
     except reruns.NothingToRerun as exc:

@@ -29,7 +29,7 @@ from core.openapi import Document
 from core.responses import ModelResponse
 from core.state import AppState, get_state
 from core.store import schedules as store
-from core.validation import parse_json
+from core.validation import parse_json, refuse_closed_egress
 from wire import Catchup, Job, Overlap, Schedule, SchedulePage, Tick, TickOutcome
 
 __all__ = ["openapi_paths", "routes"]
@@ -193,9 +193,9 @@ async def create_schedule(request: Request) -> Response:
     principal = await require_token(request)
     state = get_state(request)
     fields = _checked(state, parse_json(await request.body()), partial=False)
-    await secret_names.require_known(
-        state, principal.id, state.validator.validate(fields["job"]), ("body", "job")
-    )
+    job = state.validator.validate(fields["job"])
+    await secret_names.require_known(state, principal.id, job, ("body", "job"))
+    refuse_closed_egress(job, principal.egress_allow, ("body", "job"))
     cron = _cron(fields["cron"], fields["timezone"])
     try:
         schedule_id = await store.create(
@@ -267,6 +267,7 @@ async def _change(request: Request, changes: dict[str, Any] | None) -> Response:
         if "job" in changes:
             job = state.validator.validate(changes["job"])
             await secret_names.require_known(state, principal.id, job, ("body", "job"))
+            refuse_closed_egress(job, principal.egress_allow, ("body", "job"))
     if "cron" in changes or "timezone" in changes:
         current = await store.get(state.reads, principal.id, str(schedule_id))
         if current is None:

@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "com.docker.stack.namespace"
 UP_TIMEOUT_S = 600
 EGRESS_ALLOWED = "allowed.test:8080"
-EGRESS_COMPOSE_ARGS = f"--egress --egress-allow {EGRESS_ALLOWED},loopback.test:8080"
+# other.test: allowed by the operator too, so that a token narrowed to allowed.test shows
+# the narrowing (tests/e2e/test_egress.py).
+EGRESS_COMPOSE_ARGS = f"--egress --egress-allow {EGRESS_ALLOWED},other.test:8080,loopback.test:8080"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,6 +9,8 @@ from ``--host-add`` (a real deployment resolves names through DNS).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import ipaddress
 import json
 import subprocess
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.e2e.conftest import Stack, submit, wait_job
+from tests.e2e.conftest import EGRESS_ALLOWED, Stack, running_containers, submit, wait_job
 from tests.harness.subnets import first_unused
 
 # Documentation ranges, checked unused on this host first (tests/harness/subnets.py).
@@ -95,6 +97,29 @@ def stand_in() -> Iterator[str]:
         _sh("ip", "netns", "del", ns)
 
 
+@contextlib.contextmanager
+def _proxy_resolving(proxy: str, hosts: dict[str, str]) -> Iterator[None]:
+    """The proxy learns these names (the update returns once the new proxy task runs); then
+    the session's stack goes back to the spec it was deployed with: later tests (make up
+    again changes nothing) compare against it."""
+    adds = [arg for name, address in hosts.items() for arg in ("--host-add", f"{name}:{address}")]
+    subprocess.run(
+        ["docker", "service", "update", "--quiet", *adds, proxy],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    try:
+        yield
+    finally:
+        subprocess.run(
+            ["docker", "service", "rollback", "--quiet", proxy],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+
+
 def _vips(client: docker.DockerClient, service: str) -> list[str]:
     endpoint = client.services.get(service).attrs.get("Endpoint", {})
     return [v["Addr"].split("/")[0] for v in endpoint.get("VirtualIPs", [])]
@@ -104,25 +129,7 @@ def test_an_egress_task_reaches_the_allowed_host_and_none_of_the_stack(
     stack: Stack, stand_in: str, docker_client: docker.DockerClient
 ) -> None:
     proxy = stack.service("egress-proxy")
-    # The proxy learns the stand-in's name (and one that resolves to loopback); the update
-    # returns once the new proxy task runs.
-    subprocess.run(
-        [
-            "docker",
-            "service",
-            "update",
-            "--quiet",
-            "--host-add",
-            f"allowed.test:{stand_in}",
-            "--host-add",
-            "loopback.test:127.0.0.1",
-            proxy,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
-    try:
+    with _proxy_resolving(proxy, {"allowed.test": stand_in, "loopback.test": "127.0.0.1"}):
         vips = {
             key: _vips(docker_client, stack.service(key))
             for key in ("api", "postgres-primary", "redis-queue", "notifier")
@@ -180,12 +187,78 @@ def test_an_egress_task_reaches_the_allowed_host_and_none_of_the_stack(
         ).stdout
         assert f"GET http://allowed.test:8080/ {stand_in}" in logs
         assert "TCP_DENIED/403 GET http://loopback.test:8080/" in logs, json.dumps(seen)
-    finally:
-        # The session's stack goes back to the spec it was deployed with: later tests (make
-        # up again changes nothing) compare against it.
-        subprocess.run(
-            ["docker", "service", "rollback", "--quiet", proxy],
-            check=True,
+
+
+NARROW_PROBE = """
+import json, os, urllib.error, urllib.request
+out = {"proxy has a credential": "@egress-proxy:" in os.environ["HTTP_PROXY"]}
+for url in ("http://allowed.test:8080/", "http://other.test:8080/"):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            out[url] = f"{r.status} {r.read().decode()}"
+    except urllib.error.HTTPError as e:
+        out[url] = str(e.code)
+json.dump(out, open("/homerun/output.json", "w"))
+"""
+
+
+def _cli(client: docker.DockerClient, stack: Stack, *args: str) -> str:
+    """``homerun ARGS`` inside an API task: its settings (the operator's allow-list), its
+    database."""
+    (api, *_) = running_containers(client, stack.service("api"))
+    # demux: the CLI's stderr note would otherwise land inside its stdout lines.
+    result = client.containers.get(api).exec_run(["homerun", *args], demux=True)
+    stdout, stderr = result.output
+    assert result.exit_code == 0, (stdout, stderr)
+    return str((stdout or b"").decode())
+
+
+def test_a_token_narrowed_to_one_host_reaches_it_and_not_the_operators_other(
+    stack: Stack, stand_in: str, docker_client: docker.DockerClient
+) -> None:
+    # Both names are on the operator's list (EGRESS_COMPOSE_ARGS) and both reach the
+    # stand-in: only the token's own list tells them apart.
+    created = _cli(docker_client, stack, "token", "create", f"narrow-{uuid.uuid4().hex[:6]}")
+    token_id = created.split("id:", 1)[1].split()[0]
+    plaintext = created.split("token:", 1)[1].split()[0]
+    _cli(docker_client, stack, "token", "egress", token_id, EGRESS_ALLOWED)
+    job_body = {
+        "tasks": [
+            {
+                "name": "probe",
+                "type": "python",
+                "payload": {"code": NARROW_PROBE},
+                "network": "egress",
+                "max_attempts": 1,
+            }
+        ]
+    }
+    proxy = stack.service("egress-proxy")
+    with (
+        _proxy_resolving(proxy, {"allowed.test": stand_in, "other.test": stand_in}),
+        dataclasses.replace(stack, token=plaintext).http() as http,
+    ):
+        done = wait_job(http, submit(http, job_body)["id"])
+        [task] = done["tasks"]
+        detail = http.get(f"/v1/jobs/{done['id']}/tasks/{task['id']}").raise_for_status().json()
+        assert done["status"] == "succeeded", detail
+        assert detail["output"] == {
+            "proxy has a credential": True,
+            "http://allowed.test:8080/": "200 allowed",
+            "http://other.test:8080/": "403",
+        }
+        logs = subprocess.run(
+            ["docker", "service", "logs", "--raw", proxy],
             capture_output=True,
-            timeout=180,
-        )
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert f"TCP_DENIED/403 GET http://other.test:8080/ - token:{token_id}" in logs, logs[
+            -3000:
+        ]
+        # With no egress left, the same job is refused at submission, saying why.
+        _cli(docker_client, stack, "token", "egress", token_id, "none")
+        refused = http.post("/v1/jobs", json=job_body)
+        assert refused.status_code == 422, refused.text
+        assert "egress allow-list is empty" in refused.text

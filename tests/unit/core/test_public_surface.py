@@ -22,6 +22,8 @@ SURFACE = {
         "http_exception_handler",
         "internal_error_handler",
     },
+    # The proxy's gate: what the runner signs with and Squid's helpers run.
+    "core.egressgate": {"Grant", "credentials", "proxy_url", "read_key", "serve", "verify"},
     "core.jsondepth": {"MAX_JSON_DEPTH", "TOO_DEEP", "exceeds_depth", "too_deep_sql"},
     "core.limits": {
         "BodyLimitMiddleware",
@@ -56,6 +58,10 @@ SURFACE = {
         # retention: a token's own period
         "parse_retention",
         "set_retention",
+        # egress: a token's own allow-list
+        "egress_allow_of",
+        "narrowed_egress",
+        "set_egress",
     },
     "core.validation": {
         "MAX_TASK_SECRETS",
@@ -66,6 +72,7 @@ SURFACE = {
         "JobValidator",
         "find_cycle",
         "parse_json",
+        "refuse_closed_egress",
         "request_hash",
     },
     "core.views": {

@@ -29,6 +29,7 @@ SECRET_VALUES = {
     "secretNamingKey": "naming-k3y-value-XYZ",
     "uiSessionKey": "ui-session-key-for-tests",
     "runRegistryPassword": "registry-s3cret-value-XYZ",
+    "egressProxyKey": "egress-proxy-key-for-tests",
 }
 
 

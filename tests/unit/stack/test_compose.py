@@ -68,8 +68,8 @@ def test_secret_files_are_generated_once_private_and_never_inlined(tmp_path):
     rc, doc, text = _run(tmp_path)
     assert rc == 0
     files = {key: Path(s["file"]) for key, s in doc["secrets"].items()}
-    # Every secret but the stack's own registry's (none here).
-    assert sorted(files) == sorted(set(SECRET_KEYS) - {"registry-password"})
+    # Every secret but the stack's own registry's and the egress proxy's (neither here).
+    assert sorted(files) == sorted(set(SECRET_KEYS) - {"registry-password", "egress-proxy-key"})
     assert {"admin-token", "db-password", "redis-password", "replication-password"} <= set(files)
     values = {}
     for key, path in files.items():

@@ -337,6 +337,7 @@ def test_secrets_fall_back_to_files(tmp_path: Path) -> None:
         "redis-password": "from-file-rp",
         "secrets-keyring": "k1 from-file-k",
         "ui-session-key": "from-file-u",
+        "egress-proxy-key": "from-file-e",
     }.items():
         (tmp_path / key).write_text(value + "\n")
     (tmp_path / "naming-key").write_text("from-file-key")
@@ -376,7 +377,7 @@ def test_pulumi_runs_the_directory_as_a_script(tmp_path: Path) -> None:
         f"'homerun:replicationPassword': 'b', 'homerun:adminToken': 'c', "
         f"'homerun:redisPassword': 'd', 'homerun:secretsKeyring': 'e',"
         f" 'homerun:secretNamingKey': 'k',"
-        f" 'homerun:uiSessionKey': 'u'}})\n"
+        f" 'homerun:uiSessionKey': 'u', 'homerun:egressProxyKey': 'x'}})\n"
         f"assert {str(root)!r} not in sys.path\n"
         f"pulumi.runtime.test(lambda: runpy.run_path({str(root / 'stack')!r}, "
         "run_name='__main__'))()\n"

@@ -40,8 +40,9 @@ def test_every_object_carries_the_stack_name():
     names = [o.name for o in topology.services] + [o.name for o in topology.networks]
     names += [o.name for o in topology.secrets] + [o.name for o in topology.configs]
     names += [o.name for o in topology.volumes]
-    # Every secret but the stack's own registry's password (no registry here).
-    assert len(names) == len(SERVICE_KEYS) + 2 + (len(SECRET_KEYS) - 1) + 1 + 4
+    # Every secret but the stack's own registry's password (no registry here) and the egress
+    # proxy's key (no egress); four volumes (the guard's socket one among them).
+    assert len(names) == len(SERVICE_KEYS) + 2 + (len(SECRET_KEYS) - 2) + 1 + 4
     assert all(name.startswith("hrtopo_") for name in names), names
 
 
@@ -384,3 +385,28 @@ def test_the_socket_template_goes_to_the_guard_and_no_runner_holds_a_socket():
             assert all("docker" not in m.source for m in svc.mounts if m.type == "bind"), svc.key
     plain = build_topology(StackConfig(placement_labels=True))
     assert plain.service("docker-guard").constraints == ("node.labels.homerun.runner==true",)
+
+
+def test_the_egress_proxy_key_is_mounted_in_the_proxy_and_the_runners_only():
+    groups = (RunnerGroup(name="big", labels=("big",)),)
+    topology = build_topology(
+        StackConfig(egress=True, egress_allow=("api.example.com",), runner_groups=groups)
+    )
+    holders = {
+        svc.key: ref
+        for svc in topology.services
+        for ref in svc.secrets
+        if ref.secret == "egress-proxy-key"
+    }
+    assert sorted(holders) == ["egress-proxy", "runner", "runner-big"]
+    # The proxy's helpers run as Debian's proxy user (images/egress-proxy.Dockerfile).
+    assert holders["egress-proxy"].uid == 13
+    for key in ("runner", "runner-big"):
+        env = topology.service(key).env
+        assert env["HOMERUN_EGRESS_PROXY_KEY_FILE"] == holders[key].path
+    [conf] = [c for c in topology.configs if c.key == "egress-proxy-conf"]
+    assert f"core.egressgate auth {holders['egress-proxy'].path}" in conf.data
+    # Without egress nobody mounts it, and no runner is told of it.
+    plain = build_topology(StackConfig())
+    assert not [r for s in plain.services for r in s.secrets if r.secret == "egress-proxy-key"]
+    assert "HOMERUN_EGRESS_PROXY_KEY_FILE" not in plain.service("runner").env
