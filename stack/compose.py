@@ -347,7 +347,8 @@ def _parser() -> argparse.ArgumentParser:
         "--max-running-per-token",
         type=int,
         default=d.max_running_per_token,
-        help="tasks one API token may run at once over all runners (0: no cap)",
+        help="tasks one API token may run at once over all runners (0: no cap;"
+        " default: one less than all the runners' slots)",
     )
     p.add_argument(
         "--allowed-images", default="", help="comma-separated images container tasks may use"

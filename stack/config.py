@@ -79,7 +79,7 @@ def read(cfg: pulumi.Config) -> Deployment:
         placement_labels=_bool(cfg, "placementLabels", d.placement_labels),
         label_prefix=cfg.get("labelPrefix") or d.label_prefix,
         runner_concurrency=_int(cfg, "runnerConcurrency", d.runner_concurrency),
-        max_running_per_token=_int(cfg, "maxRunningPerToken", d.max_running_per_token),
+        max_running_per_token=_cap(cfg.get("maxRunningPerToken") or "auto"),
         allowed_images=tuple(_strings(cfg, "allowedImages")),
         edge_connections_per_source=_int(
             cfg, "edgeConnectionsPerSource", d.edge_connections_per_source
@@ -121,6 +121,19 @@ def _modes(endpoint: str, publish: str) -> tuple[EndpointMode, PublishMode]:
     e = detected[0] if endpoint == "auto" and detected else EndpointMode(endpoint)
     p = detected[1] if publish == "auto" and detected else PublishMode(publish)
     return e, p
+
+
+def _cap(value: str) -> int | None:
+    """maxRunningPerToken: a number, or ``auto`` (None: StackConfig.running_cap, one less
+    than all the runners' slots)."""
+    if value == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise pulumi.RunError(
+            f"config maxRunningPerToken: {value!r} is neither a number nor auto"
+        ) from None
 
 
 def _int(cfg: pulumi.Config, key: str, default: int) -> int:

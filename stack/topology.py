@@ -279,9 +279,10 @@ class StackConfig:
     placement_labels: bool = False
     label_prefix: str = "homerun"
     runner_concurrency: int = 4
-    # Deliveries one API token may hold at once over all runners (0: no cap); below
-    # runner_replicas * runner_concurrency, no token can hold every slot.
-    max_running_per_token: int = 0
+    # Deliveries one API token may hold at once over all runners (0: no cap). None: one
+    # less than all the runners' slots (running_cap), so that one token's long tasks can
+    # never hold every slot while another token waits.
+    max_running_per_token: int | None = None
     allowed_images: tuple[str, ...] = ()
     # Connections one client address may hold at the edge at once (with host-mode ports,
     # where the edge sees clients' addresses): one client holding thousands of idle
@@ -354,7 +355,7 @@ class StackConfig:
             raise ValueError("runner_concurrency must be >= 1")
         if self.edge_connections_per_source < 1:
             raise ValueError("edge_connections_per_source must be >= 1")
-        if self.max_running_per_token < 0:
+        if self.max_running_per_token is not None and self.max_running_per_token < 0:
             raise ValueError("max_running_per_token must be >= 0 (0: no cap)")
         if self.task_runtime not in TASK_RUNTIMES:
             raise ValueError(
@@ -381,6 +382,25 @@ class StackConfig:
     def runner_groups_env(self) -> tuple[str, ...]:
         """HOMERUN_RUNNER_GROUPS: the default runner (no labels) and each declared group."""
         return ("runner=", *(group.env_item() for group in self.runner_groups))
+
+    @property
+    def runner_slots(self) -> int:
+        """Tasks all the stack's runners run at once: every runner service's replicas times
+        its concurrency."""
+        groups = sum(
+            g.replicas * (g.concurrency if g.concurrency is not None else self.runner_concurrency)
+            for g in self.runner_groups
+        )
+        return self.runner_replicas * self.runner_concurrency + groups
+
+    @property
+    def running_cap(self) -> int:
+        """HOMERUN_MAX_RUNNING_PER_TOKEN: as set, or one slot less than all there are (fair
+        share alone cannot take back a slot a running task holds: docs/operations.md), or
+        no cap (0) where there is only one slot to share."""
+        if self.max_running_per_token is not None:
+            return self.max_running_per_token
+        return self.runner_slots - 1 if self.runner_slots >= 2 else 0
 
     @property
     def image_registry(self) -> str:
@@ -741,7 +761,7 @@ def _runner(config: StackConfig, group: RunnerGroup | None = None) -> Service:
             "HOMERUN_ARTIFACTS_MAX_FILES": str(config.artifacts_max_files),
             "HOMERUN_ARTIFACTS_MAX_BYTES": str(config.artifacts_max_bytes),
             "HOMERUN_TASK_RUNTIME": config.task_runtime,
-            "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.max_running_per_token),
+            "HOMERUN_MAX_RUNNING_PER_TOKEN": str(config.running_cap),
             # Never the engine's own socket: the guard's, which lets through only what a
             # task needs (guard/policy.py).
             "HOMERUN_DOCKER_URL": f"unix://{GUARD_SOCKET}",

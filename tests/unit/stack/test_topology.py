@@ -164,9 +164,17 @@ def test_the_artifact_bounds_reach_the_runners_that_collect():
 def test_the_per_token_cap_reaches_every_runner():
     topology = build_topology(StackConfig(runner_replicas=2, max_running_per_token=3))
     assert topology.service("runner").env["HOMERUN_MAX_RUNNING_PER_TOKEN"] == "3"
-    assert (
-        build_topology(StackConfig()).service("runner").env["HOMERUN_MAX_RUNNING_PER_TOKEN"] == "0"
-    )
+    # By default one slot less than all there are (runner 1 x 4, group 2 x 3), so one
+    # token can never hold them all; with one slot, no cap (nothing to share).
+    groups = (RunnerGroup(name="big", replicas=2, concurrency=3, labels=("big",)),)
+    auto = build_topology(StackConfig(runner_groups=groups))
+    assert {
+        auto.service(k).env["HOMERUN_MAX_RUNNING_PER_TOKEN"] for k in ("runner", "runner-big")
+    } == {"9"}
+    one = build_topology(StackConfig(runner_concurrency=1))
+    assert one.service("runner").env["HOMERUN_MAX_RUNNING_PER_TOKEN"] == "0"
+    off = build_topology(StackConfig(max_running_per_token=0))
+    assert off.service("runner").env["HOMERUN_MAX_RUNNING_PER_TOKEN"] == "0"
     with pytest.raises(ValueError, match="max_running_per_token"):
         StackConfig(max_running_per_token=-1)
 
