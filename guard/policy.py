@@ -82,8 +82,18 @@ class Profile:
             work_dir=os.path.normpath(settings.work_dir),
             secrets_dir=os.path.normpath(settings.secrets_dir),
             egress_network=settings.egress_network if settings.allow_task_network else "",
-            # The engine's default runtime is never implied: the runner always names one.
-            runtimes=frozenset({runtimes.RUNC, runtimes.RUNSC, settings.egress_runtime}),
+            # The engine's default runtime is never implied: the runner always names one,
+            # the one its setting chose (runsc never falls back to runc here either).
+            runtimes=frozenset(
+                {
+                    *(
+                        (runtimes.RUNC, runtimes.RUNSC)
+                        if settings.task_runtime == runtimes.AUTO
+                        else (settings.task_runtime,)
+                    ),
+                    *((settings.egress_runtime,) if settings.allow_task_network else ()),
+                }
+            ),
         )
 
 
@@ -198,13 +208,89 @@ _HOST_KEYS = {
 }
 
 
+# Keys of one mount, its bind options, the log config and one ulimit (Docker's spelling).
+_MOUNT_KEYS = {"Type", "Source", "Target", "ReadOnly", "BindOptions"}
+_BIND_OPTION_KEYS = {"Propagation"}
+_LOG_KEYS = {"Type", "Config"}
+_ULIMIT_KEYS = {"Name", "Soft", "Hard"}
+# tmpfs options that would undo Docker's defaults for one (noexec, nosuid, nodev).
+_TMPFS_UNSAFE = {"exec", "suid", "dev"}
+# The oldest API the guard speaks: below 1.24 the engine takes a HostConfig at start.
+OLDEST_API = (1, 24)
+
+
+def _only(value: Any, keys: set[str], where: str) -> dict[str, Any]:
+    """``value`` (an object) with only ``keys``, spelled exactly; refused if it spells one
+    key twice in different cases (Docker's JSON decoder ignores case, the last one wins)."""
+    if not isinstance(value, dict):
+        raise Refused(f"{where} is not an object")
+    seen: dict[str, str] = {}
+    for key in value:
+        folded = key.lower()
+        if folded in seen:
+            raise Refused(f"{where}: {seen[folded]!r} and {key!r} are one key to the engine")
+        seen[folded] = key
+        if key not in keys and folded in {k.lower() for k in keys}:
+            raise Refused(f"{where}: {key!r} is not how the runner spells it")
+    return {k: v for k, v in value.items() if k in keys}
+
+
+def sanitized(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The create body the engine gets: only the keys of the task profile, each object
+    rebuilt from them (anything else the runner sends is empty or false, check_create),
+    so no key the checks did not read can reach the engine."""
+    out = _only(dict(body), _CONFIG_KEYS, "the create body")
+    if "HostConfig" not in out:
+        raise Refused("HostConfig is missing")
+    host = _only(out["HostConfig"], _HOST_KEYS, "HostConfig")
+    if host.get("Mounts") is not None:
+        mounts = []
+        for i, mount in enumerate(host["Mounts"] if isinstance(host["Mounts"], list) else [0]):
+            kept = _only(mount, _MOUNT_KEYS, f"HostConfig.Mounts[{i}]")
+            if kept.get("BindOptions") is not None:
+                kept["BindOptions"] = _only(
+                    kept["BindOptions"], _BIND_OPTION_KEYS, f"HostConfig.Mounts[{i}].BindOptions"
+                )
+            mounts.append(kept)
+        host["Mounts"] = mounts
+    if host.get("LogConfig") is not None:
+        host["LogConfig"] = _only(host["LogConfig"], _LOG_KEYS, "HostConfig.LogConfig")
+    if host.get("Ulimits") is not None:
+        limits = host["Ulimits"] if isinstance(host["Ulimits"], list) else [0]
+        host["Ulimits"] = [
+            _only(u, _ULIMIT_KEYS, f"HostConfig.Ulimits[{i}]") for i, u in enumerate(limits)
+        ]
+    out["HostConfig"] = host
+    # The runner joins its network through NetworkMode alone: an endpoint's aliases or
+    # addresses would let a task answer for another name (egress-proxy) on that network.
+    if out.get("NetworkingConfig"):
+        raise Refused("NetworkingConfig is not part of the task profile")
+    out.pop("NetworkingConfig", None)
+    return out
+
+
+def check_api_version(path: str) -> None:
+    """Refuse an API version below OLDEST_API (``/v1.23/...``): the engine would take a
+    body of a start call as the container's new HostConfig."""
+    match = _VERSION.match(path)
+    if match is None:
+        return
+    major, _, minor = match.group(0)[2:].partition(".")
+    if (int(major), int(minor or 0)) < OLDEST_API:
+        raise Refused(
+            f"API version {match.group(0)[1:]} is older than"
+            f" v{OLDEST_API[0]}.{OLDEST_API[1]}, the oldest the guard speaks"
+        )
+
+
 def check_create(
     body: Mapping[str, Any], profile: Profile, resolve: Callable[[str], str] = os.path.realpath
 ) -> None:
     """Raise ``Refused`` unless ``body`` is a task container as ``Engine._create`` makes it.
 
     ``resolve`` is how a bind source is followed to where it really is (symlinks included:
-    a link under the work root to ``/`` is ``/``), so it must see the host's paths.
+    a link under the work root to ``/`` is ``/``), so it must see the host's paths. Check
+    the ``sanitized`` body, and send that one.
     """
     for key, value in body.items():
         if key not in _CONFIG_KEYS and value:
@@ -259,8 +345,13 @@ def check_create(
             raise Refused(f"HostConfig.Ulimits: {name!r} is not one the runner sets")
         if name == "nofile" and ulimit.get("Hard", 0) > containers.NOFILE_LIMIT:
             raise Refused(f"HostConfig.Ulimits: nofile above {containers.NOFILE_LIMIT}")
-    if set(host.get("Tmpfs") or {}) - set(containers.TMPFS_DIRS):
+    tmpfs = host.get("Tmpfs") or {}
+    if set(tmpfs) - set(containers.TMPFS_DIRS):
         raise Refused(f"HostConfig.Tmpfs only at {', '.join(containers.TMPFS_DIRS)}")
+    for where, options in tmpfs.items():
+        unsafe = {o.strip() for o in str(options).split(",")} & _TMPFS_UNSAFE
+        if unsafe:
+            raise Refused(f"HostConfig.Tmpfs {where}: {', '.join(sorted(unsafe))}")
     check_mounts(host.get("Mounts") or [], profile, resolve)
 
 

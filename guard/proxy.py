@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,8 +135,13 @@ class Guard:
     ) -> None:
         _check_path(request.path)
         try:
+            policy.check_api_version(request.path)
             route = policy.route(request.method, request.path, request.query)
             path, query, body = request.path, request.query, request.body
+            if body and route.kind is not policy.Kind.CREATE:
+                # The runner sends a body with a create only; a start's body, say, would be
+                # a new HostConfig to an old engine API.
+                raise policy.Refused(f"{request.method} {policy.unversioned(path)} takes no body")
             if route.kind is policy.Kind.CREATE:
                 try:
                     parsed = json.loads(body or b"null")
@@ -144,8 +150,12 @@ class Guard:
                 if not isinstance(parsed, dict):
                     raise _Answer(400, "the create body is not a JSON object")
                 policy.check_create(parsed, self.profile, self.resolve)
-                # What was checked is what is sent: no duplicate key decides differently.
-                body = json.dumps(parsed).encode()
+                checked = policy.sanitized(parsed)
+                policy.check_create(checked, self.profile, self.resolve)
+                # What was checked is what is sent, rebuilt from the profile's keys only:
+                # no twin of a key in another case, nor a key no check read, reaches the
+                # engine (whose JSON decoder ignores case, the last twin winning).
+                body = json.dumps(checked).encode()
             elif route.kind is policy.Kind.LIST:
                 query = policy.list_query(query, self.profile)
             elif route.kind is policy.Kind.CONTAINER:
@@ -243,6 +253,10 @@ class Guard:
             await _closed(up_writer)
 
 
+# Control characters but horizontal tab (allowed inside a header value).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _clear(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
@@ -262,6 +276,10 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
     except asyncio.LimitOverrunError:
         raise _Answer(431, "request head too large") from None
     lines = head.decode("latin-1").split("\r\n")
+    # A bare LF or another control character would be a line break to the engine's parser:
+    # a header (or a second request) the guard never read.
+    if any(_CONTROL.search(line) for line in lines):
+        raise _Answer(400, "control characters in the request head")
     try:
         method, target, version = lines[0].split(" ")
     except ValueError:
@@ -277,7 +295,10 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
     names = {key.lower(): value for key, value in headers}
     if "transfer-encoding" in names:
         raise _Answer(411, "a request body needs a Content-Length")
-    length = int(names.get("content-length", "0") or 0)
+    raw_length = names.get("content-length", "0") or "0"
+    if not raw_length.isdigit():
+        raise _Answer(400, f"Content-Length {raw_length!r} is not a length")
+    length = int(raw_length)
     if length > MAX_BODY:
         raise _Answer(413, f"request body over {MAX_BODY} bytes")
     body = await reader.readexactly(length) if length else b""

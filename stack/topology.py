@@ -827,6 +827,8 @@ def _docker_guard(config: StackConfig) -> Service:
             "HOMERUN_INSTANCE": config.stack,
             "HOMERUN_WORK_DIR": WORK_DIR,
             "HOMERUN_SECRETS_DIR": SECRETS_DIR,
+            # The runtime the runners were given: the only one it lets them ask for.
+            "HOMERUN_TASK_RUNTIME": config.task_runtime,
             **_egress_env(config),
             "HOMERUN_GUARD_SOCKET": GUARD_SOCKET,
             "HOMERUN_GUARD_UPSTREAM": f"unix://{DOCKER_SOCKET}",

@@ -321,3 +321,77 @@ async def test_a_task_with_secrets_runs_through_the_guard(instance: str, tmp_pat
             assert guard.guard.refused == 0
     finally:
         shutil.rmtree(secrets_dir, ignore_errors=True)
+
+
+def _sdk_body(client: docker.DockerClient, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The create body the SDK sends for ``containers.create(**kwargs)``, as a dict."""
+    from docker.models.containers import _create_container_args
+
+    create = _create_container_args({**kwargs, "version": client.api._version})
+    create.pop("name", None)
+    create.pop("platform", None)
+    return dict(client.api.create_container_config(**create))
+
+
+@pytest.mark.parametrize(
+    ("where", "twin", "value"),
+    [
+        ("", "user", ""),  # the image's own user: root
+        ("HostConfig", "securityopt", []),
+        ("HostConfig", "networkmode", ""),  # the default bridge, around the egress proxy
+    ],
+)
+async def test_a_twin_key_in_another_case_never_reaches_the_engine(
+    client: docker.DockerClient,
+    guard: Guarded,
+    instance: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    where: str,
+    twin: str,
+    value: Any,
+) -> None:
+    # Docker decodes JSON keys without case, the last twin winning: after the checked
+    # "User", an empty "user" would have run the task as root.
+    body = _sdk_body(client, task_kwargs(instance, tmp_path / "work"))
+    (body[where] if where else body)[twin] = value
+    answer = await raw(guard, "POST", "/containers/create", json.dumps(body).encode())
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:300]
+    assert b"one key to the engine" in answer, answer
+    assert containers_of(docker_client, instance) == []
+
+
+async def test_a_start_cannot_bring_a_host_config_of_its_own(
+    client: docker.DockerClient, guard: Guarded, instance: str, tmp_path: Path
+) -> None:
+    # Below API 1.24 the engine takes a start's body as the container's new HostConfig.
+    made = await call(client.containers.create, **task_kwargs(instance, tmp_path / "work"))
+    try:
+        evil = json.dumps({"Privileged": True, "Binds": ["/:/host"]}).encode()
+        old = await raw(guard, "POST", f"/v1.23/containers/{made.id}/start", evil)
+        assert old.startswith(b"HTTP/1.1 403") and b"older than v1.24" in old, old[:300]
+        new = await raw(guard, "POST", f"/v1.41/containers/{made.id}/start", evil)
+        assert new.startswith(b"HTTP/1.1 403") and b"takes no body" in new, new[:300]
+        # Nothing started, and it is no more privileged than it was made.
+        inspected = await call(client.api.inspect_container, made.id)
+        assert inspected["State"]["Status"] == "created"
+        assert inspected["HostConfig"]["Privileged"] is False
+    finally:
+        await call(made.remove, force=True)
+
+
+async def test_a_head_with_a_bare_line_feed_or_a_bad_length_is_refused(guard: Guarded) -> None:
+    reader, writer = await asyncio.open_unix_connection(guard.url.removeprefix("unix://"))
+    writer.write(b"GET /_ping HTTP/1.1\r\nHost: d\r\nX: 1\nX-Registry-Auth: injected\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.1 400") and b"control characters" in answer, answer
+    reader, writer = await asyncio.open_unix_connection(guard.url.removeprefix("unix://"))
+    writer.write(b"GET /_ping HTTP/1.1\r\nHost: d\r\nContent-Length: -5\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.1 400") and b"not a length" in answer, answer

@@ -311,3 +311,117 @@ def test_only_the_instances_containers_are_owned() -> None:
         theirs = {"Id": "e" * 64, "Name": "/db", "Config": {"Labels": labels}}
         with pytest.raises(Refused, match="db is not a homerun task"):
             policy.check_owned(theirs, PROFILE)
+
+
+# --- what reaches the engine: the checked keys only, each spelled once -----------------
+
+
+@pytest.mark.parametrize(
+    ("where", "twin", "value"),
+    [
+        ("", "user", ""),  # the image's user: root
+        ("HostConfig", "securityopt", []),  # no seccomp, no no-new-privileges
+        ("HostConfig", "capdrop", []),
+        ("HostConfig", "networkmode", ""),  # the default bridge: around the egress proxy
+        ("HostConfig", "readonlyrootfs", False),
+        ("HostConfig", "runtime", ""),
+        ("HostConfig", "PRIVILEGED", False),
+    ],
+)
+def test_a_twin_of_a_key_in_another_case_is_refused(where: str, twin: str, value: Any) -> None:
+    # Docker's JSON decoder matches keys without case and the last twin wins: an empty
+    # "user" after "User" would run the task as root with every check passed.
+    changed = body()
+    (changed["HostConfig"] if where else changed)[twin] = value
+    with pytest.raises(Refused, match=r"one key to the engine|how the runner spells it"):
+        policy.sanitized(changed)
+
+
+def test_a_mounts_source_twin_is_refused() -> None:
+    changed = body()
+    changed["HostConfig"]["Mounts"][0]["source"] = "/"
+    with pytest.raises(Refused, match="one key to the engine"):
+        policy.sanitized(changed)
+
+
+def test_the_sent_body_holds_only_the_checked_keys() -> None:
+    changed = body()
+    # Empty but not absent: systempaths=unconfined is sent as exactly these.
+    changed["HostConfig"]["MaskedPaths"] = []
+    changed["HostConfig"]["ReadonlyPaths"] = []
+    changed["HostConfig"]["Mounts"][0]["VolumeOptions"] = {}
+    check(changed)  # empty, so not refused by the profile...
+    sent = policy.sanitized(changed)
+    check(sent)
+    # ...and never sent: the engine applies its own defaults (paths masked).
+    assert "MaskedPaths" not in sent["HostConfig"] and "ReadonlyPaths" not in sent["HostConfig"]
+    assert set(sent["HostConfig"]["Mounts"][0]) <= {"Type", "Source", "Target", "ReadOnly"}
+    assert "Tty" not in sent and sent["User"] == body()["User"]
+
+
+def test_an_endpoint_config_is_refused() -> None:
+    # Aliases on the egress network would let a task answer for egress-proxy there.
+    changed = body()
+    changed["HostConfig"]["NetworkMode"] = "homerun_egress"
+    changed["NetworkingConfig"] = {
+        "EndpointsConfig": {"homerun_egress": {"Aliases": ["egress-proxy"]}}
+    }
+    with pytest.raises(Refused, match="NetworkingConfig"):
+        policy.sanitized(changed)
+    changed["NetworkingConfig"] = None
+    assert "NetworkingConfig" not in policy.sanitized(changed)
+
+
+@pytest.mark.parametrize("options", ["size=1,exec", "suid,size=1", "dev"])
+def test_a_tmpfs_that_undoes_dockers_defaults_is_refused(options: str) -> None:
+    changed = body()
+    changed["HostConfig"]["Tmpfs"]["/tmp"] = options
+    with pytest.raises(Refused, match="Tmpfs /tmp"):
+        check(changed)
+
+
+@pytest.mark.parametrize(
+    ("path", "refused"),
+    [
+        ("/v1.23/containers/abc/start", True),
+        ("/v1.12/containers/create", True),
+        ("/v1.24/containers/abc/start", False),
+        ("/v1.41/containers/abc/start", False),
+        ("/containers/abc/start", False),
+    ],
+)
+def test_an_api_older_than_a_start_without_a_body_is_refused(path: str, refused: bool) -> None:
+    if refused:
+        with pytest.raises(Refused, match=r"older than v1\.24"):
+            policy.check_api_version(path)
+    else:
+        policy.check_api_version(path)
+
+
+@pytest.mark.parametrize(
+    ("task_runtime", "network", "allowed"),
+    [
+        ("runc", False, {"runc"}),
+        ("runsc", False, {"runsc"}),
+        ("auto", False, {"runc", "runsc"}),
+        ("runsc", True, {"runsc", "runc"}),  # egress tasks: the egress runtime (runc)
+    ],
+)
+def test_the_runtime_is_the_one_the_runners_were_given(
+    task_runtime: str, network: bool, allowed: set[str]
+) -> None:
+    from core.settings import Settings
+
+    extra: dict[str, Any] = (
+        {
+            "allow_task_network": True,
+            "egress_network": "homerun_egress",
+            "egress_proxy_url": "http://egress-proxy:3128",
+        }
+        if network
+        else {}
+    )
+    settings = Settings(
+        database_url="postgresql://x@localhost/db", task_runtime=task_runtime, **extra
+    )
+    assert Profile.from_settings(settings).runtimes == frozenset(allowed)

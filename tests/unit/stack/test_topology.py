@@ -179,13 +179,15 @@ def test_the_per_token_cap_reaches_every_runner():
         StackConfig(max_running_per_token=-1)
 
 
-def test_the_task_runtime_reaches_every_runner_and_nothing_else():
+def test_the_task_runtime_reaches_every_runner_and_their_guard_only():
     groups = (RunnerGroup(name="big", labels=("big",)),)
     topology = build_topology(StackConfig(task_runtime="runsc", runner_groups=groups))
     runners = [s for s in topology.services if s.env.get("HOMERUN_RUNNER_CONCURRENCY")]
     assert {s.key for s in runners} == {"runner", "runner-big"}
     assert {s.env["HOMERUN_TASK_RUNTIME"] for s in runners} == {"runsc"}
-    others = [s for s in topology.services if s not in runners]
+    # The guard lets the runners ask for that runtime and no other (guard/policy.py).
+    assert topology.service("docker-guard").env["HOMERUN_TASK_RUNTIME"] == "runsc"
+    others = [s for s in topology.services if s not in runners and s.key != "docker-guard"]
     assert not [s.key for s in others if "HOMERUN_TASK_RUNTIME" in s.env]
     assert build_topology(StackConfig()).service("runner").env["HOMERUN_TASK_RUNTIME"] == "runc"
     with pytest.raises(ValueError, match="task_runtime must be one of runc, runsc, auto"):
