@@ -388,12 +388,13 @@ class Runner:
             return secrets
         redactions = Redactions(secrets)
         timeout = claim.timeout_s or spec.timeout_s or self.settings.default_timeout_seconds
+        # The submission checked timeout_s; a task type's own time-out (which a payload
+        # may set) is bound by the same operator limit here, and so is the egress
+        # credential's life, which follows it.
+        timeout = min(timeout, self.settings.max_task_timeout_seconds)
         proxy_url = await self._egress_proxy_url(claim, spec, timeout)
         if isinstance(proxy_url, tr.Outcome):
             return proxy_url
-        # The submission checked timeout_s; a task type's own time-out (which a payload
-        # may set) is bound by the same operator limit here.
-        timeout = min(timeout, self.settings.max_task_timeout_seconds)
         key = (claim.task_id, claim.attempt)
         stop = self._running[key] = Stop()
         if self._shutting_down:
