@@ -155,13 +155,17 @@ async def get_artifact(request: Request) -> Response:
     headers["Content-Length"] = str(end - start + 1)
     # The first chunks are read before the answer starts: a replica behind the primary
     # (MissingChunks) is asked again of the primary instead of cutting the body short. One
-    # transaction wrote every chunk, so a replica has all of them or none.
+    # transaction wrote every chunk, so a replica has all of them or none; one the primary
+    # lacks too was replaced (a later attempt's save) or removed since it was found.
     body = store.chunks(_fetch(reads, principal.id, primary=False), found, start, end)
     try:
         first = await anext(body)
     except store.MissingChunks:
         body = store.chunks(_fetch(reads, principal.id, primary=True), found, start, end)
-        first = await anext(body)
+        try:
+            first = await anext(body)
+        except store.MissingChunks:
+            raise _not_found(task_id, job_id, path) from None
 
     async def stream() -> AsyncIterator[bytes]:
         yield first
