@@ -82,7 +82,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from core import egress, runnergroups
-from core.settings import TASK_RUNTIMES
+from core.settings import TASK_RUNTIMES, Settings
 from stack import conffiles
 from stack.model import (
     Config,
@@ -307,11 +307,11 @@ class StackConfig:
     retention_poll_seconds: int = 60
     # Items one map task may fan out over (HOMERUN_MAX_MAP_ITEMS), read where job bodies
     # are validated (the API and the notifier's scheduler: _validator_env).
-    max_map_items: int = 10_000
+    max_map_items: int = Settings.max_map_items
     # What one task may leave under /homerun/artifacts (HOMERUN_ARTIFACTS_MAX_FILES and
     # HOMERUN_ARTIFACTS_MAX_BYTES), read by the runners that collect them.
-    artifacts_max_files: int = 1000
-    artifacts_max_bytes: int = 100 * 1024 * 1024
+    artifacts_max_files: int = Settings.artifacts_max_files
+    artifacts_max_bytes: int = Settings.artifacts_max_bytes
     # Network egress for tasks that ask for it, through egress-proxy (core/egress.py):
     # the allow-list (host, host:port, *.domain[:port]) and extra refused networks (CIDRs).
     egress: bool = False
