@@ -17,7 +17,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from stack.topology import DEFAULT_TAG, IMAGE_NAMES
+from stack.topology import DEFAULT_TAG, IMAGE_NAMES, SERVICE_KEYS
 from tests.conftest import free_port
 from tests.e2e.conftest import NAMESPACE, ROOT, UP_TIMEOUT_S, run_script, tear_down
 from tests.registry import Registry, running_registry
@@ -57,7 +57,7 @@ def test_make_up_deploys_from_your_registry_and_the_runner_pulls_from_it(
         assert sorted(registry.repositories()) == sorted(f"homerun/{i}" for i in IMAGE_NAMES)
         # ... every service runs one from it, pinned to its digest ...
         services = docker_client.services.list(filters={"label": f"{NAMESPACE}={name}"})
-        assert len(services) == 8
+        assert len(services) == len(SERVICE_KEYS)
         for svc in services:
             spec = svc.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
             assert spec["Image"].startswith(f"{ours}homerun/"), (svc.name, spec["Image"])

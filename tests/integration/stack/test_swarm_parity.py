@@ -116,7 +116,13 @@ def _update(u: dict[str, Any]) -> tuple[Any, ...]:
 
 def from_swarm(client: docker.DockerClient, stack: str) -> dict[str, Any]:
     label = {"label": f"{NAMESPACE}={stack}"}
-    networks = {n.id: n.attrs for n in client.networks.list(filters=label)}
+    # `docker stack deploy` puts a service that names no network (docker-guard) on a
+    # `<stack>_default` overlay of its own; Pulumi attaches none. Neither is a network of
+    # the topology, so the comparison leaves it out.
+    default = f"{stack}_default"
+    networks = {
+        n.id: n.attrs for n in client.networks.list(filters=label) if n.name != default
+    }
     configs = client.configs.list(filters=label)
     out: dict[str, Any] = {
         "networks": {
@@ -155,6 +161,7 @@ def from_swarm(client: docker.DockerClient, stack: str) -> dict[str, Any]:
             "networks": sorted(
                 (networks[n["Target"]]["Name"], tuple(sorted(set(n.get("Aliases", ())))))
                 for n in task.get("Networks", ())
+                if n["Target"] in networks
             ),
             "secrets": sorted(
                 (
