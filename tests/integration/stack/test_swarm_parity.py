@@ -120,9 +120,7 @@ def from_swarm(client: docker.DockerClient, stack: str) -> dict[str, Any]:
     # `<stack>_default` overlay of its own; Pulumi attaches none. Neither is a network of
     # the topology, so the comparison leaves it out.
     default = f"{stack}_default"
-    networks = {
-        n.id: n.attrs for n in client.networks.list(filters=label) if n.name != default
-    }
+    networks = {n.id: n.attrs for n in client.networks.list(filters=label) if n.name != default}
     configs = client.configs.list(filters=label)
     out: dict[str, Any] = {
         "networks": {
