@@ -224,13 +224,14 @@ def _only(value: Any, keys: set[str], where: str) -> dict[str, Any]:
     key twice in different cases (Docker's JSON decoder ignores case, the last one wins)."""
     if not isinstance(value, dict):
         raise Refused(f"{where} is not an object")
+    known = {k.lower() for k in keys}
     seen: dict[str, str] = {}
     for key in value:
         folded = key.lower()
         if folded in seen:
             raise Refused(f"{where}: {seen[folded]!r} and {key!r} are one key to the engine")
         seen[folded] = key
-        if key not in keys and folded in {k.lower() for k in keys}:
+        if key not in keys and folded in known:
             raise Refused(f"{where}: {key!r} is not how the runner spells it")
     return {k: v for k, v in value.items() if k in keys}
 

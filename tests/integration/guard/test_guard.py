@@ -255,16 +255,21 @@ async def test_engine_facts_and_image_inspect_pass(client: docker.DockerClient) 
     assert (await call(client.api.inspect_image, SHELL_IMAGE))["Id"]
 
 
-async def raw(guard: Guarded, method: str, path: str, body: bytes = b"") -> bytes:
-    """One request as bytes on the guard's socket: what no SDK would send."""
+async def exchange(guard: Guarded, request: bytes) -> bytes:
+    """``request``, exactly these bytes, on the guard's socket; its whole answer."""
     reader, writer = await asyncio.open_unix_connection(guard.url.removeprefix("unix://"))
-    head = f"{method} {path} HTTP/1.1\r\nHost: d\r\nContent-Length: {len(body)}\r\n\r\n"
-    writer.write(head.encode() + body)
+    writer.write(request)
     await writer.drain()
     answer = await reader.read()
     writer.close()
     await writer.wait_closed()
     return answer
+
+
+async def raw(guard: Guarded, method: str, path: str, body: bytes = b"") -> bytes:
+    """One request as bytes on the guard's socket: what no SDK would send."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: d\r\nContent-Length: {len(body)}\r\n\r\n"
+    return await exchange(guard, head.encode() + body)
 
 
 async def test_requests_no_sdk_would_send_are_refused(
@@ -381,17 +386,8 @@ async def test_a_start_cannot_bring_a_host_config_of_its_own(
 
 
 async def test_a_head_with_a_bare_line_feed_or_a_bad_length_is_refused(guard: Guarded) -> None:
-    reader, writer = await asyncio.open_unix_connection(guard.url.removeprefix("unix://"))
-    writer.write(b"GET /_ping HTTP/1.1\r\nHost: d\r\nX: 1\nX-Registry-Auth: injected\r\n\r\n")
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    await writer.wait_closed()
+    injected = b"GET /_ping HTTP/1.1\r\nHost: d\r\nX: 1\nX-Registry-Auth: injected\r\n\r\n"
+    answer = await exchange(guard, injected)
     assert answer.startswith(b"HTTP/1.1 400") and b"control characters" in answer, answer
-    reader, writer = await asyncio.open_unix_connection(guard.url.removeprefix("unix://"))
-    writer.write(b"GET /_ping HTTP/1.1\r\nHost: d\r\nContent-Length: -5\r\n\r\n")
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    await writer.wait_closed()
+    answer = await exchange(guard, b"GET /_ping HTTP/1.1\r\nHost: d\r\nContent-Length: -5\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400") and b"not a length" in answer, answer
