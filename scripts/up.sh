@@ -108,11 +108,13 @@ fi
 
 # Every node pulls the images, so a Swarm of several nodes needs a registry: with none
 # configured, the stack runs its own (stack/topology.py, `registry` and `registry-proxy`).
+# How many nodes the Swarm has: a registry and encrypted overlays are for several.
+NODES="$(docker node ls -q 2>/dev/null | wc -l)"
 RUN_REGISTRY="${HOMERUN_RUN_REGISTRY:-auto}"
 REGISTRY_PORT="${HOMERUN_REGISTRY_PORT:-5000}"
 if [ "$RUN_REGISTRY" = auto ]; then
     RUN_REGISTRY=0
-    if [ -z "${HOMERUN_REGISTRY:-}" ] && [ "$(docker node ls -q 2>/dev/null | wc -l)" -gt 1 ]; then
+    if [ -z "${HOMERUN_REGISTRY:-}" ] && [ "$NODES" -gt 1 ]; then
         RUN_REGISTRY=1
         log "a Swarm of several nodes and no HOMERUN_REGISTRY: running a registry on the Swarm"
     fi
@@ -133,17 +135,16 @@ esac
 ENCRYPT="${HOMERUN_ENCRYPT_NETWORKS:-auto}"
 if [ "$ENCRYPT" = auto ]; then
     running="$("$PY" scripts/stackctl.py encryption "$STACK")"
-    nodes="$(docker node ls -q 2>/dev/null | wc -l)"
     case "$running" in
         true) ENCRYPT=1 ;;
         false)
             ENCRYPT=0
-            [ "$nodes" -le 1 ] \
+            [ "$NODES" -le 1 ] \
                 || log "stack $STACK runs on unencrypted networks and keeps them; to encrypt: make down, then make up"
             ;;
         *)
             ENCRYPT=0
-            if [ "$nodes" -gt 1 ]; then
+            if [ "$NODES" -gt 1 ]; then
                 if why="$(scripts/overlay-encryption.sh 2>&1)"; then
                     ENCRYPT=1
                     log "a Swarm of several nodes: the overlay networks are encrypted (IPsec)"
